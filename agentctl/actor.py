@@ -1,0 +1,84 @@
+"""The router actor: routes a request with the LLM and runs the chosen process, streaming events.
+
+This module is imported inside Ray workers; it is the boundary where every error of routing and
+running becomes a ``Failed`` event instead of a Ray traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import traceback
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agentctl import router, runtime, runner
+from agentctl.config import Settings
+from agentctl.errors import AgentctlError, StackError, redact
+from agentctl.events import ChatReply, Event, Failed, Routed
+from agentctl.registry import builtin_registry
+
+
+class RouterActor:
+    """Holds one LLM client and the registry; handles requests as async generators."""
+
+    def __init__(self, settings_json: str, secrets: dict[str, str], api_deadline: float) -> None:
+        os.environ.update(secrets)
+        self._secrets = [v for v in secrets.values() if v]
+        self.settings = Settings.model_validate_json(settings_json)
+        runtime.install(self.settings)
+        self.registry = builtin_registry()
+        self._api_deadline = api_deadline
+        self._api_ready = False
+
+    async def ping(self) -> int:
+        """The actor's process id; used to wait until the actor is up."""
+        return os.getpid()
+
+    async def handle(self, request: str) -> AsyncIterator[dict[str, Any]]:
+        """Route ``request`` and run the chosen process; yield events as JSON-able dicts."""
+        try:
+            async for event in self._handle(request):
+                yield event.model_dump(mode="json")
+        except AgentctlError as exc:
+            yield self._failed(str(exc), exc.exit_code, type(exc).__name__)
+        except Exception as exc:  # the boundary: anything else is reported, never raised into Ray
+            detail = redact(traceback.format_exc(), self._secrets)
+            failed = self._failed(f"internal error: {type(exc).__name__}: {exc}", 1, "InternalError")
+            yield {**failed, "detail": detail}
+
+    async def _handle(self, request: str) -> AsyncIterator[Event]:
+        decision = await router.route(
+            request, self.registry, self.settings.router.repair_attempts, self.settings.llm.strict_tools
+        )
+        if isinstance(decision, ChatReply):
+            yield decision
+            return
+        process = decision.process
+        yield Routed(process=process.name, process_kind=process.kind, arguments=decision.arguments)
+        await self._wait_for_api()
+        async for event in runner.run(process, decision.arguments):
+            yield event
+
+    def _failed(self, message: str, exit_code: int, error: str) -> dict[str, Any]:
+        failed = Failed(message=redact(message, self._secrets), exit_code=exit_code, error=error)
+        return failed.model_dump(mode="json")
+
+    async def _wait_for_api(self) -> None:
+        """Wait for the Prefect API the session is starting, until the session's deadline."""
+        if self._api_ready:
+            return
+        import httpx
+
+        url = os.environ.get("PREFECT_API_URL", "").rstrip("/") + "/health"
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while time.time() < self._api_deadline:
+                try:
+                    if (await client.get(url)).status_code == 200:
+                        self._api_ready = True
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise StackError(f"the Prefect API at {url} did not answer in time (prefect.startup_timeout)")

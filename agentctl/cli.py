@@ -1,0 +1,88 @@
+"""The command line: wires the commands, turns errors into one line and an exit code.
+
+Exit codes: 0 success; 1 a run, the LLM or the stack failed; 2 a usage or configuration error
+(bad flag or value, missing API key, an LLM answer that could not be made valid); 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agentctl import __version__
+from agentctl.commands import ask, processes
+from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, AgentctlError
+
+app = typer.Typer(
+    name="agentctl",
+    help="Route plain-language requests to typed Prefect processes, run on a Ray pool.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("ask")(ask.ask)
+app.add_typer(processes.app, name="processes")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"agentctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option("--config", help="Config file (default: AGENTCTL_CONFIG or ~/.config/agentctl/config.toml).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """agentctl: an LLM front door to your Prefect flows."""
+    ctx.obj = {"config": config, "debug": debug}
+
+
+def main() -> None:
+    """Entry point: run the app, print errors as one line, exit without waiting on stragglers."""
+    code = _run()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A normal interpreter exit waits on Ray's and Prefect's background threads; nothing is left to do.
+    os._exit(code)
+
+
+def _run() -> int:
+    import click
+
+    debug = "--debug" in sys.argv
+    try:
+        result = app(standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except AgentctlError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: {_redacted(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"error: internal error: {type(exc).__name__}: {_redacted(str(exc))} (run with --debug for details)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _redacted(text: str) -> str:
+    from agentctl.errors import redact
+
+    names = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "GITHUB_TOKEN")
+    return redact(text, [os.environ[n] for n in names if os.environ.get(n)])

@@ -1,0 +1,43 @@
+"""Ray: start a local cluster on loopback, or connect to the one configured."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from agentctl.config import Settings
+from agentctl.errors import StackError
+
+NAMESPACE = "agentctl"
+
+
+def connect(settings: Settings, env_vars: dict[str, str]) -> bool:
+    """Start or connect to Ray; return True when this call started a local cluster."""
+    import ray
+
+    local = not settings.ray.address
+    if local:
+        # With cluster mode off Ray takes 127.0.0.1 as the node address and binds only to loopback.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    try:
+        ray.init(
+            address="local" if local else settings.ray.address,
+            namespace=NAMESPACE,
+            include_dashboard=settings.ray.dashboard if local else None,
+            num_cpus=settings.ray.num_cpus if local else None,
+            runtime_env={"env_vars": env_vars},
+            logging_level=logging.ERROR,
+            log_to_driver=False,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = "a local Ray cluster" if local else f"Ray at {settings.ray.address}"
+        raise StackError(f"could not start or reach {where}: {exc}; check ray.address / RAY_ADDRESS") from None
+    return local
+
+
+def shutdown() -> None:
+    """Disconnect from Ray; a local cluster started by ``connect`` stops with it."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

@@ -1,0 +1,1 @@
+"""One module per command; each parses its flags, calls one function and renders the outcome."""

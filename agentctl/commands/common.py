@@ -1,0 +1,28 @@
+"""What the commands share: loading settings from the root options, and the consoles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from agentctl.config import Settings, load
+from agentctl.errors import redact
+
+
+def settings(ctx: typer.Context, overrides: dict[str, Any] | None = None) -> Settings:
+    """Settings from the root ``--config`` option, the environment and ``overrides`` (flags)."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return load(ctx.obj.get("config") if ctx.obj else None, given)
+
+
+def consoles() -> tuple[Console, Console]:
+    """stdout and stderr consoles."""
+    return Console(), Console(stderr=True)
+
+
+def redactor(settings: Settings) -> Any:
+    """A function that hides this configuration's secrets in a text."""
+    secrets = settings.secret_values()
+    return lambda text: redact(text, secrets)

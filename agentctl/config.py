@@ -1,0 +1,196 @@
+"""Configuration: one pydantic model, loaded from flags, then environment, then a TOML file.
+
+Precedence, highest first: command-line flags, environment variables, the config file
+(``--config``, ``AGENTCTL_CONFIG`` or ``<user config dir>/agentctl/config.toml``), defaults.
+Secrets are never stored here: the model holds the *names* of the environment variables that carry
+them, and ``secret()`` reads them when needed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentctl.errors import ConfigError, MissingCredential
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LLMSettings(_Section):
+    """How to reach the LLM that routes requests."""
+
+    provider: Literal["openai", "azure"] = "openai"
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    strict_tools: bool = True
+    azure_endpoint: str | None = None
+    azure_deployment: str | None = None
+    api_version: str | None = None
+
+    def key_env(self) -> str:
+        """The environment variable that holds the API key."""
+        if self.api_key_env:
+            return self.api_key_env
+        return "AZURE_OPENAI_API_KEY" if self.provider == "azure" else "OPENAI_API_KEY"
+
+
+class GitHubSettings(_Section):
+    """The GitHub API used by the built-in repository process."""
+
+    api_url: str = "https://api.github.com"
+    token_env: str = "GITHUB_TOKEN"
+    timeout: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+    retry_delay_seconds: float = Field(default=2.0, ge=0)
+
+
+class PoolSettings(_Section):
+    """The pool of router actors."""
+
+    size: int = Field(default=2, ge=1, le=64)
+
+
+class RaySettings(_Section):
+    """Which Ray cluster to use."""
+
+    address: str | None = None
+    dashboard: bool = False
+    num_cpus: int | None = Field(default=None, ge=1)
+
+
+class PrefectSettings(_Section):
+    """Which Prefect API to use."""
+
+    api_url: str | None = None
+    telemetry: bool = False
+    startup_timeout: float = Field(default=60.0, gt=0)
+
+
+class RouterSettings(_Section):
+    """How the router asks the LLM and repairs its answers."""
+
+    repair_attempts: int = Field(default=1, ge=0, le=5)
+
+
+class Settings(_Section):
+    """Everything agentctl can be configured with; see config.example.toml."""
+
+    llm: LLMSettings = LLMSettings()
+    github: GitHubSettings = GitHubSettings()
+    pool: PoolSettings = PoolSettings()
+    ray: RaySettings = RaySettings()
+    prefect: PrefectSettings = PrefectSettings()
+    router: RouterSettings = RouterSettings()
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
+
+    def api_key(self) -> str:
+        """The LLM API key, or a MissingCredential error that names where to set it."""
+        env = self.llm.key_env()
+        value = os.environ.get(env, "").strip()
+        if not value:
+            raise MissingCredential(
+                f"no LLM API key: set {env} (or point llm.api_key_env at the variable that holds it)"
+            )
+        return value
+
+    def secret_values(self) -> list[str]:
+        """Values of every secret this configuration refers to, for redaction."""
+        names = {self.llm.key_env(), self.github.token_env, "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"}
+        return [v for v in (os.environ.get(n, "") for n in names) if v]
+
+
+# Environment variables each key also reads, besides the generic AGENTCTL_<SECTION>__<KEY>.
+ENV_ALIASES: dict[str, tuple[str, ...]] = {
+    "llm.base_url": ("OPENAI_BASE_URL",),
+    "llm.model": ("AGENTCTL_MODEL",),
+    "llm.azure_endpoint": ("AZURE_OPENAI_ENDPOINT",),
+    "llm.api_version": ("OPENAI_API_VERSION",),
+    "github.api_url": ("GITHUB_API_URL",),
+    "ray.address": ("RAY_ADDRESS",),
+    "prefect.api_url": ("PREFECT_API_URL",),
+    "data_dir": ("AGENTCTL_DATA_DIR",),
+}
+
+
+def default_data_dir() -> Path:
+    """Where agentctl keeps its state: ``$XDG_DATA_HOME/agentctl`` or ``~/.local/share/agentctl``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "agentctl"
+
+
+def default_config_path() -> Path:
+    """The user config file: ``$XDG_CONFIG_HOME/agentctl/config.toml``."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "agentctl" / "config.toml"
+
+
+def load(config_path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Load settings: ``overrides`` (flags, dotted keys) > environment > file > defaults."""
+    data = _read_file(_choose_file(config_path))
+    for key, value in {**_from_env(), **(overrides or {})}.items():
+        _set_dotted(data, key, value)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _choose_file(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit} does not exist: fix --config or AGENTCTL_CONFIG")
+        return explicit
+    from_env = os.environ.get("AGENTCTL_CONFIG")
+    if from_env:
+        return _choose_file(Path(from_env))
+    default = default_config_path()
+    return default if default.is_file() else None
+
+
+def _read_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _from_env() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, names in ENV_ALIASES.items():
+        for name in names:
+            if os.environ.get(name):
+                found[key] = os.environ[name]
+    for name, value in os.environ.items():
+        if name.startswith("AGENTCTL_") and "__" in name:
+            found[name[len("AGENTCTL_") :].lower().replace("__", ".")] = value
+    return found
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"config key {part} must be a table")
+    data[leaf] = value
+
+
+def _describe(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"unknown config key {key}: see config.example.toml for the keys there are"
+    got = err.get("input")
+    allowed = err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+    return f"bad config value for {key}: {got!r}; expected {allowed}"

@@ -1,0 +1,73 @@
+"""The one error hierarchy of agentctl.
+
+Every error a user can see is an ``AgentctlError``: a one-line message that names the fix, and the
+exit code the CLI returns. Foreign errors (openai, httpx, Ray, Prefect) are translated into these
+once, at the boundary where they are caught.
+
+    AgentctlError                 exit 1  something failed while doing what was asked
+    ├── UsageError                exit 2  the user can fix it: a flag, the config, a parameter
+    │   ├── ConfigError                   a config value or file is wrong
+    │   ├── MissingCredential             an API key or token is not set
+    │   └── RoutingError                  the LLM's choice could not be turned into a valid run
+    ├── LLMError                  exit 1  the LLM endpoint is unreachable or failing
+    ├── StackError                exit 1  Ray or the Prefect API could not be started or reached
+    ├── ProcessFailed             exit 1  a process ran and ended in a failed Prefect state
+    └── Interrupted               exit 130  Ctrl-C
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class AgentctlError(Exception):
+    """Base of every error agentctl reports; ``str(err)`` is the one-line message."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageError(AgentctlError):
+    """The user can fix it by changing a flag, the config or a parameter."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """A configuration value or file is invalid."""
+
+
+class MissingCredential(UsageError):
+    """A required API key or token is not set."""
+
+
+class RoutingError(UsageError):
+    """The LLM's answer could not be turned into a valid run, even after a repair attempt."""
+
+
+class LLMError(AgentctlError):
+    """The LLM endpoint could not be reached or answered with an error."""
+
+
+class StackError(AgentctlError):
+    """Ray or the Prefect API could not be started or reached."""
+
+
+class ProcessFailed(AgentctlError):
+    """A process ran and its Prefect run ended in a failed state."""
+
+
+class Interrupted(AgentctlError):
+    """The user pressed Ctrl-C."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Replace every secret value in ``text`` by ``***``; short values are left alone."""
+    for secret in secrets:
+        if len(secret) >= 6:
+            text = text.replace(secret, "***")
+    return text

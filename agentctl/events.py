@@ -1,0 +1,69 @@
+"""The small typed records that travel from a router actor to the terminal.
+
+One request yields, in order: ``Routed`` (or ``ChatReply``), any number of ``Log``, then ``Result``
+or ``Failed``. They are plain pydantic models so they cross Ray and become JSON unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+
+class Routed(BaseModel):
+    """The LLM chose a process and its arguments validated."""
+
+    kind: Literal["routed"] = "routed"
+    process: str
+    process_kind: str
+    arguments: dict[str, Any]
+
+
+class ChatReply(BaseModel):
+    """No process fits: the LLM answered in plain text."""
+
+    kind: Literal["chat"] = "chat"
+    text: str
+
+
+class Log(BaseModel):
+    """One log record of the Prefect run."""
+
+    kind: Literal["log"] = "log"
+    time: float
+    level: str
+    run_name: str
+    message: str
+
+
+class RunInfo(BaseModel):
+    """Which Prefect run carried out the process, and how it ended."""
+
+    id: str | None = None
+    name: str | None = None
+    kind: str = "flow"
+    state: str = "Completed"
+
+
+class Result(BaseModel):
+    """The process finished; ``value`` is its JSON-able return value."""
+
+    kind: Literal["result"] = "result"
+    process: str
+    value: Any
+    run: RunInfo
+
+
+class Failed(BaseModel):
+    """The request failed; ``exit_code`` follows agentctl.errors."""
+
+    kind: Literal["failed"] = "failed"
+    message: str
+    exit_code: int = 1
+    error: str = "AgentctlError"
+    run: RunInfo | None = None
+    detail: str | None = None
+
+
+Event = Routed | ChatReply | Log | Result | Failed

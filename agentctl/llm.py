@@ -1,0 +1,101 @@
+"""The LLM client: one official ``openai`` async client per Python process (one per actor).
+
+OpenAI, Azure OpenAI and any OpenAI-compatible server (Ollama, vLLM, llama.cpp) are reached through
+the same ``chat()`` call; openai's errors are translated into agentctl's here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentctl import runtime
+from agentctl.config import LLMSettings, Settings
+from agentctl.errors import LLMError, MissingCredential, UsageError
+
+_client: Any = None
+_client_key: tuple[Any, ...] | None = None
+
+
+def make_client(settings: Settings) -> Any:
+    """A new AsyncOpenAI or AsyncAzureOpenAI client for ``settings``."""
+    import openai
+
+    llm = settings.llm
+    common = {"api_key": settings.api_key(), "timeout": llm.timeout, "max_retries": llm.max_retries}
+    if llm.provider == "azure":
+        if not llm.azure_endpoint:
+            raise MissingCredential("Azure OpenAI needs an endpoint: set AZURE_OPENAI_ENDPOINT or llm.azure_endpoint")
+        return openai.AsyncAzureOpenAI(
+            azure_endpoint=llm.azure_endpoint,
+            azure_deployment=llm.azure_deployment or llm.model,
+            api_version=llm.api_version or "2024-10-21",
+            **common,
+        )
+    return openai.AsyncOpenAI(base_url=llm.base_url or None, **common)
+
+
+def client() -> Any:
+    """The shared client of this process, built once from the installed settings."""
+    global _client, _client_key
+    settings = runtime.settings()
+    key = (settings.llm.model_dump_json(), settings.api_key())
+    if _client is None or key != _client_key:
+        _client, _client_key = make_client(settings), key
+    return _client
+
+
+async def chat(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Any:
+    """Send one chat completion and return the first choice's message (with ``.usage`` attached)."""
+    completion = await complete(messages, tools)
+    return completion.choices[0].message
+
+
+async def complete(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Any:
+    """Send one chat completion request and return the whole completion."""
+    import openai
+
+    llm = runtime.settings().llm
+    extra: dict[str, Any] = {"tools": tools} if tools else {}
+    try:
+        completion = await client().chat.completions.create(model=llm.model, messages=messages, **extra)
+    except openai.OpenAIError as exc:
+        raise translate(exc, llm) from None
+    if not completion.choices:
+        raise LLMError(f"the LLM at {endpoint(llm)} answered with no choices")
+    return completion
+
+
+def endpoint(llm: LLMSettings) -> str:
+    """Where requests go, for messages."""
+    if llm.provider == "azure":
+        return llm.azure_endpoint or "Azure OpenAI"
+    return llm.base_url or "https://api.openai.com/v1"
+
+
+def translate(exc: Exception, llm: LLMSettings) -> Exception:
+    """An agentctl error for an openai error, naming the endpoint and the fix."""
+    import openai
+
+    where = endpoint(llm)
+    if isinstance(exc, openai.APITimeoutError):
+        return LLMError(f"the LLM at {where} did not answer within {llm.timeout:g} s (llm.timeout)")
+    if isinstance(exc, openai.APIConnectionError):
+        return LLMError(f"could not reach the LLM at {where}: check llm.base_url / OPENAI_BASE_URL")
+    if isinstance(exc, openai.AuthenticationError):
+        return UsageError(f"the LLM at {where} rejected the API key (401): check {llm.key_env()}")
+    if isinstance(exc, openai.NotFoundError):
+        return UsageError(f"the LLM at {where} does not know model {llm.model!r} (404): check llm.model")
+    if isinstance(exc, openai.RateLimitError):
+        return LLMError(f"the LLM at {where} is rate limiting requests (429); try again later")
+    if isinstance(exc, openai.APIStatusError):
+        return LLMError(f"the LLM at {where} answered {exc.status_code}: {_short(exc)}")
+    return LLMError(f"the LLM call failed: {type(exc).__name__}")
+
+
+def _short(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        message = body.get("message") or (body.get("error") or {}).get("message")
+        if message:
+            return str(message)[:200]
+    return type(exc).__name__

@@ -1,0 +1,69 @@
+"""The pool of router actors on Ray: create them, pick one per request, stream its events back."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from agentctl.config import Settings
+from agentctl.errors import StackError
+from agentctl.events import Event
+
+_events: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+class Pool:
+    """A fixed set of router actors used in turn."""
+
+    def __init__(self, actors: list[Any]) -> None:
+        self._actors = actors
+        self._turn = itertools.cycle(range(len(actors)))
+
+    @classmethod
+    def create(cls, settings: Settings, secrets: dict[str, str], api_deadline: float) -> Pool:
+        """Start ``pool.size`` async router actors."""
+        import ray
+
+        from agentctl.actor import RouterActor
+
+        remote = ray.remote(num_cpus=0, max_concurrency=100)(RouterActor)
+        config = settings.model_dump_json()
+        return cls([remote.remote(config, secrets, api_deadline) for _ in range(settings.pool.size)])
+
+    def stream(self, request: str, check: Callable[[], None] = lambda: None) -> Iterator[Event]:
+        """Send ``request`` to the next actor and yield its events as they arrive.
+
+        ``check`` runs while waiting and may raise to abandon the request (a dead Prefect server).
+        """
+        import ray
+
+        actor = self._actors[next(self._turn)]
+        stream = actor.handle.options(num_returns="streaming").remote(request)
+        try:
+            while True:
+                ready, _ = ray.wait([stream], timeout=0.25)
+                if not ready:
+                    check()
+                    continue
+                try:
+                    ref = next(stream)
+                except StopIteration:
+                    return
+                yield _events.validate_python(ray.get(ref))
+        except ray.exceptions.RayActorError as exc:
+            raise StackError(f"the router actor died while handling the request: {exc.error_msg[:200]}") from None
+        except BaseException:
+            _cancel(stream)
+            raise
+
+
+def _cancel(stream: Any) -> None:
+    import ray
+
+    try:
+        ray.cancel(stream)
+    except Exception:  # cancelling is best effort: the stream may have ended already
+        pass

@@ -1,0 +1,76 @@
+"""A local Prefect API server for one session, with its database under agentctl's data directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from agentctl.errors import StackError
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalPrefectAPI:
+    """``uvicorn`` serving Prefect's API app on 127.0.0.1, started in its own process group."""
+
+    def __init__(self, data_dir: Path, telemetry: bool) -> None:
+        self.home = data_dir / "prefect"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        self.log_path = self.home / "server.log"
+        self._telemetry = telemetry
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server; readiness is awaited by whoever first needs it."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as log:
+            self._process = subprocess.Popen(
+                self._command(), env=self._env(), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+
+    def _command(self) -> list[str]:
+        import prefect
+
+        return [
+            sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent),
+            "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+            "--port", str(self.port), "--log-level", "error", "--lifespan", "on",
+        ]
+
+    def _env(self) -> dict[str, str]:
+        database = f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"
+        env = {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_API_DATABASE_CONNECTION_URL": database,
+               "PREFECT_UI_ENABLED": "false", "PREFECT__SERVER_EPHEMERAL": "1"}
+        if not self._telemetry:
+            env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
+        return env
+
+    def exit_code(self) -> int | None:
+        """The server's exit code if it has exited, else None."""
+        return None if self._process is None else self._process.poll()
+
+    def failure(self) -> StackError:
+        """An error that says the server exited and where its log is."""
+        return StackError(f"the local Prefect server exited with code {self.exit_code()}: see {self.log_path}")
+
+    def stop(self) -> None:
+        """Stop the server and everything it started."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        os.killpg(self._process.pid, signal.SIGTERM)
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()

@@ -1,0 +1,71 @@
+"""The repository-info flow: two Prefect tasks, retried only on transient GitHub failures."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from agentctl import runtime
+from agentctl.processes.github import GitHub, Repo, RepoInfo, TransientGitHubError
+
+
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry 5xx answers and connection failures; never 404, rate limits or refusals."""
+    return isinstance(state.data, TransientGitHubError)
+
+
+def _client() -> GitHub:
+    settings = runtime.settings().github
+    token = os.environ.get(settings.token_env) or None
+    return GitHub(settings.api_url, token, settings.timeout)
+
+
+@task(name="get-repo", retry_condition_fn=_transient)
+async def get_repo(repo: str) -> dict[str, Any]:
+    """Fetch the repository record."""
+    async with _client() as github:
+        return await github.repo(repo)
+
+
+@task(name="count-contributors", retry_condition_fn=_transient)
+async def count_contributors(repo: str) -> int:
+    """Count every contributor, page by page."""
+    logger = get_run_logger()
+    total = 0
+    async with _client() as github:
+        async for page, count in _numbered(github.contributor_pages(repo)):
+            total += count
+            logger.debug("page %d: %d contributors", page, count)
+    return total
+
+
+async def _numbered(pages: Any) -> Any:
+    number = 0
+    async for count in pages:
+        number += 1
+        yield number, count
+
+
+@flow(name="github-repo-info")
+async def github_repo_info(repo: Repo) -> RepoInfo:
+    """Get a GitHub repository's star count and its number of contributors."""
+    logger = get_run_logger()
+    retry = _retry_options()
+    record = await get_repo.with_options(**retry)(repo)
+    stars = int(record.get("stargazers_count", 0))
+    logger.info("%s has %d stars", record.get("full_name", repo), stars)
+    contributors = await count_contributors.with_options(**retry)(repo)
+    logger.info("%s has %d contributors", record.get("full_name", repo), contributors)
+    return RepoInfo(
+        full_name=str(record.get("full_name", repo)),
+        stars=stars,
+        contributors=contributors,
+        url=str(record.get("html_url", "")),
+    )
+
+
+def _retry_options() -> dict[str, Any]:
+    settings = runtime.settings().github
+    return {"retries": settings.retries, "retry_delay_seconds": settings.retry_delay_seconds}

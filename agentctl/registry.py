@@ -1,0 +1,140 @@
+"""The registry of processes: what the router may choose and what an actor may run.
+
+A ``Process`` is a name, a description, a JSON schema of its arguments derived from a Python
+signature, and an entry point (``module:attribute``) naming the Prefect flow or task. The entry point
+is imported only when the process runs, so listing processes never imports Prefect.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from agentctl.errors import ConfigError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+Kind = Literal["flow", "task"]
+
+
+@dataclass(frozen=True)
+class Process:
+    """One registered process."""
+
+    name: str
+    description: str
+    kind: Kind
+    entrypoint: str
+    arguments: type[BaseModel] = field(repr=False)
+
+    def schema(self) -> dict[str, Any]:
+        """The JSON schema of the arguments, as pydantic derives it."""
+        return self.arguments.model_json_schema()
+
+    def parameters(self) -> list[tuple[str, str, bool]]:
+        """(name, type, required) of each parameter, for display."""
+        props = self.schema().get("properties", {})
+        required = set(self.schema().get("required", []))
+        return [(n, _type_label(p), n in required) for n, p in props.items()]
+
+    def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Validated arguments, or pydantic's ValidationError."""
+        return self.arguments.model_validate(arguments).model_dump(mode="json")
+
+    def load(self) -> Any:
+        """Import and return the Prefect flow or task behind this process."""
+        module, _, attr = self.entrypoint.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+def from_signature(
+    fn: Callable[..., Any], *, name: str, kind: Kind, entrypoint: str, description: str | None = None
+) -> Process:
+    """Build a Process whose argument schema comes from ``fn``'s signature and docstring."""
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(f"process name {name!r} must match {NAME_PATTERN.pattern}")
+    doc = inspect.getdoc(fn) or ""
+    summary = description or doc.split("\n\n")[0].strip()
+    model = _arguments_model(fn, name, _param_docs(doc))
+    return Process(name=name, description=summary, kind=kind, entrypoint=entrypoint, arguments=model)
+
+
+def _arguments_model(fn: Callable[..., Any], name: str, docs: dict[str, str]) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    hints = inspect.get_annotations(fn, eval_str=True)
+    for param in inspect.signature(fn).parameters.values():
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        info = {"description": docs[param.name]} if param.name in docs else {}
+        fields[param.name] = (hints.get(param.name, Any), Field(default, **info))
+    config = ConfigDict(extra="forbid", str_max_length=10_000)
+    return create_model(f"{name}_arguments", __config__=config, **fields)
+
+
+def _param_docs(doc: str) -> dict[str, str]:
+    """Parameter descriptions from a Google-style ``Args:`` section."""
+    found: dict[str, str] = {}
+    in_args = False
+    for line in doc.splitlines():
+        if line.strip() in ("Args:", "Arguments:", "Parameters:"):
+            in_args = True
+        elif in_args and (m := re.match(r"^\s+(\w+)(?:\s*\(.*?\))?:\s*(.+)$", line)):
+            found[m.group(1)] = m.group(2).strip()
+        elif in_args and line and not line.startswith(" "):
+            in_args = False
+    return found
+
+
+def _type_label(prop: dict[str, Any]) -> str:
+    if "anyOf" in prop:
+        return " | ".join(_type_label(p) for p in prop["anyOf"])
+    if prop.get("type") == "array":
+        return f"list[{_type_label(prop.get('items', {}))}]"
+    if "enum" in prop:
+        return " | ".join(repr(v) for v in prop["enum"])
+    return str(prop.get("type", prop.get("$ref", "any").rsplit("/", 1)[-1]))
+
+
+class Registry:
+    """Processes by name, in registration order."""
+
+    def __init__(self, processes: Iterable[Process] = ()) -> None:
+        self._by_name: dict[str, Process] = {}
+        for process in processes:
+            self.add(process)
+
+    def add(self, process: Process) -> None:
+        """Register a process; a second one with the same name is an error."""
+        if process.name in self._by_name:
+            raise ConfigError(f"two processes are named {process.name!r}: rename one")
+        self._by_name[process.name] = process
+
+    def get(self, name: str) -> Process | None:
+        """The process called ``name``, if there is one."""
+        return self._by_name.get(name)
+
+    def __iter__(self) -> Any:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+
+def builtin_registry() -> Registry:
+    """The registry with the built-in processes."""
+    from agentctl.processes import builtins
+
+    return Registry(builtins())
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A compact one-line description of a pydantic validation error."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "arguments"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)

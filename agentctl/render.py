@@ -1,0 +1,140 @@
+"""Terminal output: the event stream as rich text, or as one JSON document for scripts.
+
+Renderers know nothing of where events come from; each returns the exit code the events imply.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.pretty import Pretty
+from rich.table import Table
+from rich.text import Text
+
+from agentctl.errors import EXIT_OK
+from agentctl.events import ChatReply, Event, Failed, Log, Result, Routed
+from agentctl.registry import Process
+
+LEVEL_STYLES = {"DEBUG": "dim", "INFO": "cyan", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
+Redact = Callable[[str], str]
+
+
+class RichRenderer:
+    """Streams events as they arrive: route line, one line per log, a panel for the result."""
+
+    def __init__(self, out: Console, err: Console, redact: Redact) -> None:
+        self.out, self.err, self._redact = out, err, redact
+
+    def render(self, events: Iterable[Event]) -> int:
+        """Print every event; return the exit code."""
+        code = EXIT_OK
+        with self.err.status("Asking the LLM…", spinner="dots") as status:
+            for event in events:
+                code = self._one(event, status) or code
+        return code
+
+    def _one(self, event: Event, status: Any) -> int | None:
+        if isinstance(event, Routed):
+            status.update(f"Running {event.process}…")
+            self.out.print(route_line(event))
+        elif isinstance(event, Log):
+            self.out.print(log_line(event, self._redact))
+        elif isinstance(event, Result):
+            self.out.print(result_panel(event))
+        elif isinstance(event, ChatReply):
+            self.out.print(Panel(Text(self._redact(event.text)), title="reply", title_align="left", border_style="blue"))
+        elif isinstance(event, Failed):
+            self.err.print(Text(f"error: {self._redact(event.message)}", style="bold red"))
+            return event.exit_code
+        return None
+
+
+def route_line(event: Routed) -> Text:
+    """``→ process(arg=value, …)``"""
+    args = ", ".join(f"{k}={v!r}" for k, v in event.arguments.items())
+    return Text.assemble(("→ ", "bold green"), (event.process, "bold"), (f"({args})", "green"), (f"  [{event.process_kind}]", "dim"))
+
+
+def log_line(event: Log, redact: Redact) -> Text:
+    """``12:00:01 INFO     run-name │ message``"""
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+    style = LEVEL_STYLES.get(event.level, "")
+    return Text.assemble((stamp, "dim"), " ", (f"{event.level:<8}", style), (f"{event.run_name} │ ", "magenta"), redact(event.message))
+
+
+def result_panel(event: Result) -> Panel:
+    """The result in a panel titled with the process and its Prefect run."""
+    run = event.run
+    title = f"{event.process} · {run.kind} run {run.name or run.id or '?'} · {run.state}"
+    body: Any = _table(event.value) if isinstance(event.value, dict) else Pretty(event.value)
+    return Panel(body, title=title, title_align="left", border_style="green")
+
+
+def _table(value: dict[str, Any]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for key, item in value.items():
+        table.add_row(str(key), item if isinstance(item, str) else Pretty(item))
+    return table
+
+
+class JsonRenderer:
+    """Collects the events and prints one JSON document at the end, and nothing else on stdout."""
+
+    def __init__(self, out: Console, request: str, redact: Redact) -> None:
+        self.out, self._redact = out, redact
+        self.doc: dict[str, Any] = {
+            "request": request, "route": None, "arguments": None, "chat": None, "result": None,
+            "run": None, "logs": [], "error": None,
+        }
+
+    def render(self, events: Iterable[Event]) -> int:
+        """Consume every event, print the document, return the exit code."""
+        code = EXIT_OK
+        try:
+            for event in events:
+                code = self._one(event) or code
+        finally:
+            self.out.print_json(self._redact(json.dumps(self.doc)), highlight=False)
+        return code
+
+    def _one(self, event: Event) -> int | None:
+        doc = self.doc
+        if isinstance(event, Routed):
+            doc["route"], doc["arguments"] = event.process, event.arguments
+        elif isinstance(event, Log):
+            doc["logs"].append(event.model_dump(exclude={"kind"}))
+        elif isinstance(event, Result):
+            doc["result"], doc["run"] = event.value, event.run.model_dump()
+        elif isinstance(event, ChatReply):
+            doc["chat"] = event.text
+        elif isinstance(event, Failed):
+            doc["error"] = {"message": event.message, "type": event.error, "exit_code": event.exit_code}
+            doc["run"] = event.run.model_dump() if event.run else doc["run"]
+            return event.exit_code
+        return None
+
+
+def processes_table(processes: Iterable[Process]) -> Table:
+    """The registry as a table: name, kind, description, parameters with types."""
+    table = Table(title="processes", title_justify="left", expand=False)
+    for column in ("name", "kind", "description", "parameters"):
+        table.add_column(column, overflow="fold")
+    for p in processes:
+        params = "\n".join(f"{n}: {t}" + ("" if req else " (optional)") for n, t, req in p.parameters())
+        table.add_row(Text(p.name, style="bold"), p.kind, p.description, params)
+    return table
+
+
+def processes_json(processes: Iterable[Process]) -> list[dict[str, Any]]:
+    """The registry as JSON: name, kind, description, entrypoint, JSON schema."""
+    return [
+        {"name": p.name, "kind": p.kind, "description": p.description, "entrypoint": p.entrypoint, "schema": p.schema()}
+        for p in processes
+    ]

@@ -1,0 +1,99 @@
+"""Run one process as a Prefect flow or task run, yielding its log lines as they happen.
+
+A logging handler on Prefect's run loggers forwards records to the run that the current context
+belongs to (a context variable set around the call), so concurrent runs in one actor keep their
+logs apart; Prefect copies the context into the threads that run its tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+
+from agentctl.errors import AgentctlError
+from agentctl.events import Event, Failed, Log, Result, RunInfo
+from agentctl.registry import Process
+
+_sink: contextvars.ContextVar[Callable[[logging.LogRecord], None] | None] = contextvars.ContextVar(
+    "agentctl_log_sink", default=None
+)
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+
+class _Forward(logging.Handler):
+    """Hands each run-logger record to the sink of the context that emitted it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = _sink.get()
+        if sink is not None:
+            sink(record)
+
+
+_handler = _Forward(level=logging.DEBUG)
+
+
+def _attach_handler() -> None:
+    # Prefect configures its loggers on first use and drops foreign handlers then, so attach late.
+    for name in RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        if _handler not in logger.handlers:
+            logger.addHandler(_handler)
+
+
+class _Capture:
+    """Collects one run's records into a queue, and remembers the run's name."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.queue: asyncio.Queue[Log | None] = asyncio.Queue()
+        self.run_name: str | None = None
+        self._loop = loop
+
+    def __call__(self, record: logging.LogRecord) -> None:
+        task_name = getattr(record, "task_run_name", None)
+        flow_name = getattr(record, "flow_run_name", None)
+        name = task_name or flow_name or "-"
+        if self.run_name is None and name not in ("-", "<unknown>"):
+            self.run_name = flow_name if flow_name not in (None, "<unknown>") else task_name
+        log = Log(time=record.created, level=record.levelname, run_name=name, message=record.getMessage())
+        self._loop.call_soon_threadsafe(self.queue.put_nowait, log)
+
+
+async def run(process: Process, arguments: dict[str, Any]) -> AsyncIterator[Event]:
+    """Run ``process`` with validated ``arguments``; yield Log events, then a Result or Failed."""
+    target = process.load()
+    _attach_handler()
+    capture = _Capture(asyncio.get_running_loop())
+    token = _sink.set(capture)
+    try:
+        call = asyncio.ensure_future(target(**arguments, return_state=True))
+    finally:
+        _sink.reset(token)
+    call.add_done_callback(lambda _: capture.queue.put_nowait(None))
+    while (log := await capture.queue.get()) is not None:
+        yield log
+    yield await _outcome(process, await call, capture.run_name)
+
+
+async def _outcome(process: Process, state: Any, run_name: str | None) -> Result | Failed:
+    details = state.state_details
+    run_id = details.flow_run_id or details.task_run_id
+    info = RunInfo(id=str(run_id) if run_id else None, name=run_name, kind=process.kind, state=state.name)
+    value = await state.aresult(raise_on_failure=False)
+    if state.is_completed():
+        return Result(process=process.name, value=to_jsonable_python(value, fallback=str), run=info)
+    return Failed(message=_failure(process, state, value), error="ProcessFailed", run=info)
+
+
+def _failure(process: Process, state: Any, value: Any) -> str:
+    if isinstance(value, AgentctlError):
+        reason = str(value)
+    elif isinstance(value, BaseException):
+        reason = f"{type(value).__name__}: {value}"
+    else:
+        reason = state.message or "no message"
+    return f"{process.name} ended {state.name}: {reason}"

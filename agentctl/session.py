@@ -1,0 +1,85 @@
+"""A session: the Prefect API and Ray cluster a request needs, the actor pool, and ``ask()``."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from types import TracebackType
+
+from agentctl import cluster
+from agentctl.config import Settings
+from agentctl.events import Event
+from agentctl.pool import Pool
+from agentctl.prefect_api import LocalPrefectAPI
+
+
+class Session:
+    """Starts what is missing (a local Prefect API, a local Ray cluster) and stops what it started."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._api: LocalPrefectAPI | None = None
+        self._ray_started = False
+        self._pool: Pool | None = None
+
+    def __enter__(self) -> Session:
+        try:
+            self.open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Start the Prefect API (unless one is configured), Ray and the router pool."""
+        api_url = self.settings.prefect.api_url
+        if not api_url:
+            self._api = LocalPrefectAPI(self.settings.data_dir, self.settings.prefect.telemetry)
+            self._api.start()
+            api_url = self._api.url
+        self._ray_started = cluster.connect(self.settings, self._actor_env(api_url))
+        deadline = time.time() + self.settings.prefect.startup_timeout
+        self._pool = Pool.create(self.settings, self._secrets(), deadline)
+
+    def ask(self, request: str) -> Iterator[Event]:
+        """Route and run ``request``; yield its events as they happen."""
+        assert self._pool is not None, "open() the session first"
+        return self._pool.stream(request, check=self._check_api)
+
+    def close(self) -> None:
+        """Stop what this session started, and nothing else."""
+        if self._ray_started:
+            cluster.shutdown()
+            self._ray_started = False
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+
+    def _check_api(self) -> None:
+        if self._api is not None and self._api.exit_code() is not None:
+            raise self._api.failure()
+
+    def _actor_env(self, api_url: str) -> dict[str, str]:
+        env = {
+            "PREFECT_API_URL": api_url,
+            "PREFECT_HOME": str(self.settings.data_dir / "prefect"),
+            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+        }
+        if not self.settings.prefect.telemetry:
+            env["DO_NOT_TRACK"] = "1"
+        return env
+
+    def _secrets(self) -> dict[str, str]:
+        names = {self.settings.llm.key_env(), self.settings.github.token_env}
+        return {n: os.environ[n] for n in names if os.environ.get(n)}
+
+
+def ask_once(settings: Settings, request: str) -> Iterator[Event]:
+    """Check credentials, open a session, yield the events of one request, close the session."""
+    settings.api_key()
+    with Session(settings) as session:
+        yield from session.ask(request)

@@ -1,0 +1,229 @@
+"""Real local HTTP servers that speak the OpenAI chat-completions and GitHub REST protocols.
+
+The real clients (openai, httpx) reach them through the same configuration a user sets
+(OPENAI_BASE_URL, GITHUB_API_URL). Each server records the requests it received so tests can count
+them and inspect what was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class _Server:
+    """A threading HTTP server on 127.0.0.1 with a request log."""
+
+    def __init__(self) -> None:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner._dispatch(self, "GET")
+
+            def do_POST(self) -> None:
+                owner._dispatch(self, "POST")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.requests: list[Recorded] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def _dispatch(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        length = int(handler.headers.get("content-length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        body = json.loads(raw) if raw else None
+        record = Recorded(method, handler.path, {k.lower(): v for k, v in handler.headers.items()}, body)
+        with self.lock:
+            self.requests.append(record)
+        status, headers, payload = self.respond(record)
+        data = b"" if payload is None else json.dumps(payload).encode()
+        handler.send_response(status)
+        for key, value in {"content-type": "application/json", **headers}.items():
+            handler.send_header(key, value)
+        handler.send_header("content-length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def respond(self, request: Recorded) -> tuple[int, dict[str, str], Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# ---------------------------------------------------------------------------------------------- LLM
+
+
+@dataclass
+class Reply:
+    """One scripted answer of the LLM server."""
+
+    tool_calls: list[tuple[str, str]] = field(default_factory=list)
+    content: str | None = None
+    status: int = 200
+    error: str | None = None
+
+
+def tool_call(name: str, arguments: dict[str, Any] | str, *more: tuple[str, dict[str, Any] | str]) -> Reply:
+    """A reply that calls ``name`` with ``arguments`` (a dict, or a raw string sent as is)."""
+    calls = [(name, arguments), *more]
+    return Reply(tool_calls=[(n, a if isinstance(a, str) else json.dumps(a)) for n, a in calls])
+
+
+def say(content: str) -> Reply:
+    """A plain text reply with no tool call."""
+    return Reply(content=content)
+
+
+def fail(status: int, error: str = "scripted failure") -> Reply:
+    """An HTTP error reply."""
+    return Reply(status=status, error=error)
+
+
+class FakeLLM(_Server):
+    """An OpenAI-compatible ``/v1/chat/completions``.
+
+    Replies are scripted per kind of request: ``route`` (the router's call, offering the process
+    tools) and ``text`` (the text-processing task's call, offering UPPER/LOWER).
+    """
+
+    def __init__(self, api_key: str) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.scripts: dict[str, deque[Reply]] = {"route": deque(), "text": deque()}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            for script in self.scripts.values():
+                script.clear()
+
+    def script(self, kind: str, *replies: Reply) -> None:
+        self.scripts[kind].extend(replies)
+
+    def calls(self, kind: str | None = None) -> list[Recorded]:
+        """The chat-completion requests received, optionally only those of one kind."""
+        found = [r for r in self.requests if r.path.endswith("/chat/completions")]
+        return [r for r in found if kind is None or _kind(r.body) == kind]
+
+    def respond(self, request: Recorded) -> tuple[int, dict[str, str], Any]:
+        if not request.path.endswith("/chat/completions") or request.method != "POST":
+            return 404, {}, {"error": {"message": f"no route {request.path}"}}
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return 401, {}, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
+        kind = _kind(request.body)
+        with self.lock:
+            reply = self.scripts[kind].popleft() if self.scripts[kind] else None
+        if reply is None:
+            return 500, {}, {"error": {"message": f"no scripted reply left for a {kind} request"}}
+        if reply.status != 200:
+            return reply.status, {}, {"error": {"message": reply.error, "type": "server_error"}}
+        return 200, {}, _completion(request.body.get("model", "?"), reply)
+
+
+def _kind(body: Any) -> str:
+    names = {t["function"]["name"] for t in (body or {}).get("tools", [])}
+    return "text" if "UPPER" in names else "route"
+
+
+def _completion(model: str, reply: Reply) -> dict[str, Any]:
+    calls = [
+        {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": a}}
+        for i, (n, a) in enumerate(reply.tool_calls)
+    ]
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "id": "chatcmpl-local",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
+# ------------------------------------------------------------------------------------------- GitHub
+
+
+class FakeGitHub(_Server):
+    """GitHub's ``/repos/{owner}/{repo}`` and paged ``/contributors`` with ``Link`` headers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.repos: dict[str, tuple[int, int]] = {}
+        self.faults: deque[tuple[int, dict[str, str]]] = deque()
+        self.link_base: str | None = None
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.repos.clear()
+            self.faults.clear()
+            self.link_base = None
+
+    def add_repo(self, full_name: str, stars: int, contributors: int) -> None:
+        self.repos[full_name.lower()] = (stars, contributors)
+
+    def fail_next(self, status: int, headers: dict[str, str] | None = None, times: int = 1) -> None:
+        """The next ``times`` requests get ``status``."""
+        self.faults.extend([(status, headers or {})] * times)
+
+    def rate_limit(self, reset_epoch: int) -> None:
+        self.fail_next(403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset_epoch)}, times=100)
+
+    def respond(self, request: Recorded) -> tuple[int, dict[str, str], Any]:
+        with self.lock:
+            fault = self.faults.popleft() if self.faults else None
+        if fault:
+            return fault[0], fault[1], {"message": "scripted failure"}
+        parts = urlsplit(request.path)
+        segments = parts.path.strip("/").split("/")
+        if len(segments) < 3 or segments[0] != "repos":
+            return 404, {}, {"message": "Not Found"}
+        full_name = f"{segments[1]}/{segments[2]}"
+        if full_name.lower() not in self.repos:
+            return 404, {}, {"message": "Not Found"}
+        stars, contributors = self.repos[full_name.lower()]
+        if len(segments) == 3:
+            return 200, {}, {"full_name": full_name, "stargazers_count": stars, "html_url": f"https://github.com/{full_name}"}
+        if segments[3:] == ["contributors"]:
+            return self._contributors(full_name, contributors, parse_qs(parts.query))
+        return 404, {}, {"message": "Not Found"}
+
+    def _contributors(self, full_name: str, total: int, query: dict[str, list[str]]) -> tuple[int, dict[str, str], Any]:
+        per_page = min(int(query.get("per_page", ["30"])[0]), 100)
+        page = int(query.get("page", ["1"])[0])
+        if total == 0:
+            return 204, {}, None
+        last = (total + per_page - 1) // per_page
+        start = (page - 1) * per_page
+        people = [{"login": f"user{i}", "contributions": 1} for i in range(start, min(start + per_page, total))]
+        base = f"{self.link_base or self.url}/repos/{full_name}/contributors?per_page={per_page}"
+        links = []
+        if page < last:
+            links.append(f'<{base}&page={page + 1}>; rel="next"')
+            links.append(f'<{base}&page={last}>; rel="last"')
+        return 200, ({"link": ", ".join(links)} if links else {}), people
