@@ -13,12 +13,13 @@ NAMESPACE = "agentctl"
 
 def connect(settings: Settings, env_vars: dict[str, str]) -> bool:
     """Start or connect to Ray; return True when this call started a local cluster."""
-    import ray
-
     local = not settings.ray.address
     if local:
-        # With cluster mode off Ray takes 127.0.0.1 as the node address and binds only to loopback.
+        # With cluster mode off Ray takes 127.0.0.1 as the node address and binds only to loopback;
+        # Ray reads this when it is imported, so it must be set first.
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import ray
+
     try:
         ray.init(
             address="local" if local else settings.ray.address,

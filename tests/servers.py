@@ -130,7 +130,8 @@ class FakeLLM(_Server):
     def respond(self, request: Recorded) -> tuple[int, dict[str, str], Any]:
         if not request.path.endswith("/chat/completions") or request.method != "POST":
             return 404, {}, {"error": {"message": f"no route {request.path}"}}
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+        sent = request.headers.get("api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        if sent != self.api_key:
             return 401, {}, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
         kind = _kind(request.body)
         with self.lock:
@@ -176,6 +177,8 @@ class FakeGitHub(_Server):
         self.repos: dict[str, tuple[int, int]] = {}
         self.faults: deque[tuple[int, dict[str, str]]] = deque()
         self.link_base: str | None = None
+        self.arrived = threading.Event()
+        self.gate: threading.Event | None = None
 
     def reset(self) -> None:
         with self.lock:
@@ -183,6 +186,15 @@ class FakeGitHub(_Server):
             self.repos.clear()
             self.faults.clear()
             self.link_base = None
+            self.arrived.clear()
+            if self.gate is not None:
+                self.gate.set()
+            self.gate = None
+
+    def hold(self) -> threading.Event:
+        """Hold every request until the returned event is set; ``arrived`` is set when one comes."""
+        self.gate = threading.Event()
+        return self.gate
 
     def add_repo(self, full_name: str, stars: int, contributors: int) -> None:
         self.repos[full_name.lower()] = (stars, contributors)
@@ -195,6 +207,10 @@ class FakeGitHub(_Server):
         self.fail_next(403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset_epoch)}, times=100)
 
     def respond(self, request: Recorded) -> tuple[int, dict[str, str], Any]:
+        self.arrived.set()
+        gate = self.gate
+        if gate is not None:
+            gate.wait(timeout=120)
         with self.lock:
             fault = self.faults.popleft() if self.faults else None
         if fault:

@@ -1,0 +1,146 @@
+"""Shared fixtures: the local LLM and GitHub servers, a shared Prefect API, a network guard.
+
+Nothing here reaches the internet: every client is pointed at a local server through the same
+configuration a user sets, and any other connection is refused (in this process by a socket guard,
+in child processes by a proxy that does not exist).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import FakeGitHub, FakeLLM
+
+API_KEY = "sk-test-7f3c9a1e5b2d4c6f8a0e"
+GITHUB_TOKEN = "ghp_testtoken_5e8d2c1b9a7f"
+AGENTCTL = str(Path(sys.executable).with_name("agentctl"))
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+# Any client that ignores the local servers hits this proxy, which refuses every connection.
+DEAD_PROXY = "http://127.0.0.1:9"
+NO_PROXY = "127.0.0.1,localhost,::1"
+
+
+def _guard_connect(original: Any) -> Any:
+    def connect(self: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and self.family in (socket.AF_INET, socket.AF_INET6) and host not in LOOPBACK:
+            raise ConnectionRefusedError(f"tests must not reach the network (tried {host})")
+        return original(self, address)
+
+    return connect
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network() -> Iterator[None]:
+    original = socket.socket.connect
+    socket.socket.connect = _guard_connect(original)  # type: ignore[method-assign]
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        os.environ[name] = DEAD_PROXY
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = NO_PROXY
+    yield
+    socket.socket.connect = original  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[FakeLLM]:
+    server = FakeLLM(API_KEY)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def github_server() -> Iterator[FakeGitHub]:
+    server = FakeGitHub()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def llm(llm_server: FakeLLM) -> FakeLLM:
+    llm_server.reset()
+    return llm_server
+
+
+@pytest.fixture
+def github(github_server: FakeGitHub) -> FakeGitHub:
+    github_server.reset()
+    return github_server
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real Prefect API server for the CLI tests that set PREFECT_API_URL."""
+    from agentctl.prefect_api import LocalPrefectAPI
+
+    api = LocalPrefectAPI(tmp_path_factory.mktemp("prefect-shared"), telemetry=False)
+    api.start()
+    _wait_healthy(api.url)
+    yield api.url
+    api.stop()
+
+
+def _wait_healthy(url: str) -> None:
+    import httpx
+
+    with httpx.Client(trust_env=False) as client:
+        for _ in range(1200):
+            try:
+                if client.get(f"{url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            # Readiness polling of a server we started, not a race being hidden.
+            import time
+
+            time.sleep(0.1)
+    raise RuntimeError("the shared Prefect API did not start")
+
+
+def base_env(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> dict[str, str]:
+    """The environment a user would set, pointed at the local servers; no user config is read."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTCTL_", "OPENAI_", "PREFECT_", "RAY_"))}
+    keep.pop("GITHUB_TOKEN", None)
+    return {
+        **keep,
+        "OPENAI_API_KEY": API_KEY,
+        "OPENAI_BASE_URL": f"{llm.url}/v1",
+        "GITHUB_API_URL": github.url,
+        "AGENTCTL_DATA_DIR": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "AGENTCTL_GITHUB__RETRY_DELAY_SECONDS": "0",
+        "AGENTCTL_LLM__MAX_RETRIES": "0",
+        "AGENTCTL_POOL__SIZE": "1",
+        "COLUMNS": "200",
+    }
+
+
+@dataclass
+class CLIResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def env(tmp_path: Path, llm: FakeLLM, github: FakeGitHub, prefect_api: str) -> dict[str, str]:
+    """User environment with the shared Prefect API configured."""
+    return {**base_env(tmp_path, llm, github), "PREFECT_API_URL": prefect_api}
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 180) -> CLIResult:
+    """Run the installed ``agentctl`` as a user would."""
+    proc = subprocess.run([AGENTCTL, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    return CLIResult(proc.returncode, proc.stdout, proc.stderr)
