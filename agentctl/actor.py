@@ -13,11 +13,11 @@ import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agentctl import router, runtime, runner
+from agentctl import router, runner, runtime
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, StackError, redact
 from agentctl.events import ChatReply, Event, Failed, Routed
-from agentctl.registry import builtin_registry
+from agentctl.processes import builtin_registry
 
 
 class RouterActor:
@@ -31,10 +31,6 @@ class RouterActor:
         self.registry = builtin_registry()
         self._api_deadline = api_deadline
         self._api_ready = False
-
-    async def ping(self) -> int:
-        """The actor's process id; used to wait until the actor is up."""
-        return os.getpid()
 
     async def handle(self, request: str) -> AsyncIterator[dict[str, Any]]:
         """Route ``request`` and run the chosen process; yield events as JSON-able dicts."""

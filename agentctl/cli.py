@@ -34,12 +34,16 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+VERSION_HELP = "Print the version and exit."
+CONFIG_HELP = "Config file (default: AGENTCTL_CONFIG, else $XDG_CONFIG_HOME/agentctl/config.toml)."
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option("--config", help="Config file (default: AGENTCTL_CONFIG or ~/.config/agentctl/config.toml).")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and error details.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help=VERSION_HELP)] = False,
 ) -> None:
     """agentctl: an LLM front door to your Prefect flows."""
     ctx.obj = {"config": config, "debug": debug}
@@ -77,12 +81,14 @@ def _run() -> int:
     except Exception as exc:
         if debug:
             raise
-        print(f"error: internal error: {type(exc).__name__}: {_redacted(str(exc))} (run with --debug for details)", file=sys.stderr)
+        message = f"internal error: {type(exc).__name__}: {_redacted(str(exc))} (run with --debug for details)"
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_FAILED
 
 
 def _redacted(text: str) -> str:
     from agentctl.errors import redact
 
-    names = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "GITHUB_TOKEN")
-    return redact(text, [os.environ[n] for n in names if os.environ.get(n)])
+    # The settings may be what failed to load, so hide every variable that looks like a secret.
+    secrets = [v for k, v in os.environ.items() if k.endswith(("_API_KEY", "_TOKEN", "_SECRET")) and v]
+    return redact(text, secrets)

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentctl.errors import ConfigError, MissingCredential
 
@@ -91,6 +91,11 @@ class Settings(_Section):
     prefect: PrefectSettings = PrefectSettings()
     router: RouterSettings = RouterSettings()
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
 
     def api_key(self) -> str:
         """The LLM API key, or a MissingCredential error that names where to set it."""
@@ -172,7 +177,7 @@ def _from_env() -> dict[str, str]:
             if os.environ.get(name):
                 found[key] = os.environ[name]
     for name, value in os.environ.items():
-        if name.startswith("AGENTCTL_") and "__" in name:
+        if name.startswith("AGENTCTL_") and "__" in name and value:
             found[name[len("AGENTCTL_") :].lower().replace("__", ".")] = value
     return found
 

@@ -11,8 +11,9 @@ once, at the boundary where they are caught.
     │   └── RoutingError                  the LLM's choice could not be turned into a valid run
     ├── LLMError                  exit 1  the LLM endpoint is unreachable or failing
     ├── StackError                exit 1  Ray or the Prefect API could not be started or reached
-    ├── ProcessFailed             exit 1  a process ran and ended in a failed Prefect state
-    └── Interrupted               exit 130  Ctrl-C
+    └── ProcessFailed             exit 1  a process ran and ended in a failed Prefect state
+
+    Ctrl-C is not an error class: the CLI turns KeyboardInterrupt into exit 130.
 """
 
 from __future__ import annotations
@@ -57,12 +58,6 @@ class StackError(AgentctlError):
 
 class ProcessFailed(AgentctlError):
     """A process ran and its Prefect run ended in a failed state."""
-
-
-class Interrupted(AgentctlError):
-    """The user pressed Ctrl-C."""
-
-    exit_code = EXIT_INTERRUPTED
 
 
 def redact(text: str, secrets: list[str]) -> str:

@@ -21,7 +21,7 @@ def make_client(settings: Settings) -> Any:
     import openai
 
     llm = settings.llm
-    common = {"api_key": settings.api_key(), "timeout": llm.timeout, "max_retries": llm.max_retries}
+    common: dict[str, Any] = {"api_key": settings.api_key(), "timeout": llm.timeout, "max_retries": llm.max_retries}
     if llm.provider == "azure":
         if not llm.azure_endpoint:
             raise MissingCredential("Azure OpenAI needs an endpoint: set AZURE_OPENAI_ENDPOINT or llm.azure_endpoint")

@@ -29,7 +29,8 @@ class Pool:
 
         from agentctl.actor import RouterActor
 
-        remote = ray.remote(num_cpus=0, max_concurrency=100)(RouterActor)
+        # Async actors interleave requests; num_cpus=0 lets a pool larger than the machine start.
+        remote = ray.remote(RouterActor).options(num_cpus=0, max_concurrency=100)
         config = settings.model_dump_json()
         return cls([remote.remote(config, secrets, api_deadline) for _ in range(settings.pool.size)])
 
@@ -61,9 +62,10 @@ class Pool:
 
 
 def _cancel(stream: Any) -> None:
+    import contextlib
+
     import ray
 
-    try:
+    # Cancelling is best effort: the stream may have ended already.
+    with contextlib.suppress(Exception):
         ray.cancel(stream)
-    except Exception:  # cancelling is best effort: the stream may have ended already
-        pass

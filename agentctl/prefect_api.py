@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -22,12 +23,13 @@ def free_port() -> int:
 class LocalPrefectAPI:
     """``uvicorn`` serving Prefect's API app on 127.0.0.1, started in its own process group."""
 
-    def __init__(self, data_dir: Path, telemetry: bool) -> None:
+    def __init__(self, data_dir: Path, telemetry: bool, secret_names: frozenset[str] = frozenset()) -> None:
         self.home = data_dir / "prefect"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.log_path = self.home / "server.log"
         self._telemetry = telemetry
+        self._secret_names = secret_names
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -40,17 +42,19 @@ class LocalPrefectAPI:
             )
 
     def _command(self) -> list[str]:
-        import prefect
-
+        spec = importlib.util.find_spec("prefect")  # locating it is cheap; importing it costs ~1 s
+        if spec is None or spec.origin is None:
+            raise StackError("prefect is not installed: reinstall agentctl")
         return [
-            sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent),
+            sys.executable, "-m", "uvicorn", "--app-dir", str(Path(spec.origin).parent.parent),
             "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
             "--port", str(self.port), "--log-level", "error", "--lifespan", "on",
         ]
 
     def _env(self) -> dict[str, str]:
         database = f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"
-        env = {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_API_DATABASE_CONNECTION_URL": database,
+        inherited = {k: v for k, v in os.environ.items() if k not in self._secret_names}
+        env = {**inherited, "PREFECT_HOME": str(self.home), "PREFECT_API_DATABASE_CONNECTION_URL": database,
                "PREFECT_UI_ENABLED": "false", "PREFECT__SERVER_EPHEMERAL": "1"}
         if not self._telemetry:
             env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")

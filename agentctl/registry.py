@@ -69,8 +69,8 @@ def _arguments_model(fn: Callable[..., Any], name: str, docs: dict[str, str]) ->
     hints = inspect.get_annotations(fn, eval_str=True)
     for param in inspect.signature(fn).parameters.values():
         default = ... if param.default is inspect.Parameter.empty else param.default
-        info = {"description": docs[param.name]} if param.name in docs else {}
-        fields[param.name] = (hints.get(param.name, Any), Field(default, **info))
+        description = docs.get(param.name)
+        fields[param.name] = (hints.get(param.name, Any), Field(default, description=description))
     config = ConfigDict(extra="forbid", str_max_length=10_000)
     return create_model(f"{name}_arguments", __config__=config, **fields)
 
@@ -122,13 +122,6 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._by_name)
-
-
-def builtin_registry() -> Registry:
-    """The registry with the built-in processes."""
-    from agentctl.processes import builtins
-
-    return Registry(builtins())
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -21,6 +21,7 @@ from agentctl.events import ChatReply, Event, Failed, Log, Result, Routed
 from agentctl.registry import Process
 
 LEVEL_STYLES = {"DEBUG": "dim", "INFO": "cyan", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
+REPLY_STYLE: dict[str, Any] = {"title": "reply", "title_align": "left", "border_style": "blue"}
 Redact = Callable[[str], str]
 
 
@@ -47,7 +48,7 @@ class RichRenderer:
         elif isinstance(event, Result):
             self.out.print(result_panel(event))
         elif isinstance(event, ChatReply):
-            self.out.print(Panel(Text(self._redact(event.text)), title="reply", title_align="left", border_style="blue"))
+            self.out.print(Panel(Text(self._redact(event.text)), **REPLY_STYLE))
         elif isinstance(event, Failed):
             self.err.print(Text(f"error: {self._redact(event.message)}", style="bold red"))
             return event.exit_code
@@ -57,14 +58,16 @@ class RichRenderer:
 def route_line(event: Routed) -> Text:
     """``→ process(arg=value, …)``"""
     args = ", ".join(f"{k}={v!r}" for k, v in event.arguments.items())
-    return Text.assemble(("→ ", "bold green"), (event.process, "bold"), (f"({args})", "green"), (f"  [{event.process_kind}]", "dim"))
+    kind = f"  [{event.process_kind}]"
+    return Text.assemble(("→ ", "bold green"), (event.process, "bold"), (f"({args})", "green"), (kind, "dim"))
 
 
 def log_line(event: Log, redact: Redact) -> Text:
     """``12:00:01 INFO     run-name │ message``"""
     stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
     style = LEVEL_STYLES.get(event.level, "")
-    return Text.assemble((stamp, "dim"), " ", (f"{event.level:<8}", style), (f"{event.run_name} │ ", "magenta"), redact(event.message))
+    level, run = (f"{event.level:<8}", style), (f"{event.run_name} │ ", "magenta")
+    return Text.assemble((stamp, "dim"), " ", level, run, redact(event.message))
 
 
 def result_panel(event: Result) -> Panel:
@@ -80,8 +83,17 @@ def _table(value: dict[str, Any]) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for key, item in value.items():
-        table.add_row(str(key), item if isinstance(item, str) else Pretty(item))
+        if item is not None:
+            table.add_row(str(key), _cell(item))
     return table
+
+
+def _cell(item: Any) -> Any:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict) and all(isinstance(v, str | int | float) for v in item.values()):
+        return ", ".join(f"{k} {v}" for k, v in item.items())
+    return Pretty(item)
 
 
 class JsonRenderer:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from agentctl.errors import AgentctlError
+from agentctl.errors import AgentctlError, ProcessFailed
 from agentctl.events import Event, Failed, Log, Result, RunInfo
 from agentctl.registry import Process
 
@@ -86,7 +86,8 @@ async def _outcome(process: Process, state: Any, run_name: str | None) -> Result
     value = await state.aresult(raise_on_failure=False)
     if state.is_completed():
         return Result(process=process.name, value=to_jsonable_python(value, fallback=str), run=info)
-    return Failed(message=_failure(process, state, value), error="ProcessFailed", run=info)
+    return Failed(message=_failure(process, state, value), error=ProcessFailed.__name__,
+                  exit_code=ProcessFailed.exit_code, run=info)
 
 
 def _failure(process: Process, state: Any, value: Any) -> str:

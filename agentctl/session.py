@@ -38,7 +38,8 @@ class Session:
         """Start the Prefect API (unless one is configured), Ray and the router pool."""
         api_url = self.settings.prefect.api_url
         if not api_url:
-            self._api = LocalPrefectAPI(self.settings.data_dir, self.settings.prefect.telemetry)
+            names = frozenset(self._secrets()) | {"OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"}
+            self._api = LocalPrefectAPI(self.settings.data_dir, self.settings.prefect.telemetry, names)
             self._api.start()
             api_url = self._api.url
         self._ray_started = cluster.connect(self.settings, self._actor_env(api_url))
@@ -71,6 +72,9 @@ class Session:
         }
         if not self.settings.prefect.telemetry:
             env["DO_NOT_TRACK"] = "1"
+        if self._api is not None:
+            # The session's own server serves no UI and stops with the session: no "View at" links.
+            env["PREFECT_UI_URL"] = ""
         return env
 
     def _secrets(self) -> dict[str, str]:

@@ -124,11 +124,11 @@ class FakeLLM(_Server):
 
     def calls(self, kind: str | None = None) -> list[Recorded]:
         """The chat-completion requests received, optionally only those of one kind."""
-        found = [r for r in self.requests if r.path.endswith("/chat/completions")]
+        found = [r for r in self.requests if _is_chat(r)]
         return [r for r in found if kind is None or _kind(r.body) == kind]
 
     def respond(self, request: Recorded) -> tuple[int, dict[str, str], Any]:
-        if not request.path.endswith("/chat/completions") or request.method != "POST":
+        if not _is_chat(request) or request.method != "POST":
             return 404, {}, {"error": {"message": f"no route {request.path}"}}
         sent = request.headers.get("api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
         if sent != self.api_key:
@@ -141,6 +141,10 @@ class FakeLLM(_Server):
         if reply.status != 200:
             return reply.status, {}, {"error": {"message": reply.error, "type": "server_error"}}
         return 200, {}, _completion(request.body.get("model", "?"), reply)
+
+
+def _is_chat(request: Recorded) -> bool:
+    return urlsplit(request.path).path.endswith("/chat/completions")
 
 
 def _kind(body: Any) -> str:

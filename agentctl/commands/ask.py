@@ -12,7 +12,7 @@ from agentctl.commands.common import consoles, redactor, settings
 def ask(
     ctx: typer.Context,
     request: Annotated[list[str], typer.Argument(help="What you want done, in plain language.")],
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of rich output.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document, nothing else.")] = False,
     model: Annotated[str | None, typer.Option("--model", help="LLM model for this call (llm.model).")] = None,
     pool_size: Annotated[int | None, typer.Option("--pool-size", help="Router actors to start (pool.size).")] = None,
 ) -> int:

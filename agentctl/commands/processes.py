@@ -17,7 +17,7 @@ def list_processes(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the processes the LLM can route to, with their parameters. Starts no cluster."""
-    from agentctl.registry import builtin_registry
+    from agentctl.processes import builtin_registry
     from agentctl.render import processes_json, processes_table
 
     registry = builtin_registry()

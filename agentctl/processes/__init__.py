@@ -7,7 +7,7 @@ task lives in a module of its own that is imported only when it runs.
 from __future__ import annotations
 
 from agentctl.processes import github, text
-from agentctl.registry import Process, from_signature
+from agentctl.registry import Process, Registry, from_signature
 
 
 def builtins() -> list[Process]:
@@ -26,3 +26,8 @@ def builtins() -> list[Process]:
             entrypoint="agentctl.processes.text_task:text_processing",
         ),
     ]
+
+
+def builtin_registry() -> Registry:
+    """The registry with the built-in processes."""
+    return Registry(builtins())

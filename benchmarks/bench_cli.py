@@ -1,0 +1,101 @@
+"""Wall time of the CLI: ``--help``, ``processes list`` and a cold ``ask``, medians over several runs.
+
+The LLM and GitHub are the local servers of the test suite, so the figures are agentctl's own cost
+(plus Ray's and Prefect's). A cold ask is split into phases measured in-process with a Session:
+start-up (Prefect API + Ray + actors), routing (until the route arrives), run (until the result),
+shutdown; "process" is the rest of the CLI's wall time (interpreter, imports, exit).
+
+    .venv/bin/python benchmarks/bench_cli.py --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import FakeGitHub, FakeLLM, tool_call  # noqa: E402
+
+KEY = "sk-bench-0123456789abcdef"
+AGENTCTL = str(Path(sys.executable).with_name("agentctl"))
+REQUEST = "Give me the stars and contributors for acme/rocket"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    runs = parser.parse_args().runs
+    llm, github = FakeLLM(KEY), FakeGitHub()
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    data = Path(tempfile.mkdtemp(prefix="agentctl-bench-"))
+    env = environment(llm, github, data)
+    os.environ.update(env)
+    print(f"median of {runs} runs, seconds")
+    report("agentctl --help", [timed(env, "--help") for _ in range(runs)])
+    report("agentctl processes list", [timed(env, "processes", "list") for _ in range(runs)])
+    cold = [timed(env, "ask", REQUEST, script=(llm, github)) for _ in range(runs)]
+    report("agentctl ask (cold)", cold)
+    phases = [in_process(llm) for _ in range(runs)]
+    for name in ("startup", "routing", "run", "shutdown"):
+        report(f"  {name}", [p[name] for p in phases])
+    rest = statistics.median(cold) - sum(statistics.median([p[n] for p in phases]) for n in phases[0])
+    print(f"  {'process (interpreter, imports, exit)':<38} {rest:7.3f}")
+
+
+def environment(llm: FakeLLM, github: FakeGitHub, data: Path) -> dict[str, str]:
+    return {
+        **os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"{llm.url}/v1", "GITHUB_API_URL": github.url,
+        "AGENTCTL_DATA_DIR": str(data), "XDG_CONFIG_HOME": str(data / "config"),
+    }
+
+
+def timed(env: dict[str, str], *args: str, script: tuple[FakeLLM, FakeGitHub] | None = None) -> float:
+    if script:
+        script[0].script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
+    start = time.perf_counter()
+    proc = subprocess.run([AGENTCTL, *args], env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"agentctl {' '.join(args)} failed: {proc.stderr}")
+    return elapsed
+
+
+def in_process(llm: FakeLLM) -> dict[str, float]:
+    from agentctl.config import load
+    from agentctl.events import Result, Routed
+    from agentctl.session import Session
+
+    llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
+    marks = {"start": time.perf_counter()}
+    session = Session(load())
+    session.open()
+    marks["opened"] = time.perf_counter()
+    for event in session.ask(REQUEST):
+        if isinstance(event, Routed):
+            marks["routed"] = time.perf_counter()
+        if isinstance(event, Result):
+            marks["result"] = time.perf_counter()
+    session.close()
+    marks["closed"] = time.perf_counter()
+    return {
+        "startup": marks["opened"] - marks["start"],
+        "routing": marks["routed"] - marks["opened"],
+        "run": marks["result"] - marks["routed"],
+        "shutdown": marks["closed"] - marks["result"],
+    }
+
+
+def report(name: str, samples: list[float]) -> None:
+    print(f"{name:<40} {statistics.median(samples):7.3f}   (min {min(samples):.3f}, max {max(samples):.3f})")
+
+
+if __name__ == "__main__":
+    main()

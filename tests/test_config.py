@@ -1,0 +1,91 @@
+"""Configuration: precedence, and errors that name the key and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentctl.config import Settings, load
+from agentctl.errors import ConfigError, MissingCredential
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith(("AGENTCTL_", "OPENAI_", "AZURE_", "GITHUB_", "RAY_ADDRESS", "PREFECT_API_URL")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults() -> None:
+    settings = load()
+    assert settings.llm.model == "gpt-4o-mini"
+    assert settings.pool.size == 2
+    assert settings.ray.dashboard is False
+    assert settings.github.api_url == "https://api.github.com"
+
+
+def test_precedence_flags_then_env_then_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[llm]\nmodel = "from-file"\ntimeout = 5\n[pool]\nsize = 3\n')
+    assert load(path).llm.model == "from-file"
+    monkeypatch.setenv("AGENTCTL_LLM__MODEL", "from-env")
+    settings = load(path)
+    assert (settings.llm.model, settings.llm.timeout, settings.pool.size) == ("from-env", 5, 3)
+    assert load(path, {"llm.model": "from-flag"}).llm.model == "from-flag"
+
+
+def test_well_known_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
+    monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:8000")
+    monkeypatch.setenv("RAY_ADDRESS", "auto")
+    settings = load()
+    assert settings.llm.base_url == "http://127.0.0.1:11434/v1"
+    assert settings.github.api_url == "http://127.0.0.1:8000"
+    assert settings.ray.address == "auto"
+
+
+def test_config_file_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTCTL_CONFIG", str(write(tmp_path, "[pool]\nsize = 5\n")))
+    assert load().pool.size == 5
+
+
+def test_bad_value_names_key_and_allowed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"pool\.size: 'many'; expected a valid integer"):
+        load(write(tmp_path, '[pool]\nsize = "many"\n'))
+    with pytest.raises(ConfigError, match=r"llm\.provider: 'anthropic'; expected 'openai' or 'azure'"):
+        load(write(tmp_path, '[llm]\nprovider = "anthropic"\n'))
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown config key llm\.modle"):
+        load(write(tmp_path, '[llm]\nmodle = "x"\n'))
+
+
+def test_missing_and_broken_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(write(tmp_path, "[llm\n"))
+
+
+def test_api_key_error_names_variable_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(MissingCredential, match="OPENAI_API_KEY.*llm.api_key_env"):
+        Settings().api_key()
+    azure = Settings.model_validate({"llm": {"provider": "azure"}})
+    with pytest.raises(MissingCredential, match="AZURE_OPENAI_API_KEY"):
+        azure.api_key()
+    monkeypatch.setenv("MY_KEY", "sk-abcdef")
+    assert Settings.model_validate({"llm": {"api_key_env": "MY_KEY"}}).api_key() == "sk-abcdef"
+
+
+def test_example_config_matches_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = Path(__file__).parent.parent / "config.example.toml"
+    loaded = load(example).model_dump(exclude={"data_dir"})
+    assert loaded == Settings().model_dump(exclude={"data_dir"})

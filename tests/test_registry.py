@@ -1,0 +1,80 @@
+"""The registry: schemas from signatures, the built-ins, and a listing that stays light."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from typing import Literal
+
+import pytest
+from pydantic import ValidationError
+
+from agentctl.errors import ConfigError
+from agentctl.processes import builtin_registry
+from agentctl.registry import Registry, from_signature
+
+
+def sample(repo: str, limit: int = 10, labels: list[str] | None = None, state: Literal["open", "closed"] = "open",
+           verbose: bool = False) -> None:
+    """Count issues.
+
+    Args:
+        repo: Repository as owner/name.
+        limit: How many to count at most.
+    """
+
+
+def test_schema_from_signature_and_docstring() -> None:
+    process = from_signature(sample, name="count", kind="flow", entrypoint="x:y")
+    schema = process.schema()
+    assert process.description == "Count issues."
+    assert schema["required"] == ["repo"]
+    assert schema["properties"]["repo"]["description"] == "Repository as owner/name."
+    assert schema["properties"]["limit"]["type"] == "integer"
+    assert schema["properties"]["state"]["enum"] == ["open", "closed"]
+    assert process.validate({"repo": "a/b", "limit": "3"})["limit"] == 3
+    with pytest.raises(ValidationError):
+        process.validate({"repo": "a/b", "unknown": 1})
+
+
+def test_duplicate_and_bad_names() -> None:
+    process = from_signature(sample, name="count", kind="flow", entrypoint="x:y")
+    with pytest.raises(ConfigError, match="two processes are named 'count'"):
+        Registry([process, process])
+    with pytest.raises(ConfigError, match="must match"):
+        from_signature(sample, name="has space", kind="flow", entrypoint="x:y")
+
+
+def test_builtins_declare_the_signatures_of_their_prefect_callables() -> None:
+    for process in builtin_registry():
+        target = process.load()
+        declared = inspect.signature(target.fn)
+        schema_params = list(process.schema()["properties"])
+        assert list(declared.parameters) == schema_params, process.name
+        assert process.kind == ("flow" if type(target).__name__ == "Flow" else "task")
+
+
+def test_repo_argument_must_be_owner_slash_name() -> None:
+    github = builtin_registry().get("github_repo_info")
+    assert github is not None
+    with pytest.raises(ValidationError):
+        github.validate({"repo": "https://evil.example/x"})
+    assert github.validate({"repo": "PrefectHQ/prefect"}) == {"repo": "PrefectHQ/prefect"}
+
+
+def test_processes_list_imports_no_ray_prefect_or_openai() -> None:
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "agentctl", "processes", "list", "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert {"ray", "prefect", "openai"} & imported == set()
+    assert "github_repo_info" in proc.stdout
+
+
+def test_help_imports_no_ray_prefect_or_openai() -> None:
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "agentctl", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert {"ray", "prefect", "openai"} & imported == set()
