@@ -28,8 +28,8 @@ Redact = Callable[[str], str]
 class RichRenderer:
     """Streams events as they arrive: route line, one line per log, a panel for the result."""
 
-    def __init__(self, out: Console, err: Console, redact: Redact) -> None:
-        self.out, self.err, self._redact = out, err, redact
+    def __init__(self, out: Console, err: Console, redact: Redact, debug: bool = False) -> None:
+        self.out, self.err, self._redact, self._debug = out, err, redact, debug
 
     def render(self, events: Iterable[Event]) -> int:
         """Print every event; return the exit code."""
@@ -51,6 +51,8 @@ class RichRenderer:
             self.out.print(Panel(Text(self._redact(event.text)), **REPLY_STYLE))
         elif isinstance(event, Failed):
             self.err.print(Text(f"error: {self._redact(event.message)}", style="bold red"))
+            if self._debug and event.detail:
+                self.err.print(Text(self._redact(event.detail), style="dim"))
             return event.exit_code
         return None
 

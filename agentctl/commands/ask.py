@@ -30,5 +30,6 @@ def ask(
     config = settings(ctx, {"llm.model": model, "pool.size": pool_size})
     out, err = consoles()
     hide = redactor(config)
-    renderer = JsonRenderer(out, text, hide) if json_output else RichRenderer(out, err, hide)
+    debug = bool(ctx.obj and ctx.obj.get("debug"))
+    renderer = JsonRenderer(out, text, hide) if json_output else RichRenderer(out, err, hide, debug)
     return renderer.render(ask_once(config, text))
