@@ -15,9 +15,10 @@ from typing import Any
 
 from agentctl import router, runner, runtime
 from agentctl.config import Settings
-from agentctl.errors import AgentctlError, StackError, redact
-from agentctl.events import ChatReply, Event, Failed, Routed
-from agentctl.processes import builtin_registry
+from agentctl.discovery import discover
+from agentctl.errors import AgentctlError, StackError, UsageError, redact
+from agentctl.events import ChatReply, Event, Failed, Log, Routed
+from agentctl.registry import Process
 
 
 class RouterActor:
@@ -28,14 +29,26 @@ class RouterActor:
         self._secrets = [v for v in secrets.values() if v]
         self.settings = Settings.model_validate_json(settings_json)
         runtime.install(self.settings)
-        self.registry = builtin_registry()
+        found = discover(self.settings)
+        self.registry, self._problems = found.registry, found.problems
         self._api_deadline = api_deadline
         self._api_ready = False
 
     async def handle(self, request: str) -> AsyncIterator[dict[str, Any]]:
         """Route ``request`` and run the chosen process; yield events as JSON-able dicts."""
+        async for event in self._guarded(self._handle(request)):
+            yield event
+
+    async def run(self, name: str, arguments: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Run process ``name`` with ``arguments``, no LLM involved; yield events as JSON-able dicts."""
+        async for event in self._guarded(self._run(name, arguments)):
+            yield event
+
+    async def _guarded(self, events: AsyncIterator[Event]) -> AsyncIterator[dict[str, Any]]:
+        for problem in self._problems:
+            yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=problem).model_dump(mode="json")
         try:
-            async for event in self._handle(request):
+            async for event in events:
                 yield event.model_dump(mode="json")
         except AgentctlError as exc:
             yield self._failed(str(exc), exc.exit_code, type(exc).__name__)
@@ -45,16 +58,28 @@ class RouterActor:
             yield {**failed, "detail": detail}
 
     async def _handle(self, request: str) -> AsyncIterator[Event]:
+        settings = self.settings
         decision = await router.route(
-            request, self.registry, self.settings.router.repair_attempts, self.settings.llm.strict_tools
+            request, self.registry, settings.router.repair_attempts, settings.llm.strict_tools,
+            settings.router.max_tools,
         )
         if isinstance(decision, ChatReply):
             yield decision
             return
-        process = decision.process
-        yield Routed(process=process.name, process_kind=process.kind, arguments=decision.arguments)
+        async for event in self._execute(decision.process, decision.arguments):
+            yield event
+
+    async def _run(self, name: str, arguments: dict[str, Any]) -> AsyncIterator[Event]:
+        process = self.registry.get(name)
+        if process is None:
+            raise UsageError(f"no process named {name!r} in the router actors: check processes.modules")
+        async for event in self._execute(process, process.validate(arguments)):
+            yield event
+
+    async def _execute(self, process: Process, arguments: dict[str, Any]) -> AsyncIterator[Event]:
+        yield Routed(process=process.name, process_kind=process.kind, arguments=arguments)
         await self._wait_for_api()
-        async for event in runner.run(process, decision.arguments):
+        async for event in runner.run(process, arguments):
             yield event
 
     def _failed(self, message: str, exit_code: int, error: str) -> dict[str, Any]:

@@ -79,6 +79,21 @@ class RouterSettings(_Section):
     """How the router asks the LLM and repairs its answers."""
 
     repair_attempts: int = Field(default=1, ge=0, le=5)
+    max_tools: int = Field(default=32, ge=1, le=128)
+
+
+class ProcessesSettings(_Section):
+    """Where processes come from, besides the ``agentctl.processes`` entry points."""
+
+    modules: list[str] = []
+    paths: list[str] = []
+    disable: list[str] = []
+
+    @field_validator("modules", "paths", "disable", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        # From the environment a list arrives as one comma-separated string.
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
 class Settings(_Section):
@@ -90,6 +105,7 @@ class Settings(_Section):
     ray: RaySettings = RaySettings()
     prefect: PrefectSettings = PrefectSettings()
     router: RouterSettings = RouterSettings()
+    processes: ProcessesSettings = ProcessesSettings()
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
 
     @field_validator("data_dir")

@@ -34,31 +34,40 @@ class Pool:
         config = settings.model_dump_json()
         return cls([remote.remote(config, secrets, api_deadline) for _ in range(settings.pool.size)])
 
-    def stream(self, request: str, check: Callable[[], None] = lambda: None) -> Iterator[Event]:
-        """Send ``request`` to the next actor and yield its events as they arrive.
-
-        ``check`` runs while waiting and may raise to abandon the request (a dead Prefect server).
-        """
-        import ray
-
+    def ask(self, request: str, check: Callable[[], None] = lambda: None) -> Iterator[Event]:
+        """Route and run ``request`` on the next actor; yield its events as they arrive."""
         actor = self._actors[next(self._turn)]
-        stream = actor.handle.options(num_returns="streaming").remote(request)
-        try:
-            while True:
-                ready, _ = ray.wait([stream], timeout=0.25)
-                if not ready:
-                    check()
-                    continue
-                try:
-                    ref = next(stream)
-                except StopIteration:
-                    return
-                yield _events.validate_python(ray.get(ref))
-        except ray.exceptions.RayActorError as exc:
-            raise StackError(f"the router actor died while handling the request: {exc.error_msg[:200]}") from None
-        except BaseException:
-            _cancel(stream)
-            raise
+        return _stream(actor.handle.options(num_returns="streaming").remote(request), check)
+
+    def run(self, name: str, arguments: dict[str, Any], check: Callable[[], None] = lambda: None) -> Iterator[Event]:
+        """Run process ``name`` on the next actor, without the LLM; yield its events."""
+        actor = self._actors[next(self._turn)]
+        return _stream(actor.run.options(num_returns="streaming").remote(name, arguments), check)
+
+
+def _stream(stream: Any, check: Callable[[], None]) -> Iterator[Event]:
+    """Yield the events of a Ray streaming generator as they arrive.
+
+    ``check`` runs while waiting and may raise to abandon the request (a dead Prefect server).
+    """
+    import ray
+
+    try:
+        while True:
+            ready, _ = ray.wait([stream], timeout=0.25)
+            if not ready:
+                check()
+                continue
+            try:
+                ref = next(stream)
+            except StopIteration:
+                return
+            yield _events.validate_python(ray.get(ref))
+    except ray.exceptions.RayActorError as exc:
+        raise StackError(f"the router actor died while handling the request: {exc.error_msg[:200]}") from None
+    except BaseException:
+        _cancel(stream)
+        raise
 
 
 def _cancel(stream: Any) -> None:

@@ -31,6 +31,9 @@ class Process:
     kind: Kind
     entrypoint: str
     arguments: type[BaseModel] = field(repr=False)
+    target: Any = field(default=None, repr=False, compare=False)
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
+    tags: tuple[str, ...] = ()
 
     def schema(self) -> dict[str, Any]:
         """The JSON schema of the arguments, as pydantic derives it."""
@@ -47,27 +50,42 @@ class Process:
         return self.arguments.model_validate(arguments).model_dump(mode="json")
 
     def load(self) -> Any:
-        """Import and return the Prefect flow or task behind this process."""
+        """The function, flow or task behind this process, imported on first use."""
+        if self.target is not None:
+            return self.target
         module, _, attr = self.entrypoint.partition(":")
         return getattr(importlib.import_module(module), attr)
 
+    def source(self) -> str | None:
+        """``file:line`` where the process is defined, when it can be found."""
+        fn = getattr(self.load(), "fn", None) or self.load()
+        try:
+            return f"{inspect.getsourcefile(fn)}:{inspect.getsourcelines(fn)[1]}"
+        except (OSError, TypeError):
+            return None
+
 
 def from_signature(
-    fn: Callable[..., Any], *, name: str, kind: Kind, entrypoint: str, description: str | None = None
+    fn: Callable[..., Any], *, name: str, kind: Kind, entrypoint: str, description: str | None = None, **extra: Any
 ) -> Process:
-    """Build a Process whose argument schema comes from ``fn``'s signature and docstring."""
+    """Build a Process whose argument schema comes from ``fn``'s signature and docstring.
+
+    ``extra`` fills the remaining Process fields (target, options, tags).
+    """
     if not NAME_PATTERN.match(name):
         raise ConfigError(f"process name {name!r} must match {NAME_PATTERN.pattern}")
     doc = inspect.getdoc(fn) or ""
-    summary = description or doc.split("\n\n")[0].strip()
+    summary = description or " ".join(doc.split("\n\n")[0].split()) or name
     model = _arguments_model(fn, name, _param_docs(doc))
-    return Process(name=name, description=summary, kind=kind, entrypoint=entrypoint, arguments=model)
+    return Process(name=name, description=summary, kind=kind, entrypoint=entrypoint, arguments=model, **extra)
 
 
 def _arguments_model(fn: Callable[..., Any], name: str, docs: dict[str, str]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     hints = inspect.get_annotations(fn, eval_str=True)
     for param in inspect.signature(fn).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ConfigError(f"process {name}: *{param.name} cannot be described to the LLM; name every parameter")
         default = ... if param.default is inspect.Parameter.empty else param.default
         description = docs.get(param.name)
         fields[param.name] = (hints.get(param.name, Any), Field(default, description=description))

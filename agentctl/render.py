@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.panel import Panel
 from rich.pretty import Pretty
+from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -152,3 +153,41 @@ def processes_json(processes: Iterable[Process]) -> list[dict[str, Any]]:
         {"name": p.name, "kind": p.kind, "description": p.description, "entrypoint": p.entrypoint, "schema": p.schema()}
         for p in processes
     ]
+
+
+def process_json(process: Process) -> dict[str, Any]:
+    """One process in full, as JSON."""
+    return {
+        "name": process.name, "kind": process.kind, "description": process.description,
+        "entrypoint": process.entrypoint, "source": process.source(), "options": process.options,
+        "tags": list(process.tags), "parameters": parameter_rows(process), "schema": process.schema(),
+    }
+
+
+def parameter_rows(process: Process) -> list[dict[str, Any]]:
+    """Each parameter: name, type, required, default, description."""
+    properties = process.schema().get("properties", {})
+    rows = []
+    for name, type_label, required in process.parameters():
+        prop = properties[name]
+        rows.append({"name": name, "type": type_label, "required": required,
+                     "default": prop.get("default"), "description": prop.get("description", "")})
+    return rows
+
+
+def process_view(process: Process) -> Group:
+    """One process for the terminal: a summary, the parameters and the JSON schema."""
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    for label, value in (("kind", process.kind), ("description", process.description),
+                         ("entrypoint", process.entrypoint), ("source", process.source() or "unknown"),
+                         ("options", _cell(process.options) if process.options else "-"),
+                         ("tags", ", ".join(process.tags) or "-")):
+        head.add_row(label, value)
+    params = Table("parameter", "type", "required", "default", "description", title="parameters", title_justify="left")
+    for row in parameter_rows(process):
+        default = "" if row["required"] else json.dumps(row["default"])
+        params.add_row(row["name"], row["type"], "yes" if row["required"] else "no", default, row["description"])
+    schema = Syntax(json.dumps(process.schema(), indent=2), "json", theme="ansi_dark", word_wrap=True)
+    return Group(Panel(head, title=process.name, title_align="left"), params, schema)

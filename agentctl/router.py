@@ -18,6 +18,7 @@ from agentctl import llm
 from agentctl.errors import RoutingError
 from agentctl.events import ChatReply
 from agentctl.registry import Process, Registry, describe_validation_error
+from agentctl.shortlist import shortlist
 
 SYSTEM = (
     "You are agentctl's router. Choose the one tool (process) that carries out the user's request "
@@ -38,12 +39,18 @@ class _Invalid(Exception):
     """The LLM's tool call cannot run as it is; the message goes back to the LLM."""
 
 
-async def route(request: str, registry: Registry, repair_attempts: int, strict: bool) -> Route | ChatReply:
-    """Ask the LLM which process fits ``request`` and return a validated Route, or its chat reply."""
+async def route(
+    request: str, registry: Registry, repair_attempts: int, strict: bool, max_tools: int = 32
+) -> Route | ChatReply:
+    """Ask the LLM which process fits ``request`` and return a validated Route, or its chat reply.
+
+    With more than ``max_tools`` processes only a shortlist is offered, and only it can be chosen.
+    """
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": request},
     ]
+    registry = Registry(shortlist(request, list(registry), max_tools))
     tools = [tool_for(p, strict) for p in registry]
     for attempt in range(repair_attempts + 1):
         message = await llm.chat(messages, tools=tools)

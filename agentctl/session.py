@@ -6,9 +6,11 @@ import os
 import time
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Any
 
 from agentctl import cluster
 from agentctl.config import Settings
+from agentctl.discovery import anchored, pythonpath
 from agentctl.events import Event
 from agentctl.pool import Pool
 from agentctl.prefect_api import LocalPrefectAPI
@@ -18,7 +20,7 @@ class Session:
     """Starts what is missing (a local Prefect API, a local Ray cluster) and stops what it started."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        self.settings = anchored(settings)
         self._api: LocalPrefectAPI | None = None
         self._ray_started = False
         self._pool: Pool | None = None
@@ -49,7 +51,12 @@ class Session:
     def ask(self, request: str) -> Iterator[Event]:
         """Route and run ``request``; yield its events as they happen."""
         assert self._pool is not None, "open() the session first"
-        return self._pool.stream(request, check=self._check_api)
+        return self._pool.ask(request, check=self._check_api)
+
+    def run(self, name: str, arguments: dict[str, Any]) -> Iterator[Event]:
+        """Run process ``name`` with ``arguments``, without the LLM; yield its events."""
+        assert self._pool is not None, "open() the session first"
+        return self._pool.run(name, arguments, check=self._check_api)
 
     def close(self) -> None:
         """Stop what this session started, and nothing else."""
@@ -69,6 +76,7 @@ class Session:
             "PREFECT_API_URL": api_url,
             "PREFECT_HOME": str(self.settings.data_dir / "prefect"),
             "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+            "PYTHONPATH": pythonpath(self.settings),
         }
         if not self.settings.prefect.telemetry:
             env["DO_NOT_TRACK"] = "1"
@@ -87,3 +95,9 @@ def ask_once(settings: Settings, request: str) -> Iterator[Event]:
     settings.api_key()
     with Session(settings) as session:
         yield from session.ask(request)
+
+
+def run_once(settings: Settings, name: str, arguments: dict[str, Any]) -> Iterator[Event]:
+    """Open a session, yield the events of one run of process ``name``, close the session."""
+    with Session(settings) as session:
+        yield from session.run(name, arguments)

@@ -140,7 +140,7 @@ def env(tmp_path: Path, llm: FakeLLM, github: FakeGitHub, prefect_api: str) -> d
     return {**base_env(tmp_path, llm, github), "PREFECT_API_URL": prefect_api}
 
 
-def run_cli(env: dict[str, str], *args: str, timeout: float = 180) -> CLIResult:
+def run_cli(env: dict[str, str], *args: str, timeout: float = 180, cwd: Path | None = None) -> CLIResult:
     """Run the installed ``agentctl`` as a user would."""
-    proc = subprocess.run([AGENTCTL, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([AGENTCTL, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     return CLIResult(proc.returncode, proc.stdout, proc.stderr)

@@ -12,12 +12,14 @@ import pytest
 from agentctl import llm as llm_module
 from agentctl import router, runtime
 from agentctl.config import Settings
+from agentctl.discovery import discover
 from agentctl.errors import LLMError, RoutingError, UsageError
 from agentctl.events import ChatReply
 from agentctl.processes import builtin_registry
 from agentctl.registry import Registry, from_signature
 from tests.conftest import API_KEY
 from tests.servers import FakeLLM, fail, say, tool_call
+from tests.test_cli_processes import generated_module
 
 
 @pytest.fixture
@@ -29,8 +31,9 @@ def configured(llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     runtime.install(Settings())
 
 
-def route(request: str, registry: Registry | None = None, repairs: int = 1, strict: bool = True):  # type: ignore[no-untyped-def]
-    return asyncio.run(router.route(request, registry or builtin_registry(), repairs, strict))
+def route(request: str, registry: Registry | None = None, repairs: int = 1, strict: bool = True,
+          max_tools: int = 32) -> router.Route | ChatReply:
+    return asyncio.run(router.route(request, registry or builtin_registry(), repairs, strict, max_tools))
 
 
 def test_valid_tool_call_becomes_a_route(configured: FakeLLM) -> None:
@@ -138,3 +141,29 @@ def test_azure_provider_uses_deployment_path_and_api_key_header(llm: FakeLLM, mo
     assert request.path.startswith("/openai/deployments/routing/chat/completions?api-version=2024-10-21")
     assert request.headers["api-key"] == API_KEY
     assert json.dumps(request.body).count(API_KEY) == 0
+
+
+@pytest.fixture
+def large_registry(tmp_path: Path) -> Registry:
+    module = tmp_path / "many.py"
+    module.write_text(generated_module(200))
+    found = discover(Settings.model_validate({"processes": {"paths": [str(module)]}}))
+    assert found.problems == [] and len(found.registry) == 202
+    return found.registry
+
+
+def test_large_registry_offers_a_shortlist(configured: FakeLLM, large_registry: Registry) -> None:
+    configured.script("route", tool_call("report_137", {"account": "acme", "quarter": 2}))
+
+    decision = route("the quarterly report about topic137 for acme", large_registry, max_tools=32)
+
+    offered = [t["function"]["name"] for t in configured.calls("route")[0].body["tools"]]
+    assert len(offered) == 32 and offered[0] == "report_137"
+    assert isinstance(decision, router.Route) and decision.arguments == {"account": "acme", "quarter": 2}
+
+
+def test_a_process_left_off_the_shortlist_cannot_be_chosen(configured: FakeLLM, large_registry: Registry) -> None:
+    configured.script("route", tool_call("report_190", {"account": "a"}), tool_call("report_190", {"account": "a"}))
+
+    with pytest.raises(RoutingError, match="no tool named 'report_190'"):
+        route("the quarterly report about topic137", large_registry, max_tools=32)

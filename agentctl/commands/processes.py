@@ -1,28 +1,99 @@
-"""``agentctl processes``: the registered processes."""
+"""``agentctl processes``: list, show and run the registered processes."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
-from agentctl.commands.common import consoles
+from agentctl.commands.common import consoles, redactor, settings
 
-app = typer.Typer(help="List and inspect the registered processes.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from agentctl.registry import Process, Registry
+
+app = typer.Typer(help="List, inspect and run the registered processes.", no_args_is_help=True)
+JSON_HELP = "Print JSON instead of rich output."
+PARAM_HELP = "A parameter as NAME=VALUE, parsed against its type (repeatable)."
 
 
 @app.command("list")
 def list_processes(
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """List the processes the LLM can route to, with their parameters. Starts no cluster."""
-    from agentctl.processes import builtin_registry
     from agentctl.render import processes_json, processes_table
 
-    registry = builtin_registry()
+    registry = _registry(ctx)
     out, _ = consoles()
     if json_output:
         print(json.dumps(processes_json(registry), indent=2))
     else:
         out.print(processes_table(registry))
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The process to show.")],
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Show one process: description, parameters, JSON schema and where it is defined."""
+    from agentctl.render import process_json, process_view
+
+    process = _lookup(ctx, name)
+    out, _ = consoles()
+    if json_output:
+        print(json.dumps(process_json(process), indent=2))
+    else:
+        out.print(process_view(process))
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The process to run.")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help=PARAM_HELP)] = None,
+    params_json: Annotated[str | None, typer.Option("--params-json", help="All parameters as one JSON object.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document, nothing else.")] = False,
+) -> int:
+    """Run a process by hand, without the LLM: the same pool, Prefect run and streaming as ask.
+
+    Example: agentctl processes run github_repo_info --param repo=PrefectHQ/prefect
+    """
+    from agentctl.params import parse
+    from agentctl.render import JsonRenderer, RichRenderer
+    from agentctl.session import run_once
+
+    process = _lookup(ctx, name)
+    arguments = parse(process, param or [], params_json)
+    config = settings(ctx)
+    out, err = consoles()
+    hide = redactor(config)
+    label = f"processes run {name}"
+    debug = bool(ctx.obj and ctx.obj.get("debug"))
+    renderer = JsonRenderer(out, label, hide) if json_output else RichRenderer(out, err, hide, debug)
+    return renderer.render(run_once(config, process.name, arguments))
+
+
+def _registry(ctx: typer.Context) -> Registry:
+    from agentctl.discovery import discover
+
+    found = discover(settings(ctx))
+    _, err = consoles()
+    for problem in found.problems:
+        err.print(Text.assemble(("warning: ", "yellow"), problem), highlight=False)
+    return found.registry
+
+
+def _lookup(ctx: typer.Context, name: str) -> Process:
+    from agentctl.errors import UsageError
+
+    registry = _registry(ctx)
+    process = registry.get(name)
+    if process is None:
+        known = ", ".join(p.name for p in registry)
+        raise UsageError(f"no process named {name!r}; the processes are: {known} (agentctl processes list)")
+    return process

@@ -1,0 +1,92 @@
+"""``@agentctl.process``: declare a function, a Prefect flow or a Prefect task as a process.
+
+The decorator records what it needs and returns the object unchanged, so a declared function is
+still an ordinary function and a declared flow is still a flow. Prefect is imported only when a
+process runs: a plain function is wrapped as a Prefect flow then, with the options given here.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, overload
+
+ATTRIBUTE = "__agentctl_process__"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What ``@process`` recorded about one object."""
+
+    name: str | None = None
+    description: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+
+@overload
+def process(obj: T, /) -> T: ...
+
+
+@overload
+def process(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: float | None = None,
+    timeout_seconds: float | None = None,
+    tags: list[str] | None = None,
+) -> Callable[[T], T]: ...
+
+
+def process(
+    obj: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: float | None = None,
+    timeout_seconds: float | None = None,
+    tags: list[str] | None = None,
+) -> Any:
+    """Register a function, Prefect flow or Prefect task as a process agentctl can route to.
+
+    Args:
+        name: Tool name the LLM sees (default: the function's name).
+        description: What it does (default: the docstring's first paragraph).
+        retries: Prefect retries for each run.
+        retry_delay_seconds: Seconds between Prefect retries.
+        timeout_seconds: Prefect timeout of each run.
+        tags: Prefect tags of each run.
+    """
+    options = {"retries": retries, "retry_delay_seconds": retry_delay_seconds, "timeout_seconds": timeout_seconds}
+    declaration = Declaration(name, description, {k: v for k, v in options.items() if v is not None}, tuple(tags or ()))
+
+    def decorate(target: T) -> T:
+        if not callable(target):
+            raise TypeError(f"@process needs a function, flow or task, not {type(target).__name__}")
+        setattr(target, ATTRIBUTE, declaration)
+        return target
+
+    return decorate(obj) if obj is not None else decorate
+
+
+def declaration(obj: Any) -> Declaration | None:
+    """The declaration on ``obj``, if it was decorated with ``@process``."""
+    found = getattr(obj, ATTRIBUTE, None) if callable(obj) else None
+    return found if isinstance(found, Declaration) else None
+
+
+def function_of(obj: Any) -> Callable[..., Any]:
+    """The Python function behind a function, a Prefect flow or a Prefect task."""
+    inner = getattr(obj, "fn", None)
+    return inner if inspect.isfunction(inner) else obj
+
+
+def kind_of(obj: Any) -> str:
+    """``task`` for a Prefect task, ``flow`` for a flow or a plain function (wrapped as a flow)."""
+    return "task" if type(obj).__name__ == "Task" and type(obj).__module__.startswith("prefect") else "flow"
