@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.servers import FakeGitHub, FakeLLM, tool_call  # noqa: E402
+from tests.test_cli_processes import generated_module  # noqa: E402
 
 KEY = "sk-bench-0123456789abcdef"
 AGENTCTL = str(Path(sys.executable).with_name("agentctl"))
@@ -41,6 +42,10 @@ def main() -> None:
     print(f"median of {runs} runs, seconds")
     report("agentctl --help", [timed(env, "--help") for _ in range(runs)])
     report("agentctl processes list", [timed(env, "processes", "list") for _ in range(runs)])
+    many = data / "many.py"
+    many.write_text(generated_module(200))
+    env_many = {**env, "AGENTCTL_PROCESSES__PATHS": str(many)}
+    report("agentctl processes list (202 processes)", [timed(env_many, "processes", "list") for _ in range(runs)])
     cold = [timed(env, "ask", REQUEST, script=(llm, github)) for _ in range(runs)]
     report("agentctl ask (cold)", cold)
     phases = [in_process(llm) for _ in range(runs)]
