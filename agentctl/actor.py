@@ -13,11 +13,11 @@ import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agentctl import router, runner, runtime
+from agentctl import llm, router, runner, runtime
 from agentctl.config import Settings
 from agentctl.discovery import discover
 from agentctl.errors import AgentctlError, StackError, UsageError, redact
-from agentctl.events import ChatReply, Event, Failed, Log, Routed
+from agentctl.events import ChatReply, Event, Failed, Log, Routed, Usage
 from agentctl.registry import Process
 
 
@@ -57,29 +57,49 @@ class RouterActor:
             failed = self._failed(f"internal error: {type(exc).__name__}: {exc}", 1, "InternalError")
             yield {**failed, "detail": detail}
 
+    async def route(self, request: str, model: str | None = None) -> dict[str, Any]:
+        """Route ``request`` only, nothing runs: the decision, its latency and usage (for eval)."""
+        usage, started = llm.Usage(), time.perf_counter()
+        try:
+            decision = await self._decide(request, usage, model)
+        except AgentctlError as exc:
+            return {"error": redact(str(exc), self._secrets), "latency": time.perf_counter() - started,
+                    "usage": usage.as_dict()}
+        chosen = {"process": None, "arguments": None} if isinstance(decision, ChatReply) else {
+            "process": decision.process.name, "arguments": decision.arguments}
+        return {**chosen, "error": None, "latency": time.perf_counter() - started, "usage": usage.as_dict()}
+
+    async def _decide(self, request: str, usage: llm.Usage, model: str | None) -> router.Route | ChatReply:
+        usage_token, model_token = llm.current_usage.set(usage), llm.current_model.set(model)
+        try:
+            return await router.decide(request, self.registry, self.settings)
+        finally:
+            llm.current_usage.reset(usage_token)
+            llm.current_model.reset(model_token)
+
     async def _handle(self, request: str) -> AsyncIterator[Event]:
-        settings = self.settings
-        decision = await router.route(
-            request, self.registry, settings.router.repair_attempts, settings.llm.strict_tools,
-            settings.router.max_tools,
-        )
+        usage = llm.Usage()
+        decision = await self._decide(request, usage, None)
         if isinstance(decision, ChatReply):
             yield decision
-            return
-        async for event in self._execute(decision.process, decision.arguments):
-            yield event
+        else:
+            async for event in self._execute(decision.process, decision.arguments, decision.reason, usage):
+                yield event
+        yield Usage.model_validate(usage.as_dict())
 
     async def _run(self, name: str, arguments: dict[str, Any]) -> AsyncIterator[Event]:
         process = self.registry.get(name)
         if process is None:
             raise UsageError(f"no process named {name!r} in the router actors: check processes.modules")
-        async for event in self._execute(process, process.validate(arguments)):
+        async for event in self._execute(process, process.validate(arguments), None, llm.Usage()):
             yield event
 
-    async def _execute(self, process: Process, arguments: dict[str, Any]) -> AsyncIterator[Event]:
-        yield Routed(process=process.name, process_kind=process.kind, arguments=arguments)
+    async def _execute(
+        self, process: Process, arguments: dict[str, Any], reason: str | None, usage: llm.Usage
+    ) -> AsyncIterator[Event]:
+        yield Routed(process=process.name, process_kind=process.kind, arguments=arguments, reason=reason)
         await self._wait_for_api()
-        async for event in runner.run(process, arguments):
+        async for event in runner.run(process, arguments, usage):
             yield event
 
     def _failed(self, message: str, exit_code: int, error: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ class LLMSettings(_Section):
     """How to reach the LLM that routes requests."""
 
     provider: Literal["openai", "azure"] = "openai"
+    mode: Literal["tools", "json_schema"] = "tools"
     model: str = "gpt-4o-mini"
     base_url: str | None = None
     api_key_env: str | None = None

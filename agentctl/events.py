@@ -18,6 +18,8 @@ class Routed(BaseModel):
     process: str
     process_kind: str
     arguments: dict[str, Any]
+    reason: str | None = None
+    policy: dict[str, Any] | None = None
 
 
 class ChatReply(BaseModel):
@@ -66,4 +68,14 @@ class Failed(BaseModel):
     detail: str | None = None
 
 
-Event = Routed | ChatReply | Log | Result | Failed
+class Usage(BaseModel):
+    """What the request cost on the LLM: requests and tokens, nested calls included."""
+
+    kind: Literal["usage"] = "usage"
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+Event = Routed | ChatReply | Log | Result | Failed | Usage

@@ -6,6 +6,8 @@ the same ``chat()`` call; openai's errors are translated into agentctl's here an
 
 from __future__ import annotations
 
+import contextvars
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from agentctl import runtime
@@ -44,22 +46,63 @@ def client() -> Any:
     return _client
 
 
+@dataclass
+class Usage:
+    """Tokens and requests spent on the LLM for one request, nested calls included."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, completion: Any) -> None:
+        """Count one completion."""
+        self.requests += 1
+        usage = getattr(completion, "usage", None)
+        if usage is not None:
+            self.prompt_tokens += usage.prompt_tokens or 0
+            self.completion_tokens += usage.completion_tokens or 0
+
+    def as_dict(self) -> dict[str, int]:
+        """JSON-able counts, with the total."""
+        return {**asdict(self), "total_tokens": self.prompt_tokens + self.completion_tokens}
+
+
+# The usage record of the request being handled; Prefect copies it into the runs it starts.
+current_usage: contextvars.ContextVar[Usage | None] = contextvars.ContextVar("agentctl_usage", default=None)
+# A per-request model override (``--model``, ``eval --models``).
+current_model: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentctl_model", default=None)
+
+
 async def chat(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Any:
-    """Send one chat completion and return the first choice's message (with ``.usage`` attached)."""
+    """Send one chat completion and return the first choice's message."""
     completion = await complete(messages, tools)
     return completion.choices[0].message
 
 
-async def complete(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Any:
-    """Send one chat completion request and return the whole completion."""
+async def complete(
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
+    response_format: dict[str, Any] | None = None,
+) -> Any:
+    """Send one chat completion request and return the whole completion.
+
+    Transport failures (connection, timeout, 429, 5xx) are retried by the openai client itself,
+    ``llm.max_retries`` times, honouring ``retry-after``; nothing else here retries.
+    """
     import openai
 
     llm = runtime.settings().llm
     extra: dict[str, Any] = {"tools": tools} if tools else {}
+    if response_format:
+        extra["response_format"] = response_format
+    model = current_model.get() or llm.model
     try:
-        completion = await client().chat.completions.create(model=llm.model, messages=messages, **extra)
+        completion = await client().chat.completions.create(model=model, messages=messages, **extra)
     except openai.OpenAIError as exc:
-        raise translate(exc, llm) from None
+        raise translate(exc, llm, model) from None
+    usage = current_usage.get()
+    if usage is not None:
+        usage.add(completion)
     if not completion.choices:
         raise LLMError(f"the LLM at {endpoint(llm)} answered with no choices")
     return completion
@@ -72,21 +115,26 @@ def endpoint(llm: LLMSettings) -> str:
     return llm.base_url or "https://api.openai.com/v1"
 
 
-def translate(exc: Exception, llm: LLMSettings) -> Exception:
+def translate(exc: Exception, llm: LLMSettings, model: str | None = None) -> Exception:
     """An agentctl error for an openai error, naming the endpoint and the fix."""
     import openai
 
     where = endpoint(llm)
+    model = model or llm.model
     if isinstance(exc, openai.APITimeoutError):
-        return LLMError(f"the LLM at {where} did not answer within {llm.timeout:g} s (llm.timeout)")
+        return LLMError(f"the LLM at {where} did not answer within {llm.timeout:g} s "
+                        f"({llm.max_retries + 1} tries; llm.timeout, llm.max_retries)")
     if isinstance(exc, openai.APIConnectionError):
         return LLMError(f"could not reach the LLM at {where}: check llm.base_url / OPENAI_BASE_URL")
     if isinstance(exc, openai.AuthenticationError):
         return UsageError(f"the LLM at {where} rejected the API key (401): check {llm.key_env()}")
     if isinstance(exc, openai.NotFoundError):
-        return UsageError(f"the LLM at {where} does not know model {llm.model!r} (404): check llm.model")
+        return UsageError(f"the LLM at {where} does not know model {model!r} (404): check llm.model / --model")
     if isinstance(exc, openai.RateLimitError):
-        return LLMError(f"the LLM at {where} is rate limiting requests (429); try again later")
+        return LLMError(f"the LLM at {where} is still rate limiting (429) after {llm.max_retries} retries "
+                        "(llm.max_retries); try again later")
+    if isinstance(exc, openai.BadRequestError) and "tool" in _short(exc).lower() and llm.mode == "tools":
+        return UsageError(f"the LLM at {where} rejected tool calling ({_short(exc)}): set llm.mode = \"json_schema\"")
     if isinstance(exc, openai.APIStatusError):
         return LLMError(f"the LLM at {where} answered {exc.status_code}: {_short(exc)}")
     return LLMError(f"the LLM call failed: {type(exc).__name__}")

@@ -30,7 +30,8 @@ class Pool:
         from agentctl.actor import RouterActor
 
         # Async actors interleave requests; num_cpus=0 lets a pool larger than the machine start.
-        remote = ray.remote(RouterActor).options(num_cpus=0, max_concurrency=100)
+        # No Ray-level retries: the LLM client and Prefect retry what is worth retrying (see policy).
+        remote = ray.remote(RouterActor).options(num_cpus=0, max_concurrency=100, max_restarts=0, max_task_retries=0)
         config = settings.model_dump_json()
         return cls([remote.remote(config, secrets, api_deadline) for _ in range(settings.pool.size)])
 
@@ -43,6 +44,25 @@ class Pool:
         """Run process ``name`` on the next actor, without the LLM; yield its events."""
         actor = self._actors[next(self._turn)]
         return _stream(actor.run.options(num_returns="streaming").remote(name, arguments), check)
+
+
+    def route_many(self, requests: list[tuple[str, str | None]], concurrency: int) -> list[dict[str, Any]]:
+        """Route each (request, model) without running anything; a sliding window of ``concurrency``."""
+        import ray
+
+        results: dict[int, Any] = {}
+        pending: dict[Any, int] = {}
+        queue = list(enumerate(requests))
+        while queue or pending:
+            while queue and len(pending) < concurrency:
+                index, (request, model) = queue.pop(0)
+                pending[self._actors[next(self._turn)].route.remote(request, model)] = index
+            done, _ = ray.wait(list(pending), num_returns=1)
+            try:
+                results[pending.pop(done[0])] = ray.get(done[0])
+            except ray.exceptions.RayActorError as exc:
+                raise StackError(f"a router actor died during the evaluation: {exc.error_msg[:200]}") from None
+        return [results[i] for i in range(len(requests))]
 
 
 def _stream(stream: Any, check: Callable[[], None]) -> Iterator[Event]:

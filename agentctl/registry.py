@@ -34,6 +34,7 @@ class Process:
     target: Any = field(default=None, repr=False, compare=False)
     options: dict[str, Any] = field(default_factory=dict, compare=False)
     tags: tuple[str, ...] = ()
+    retry_note: str = ""
 
     def schema(self) -> dict[str, Any]:
         """The JSON schema of the arguments, as pydantic derives it."""

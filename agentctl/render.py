@@ -17,8 +17,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from agentctl.errors import EXIT_OK
-from agentctl.events import ChatReply, Event, Failed, Log, Result, Routed
+from agentctl.errors import EXIT_OK, AgentctlError
+from agentctl.events import ChatReply, Event, Failed, Log, Result, Routed, Usage
 from agentctl.registry import Process
 
 LEVEL_STYLES = {"DEBUG": "dim", "INFO": "cyan", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
@@ -29,8 +29,8 @@ Redact = Callable[[str], str]
 class RichRenderer:
     """Streams events as they arrive: route line, one line per log, a panel for the result."""
 
-    def __init__(self, out: Console, err: Console, redact: Redact, debug: bool = False) -> None:
-        self.out, self.err, self._redact, self._debug = out, err, redact, debug
+    def __init__(self, out: Console, err: Console, redact: Redact, debug: bool = False, verbose: bool = False) -> None:
+        self.out, self.err, self._redact, self._debug, self._verbose = out, err, redact, debug, verbose
 
     def render(self, events: Iterable[Event]) -> int:
         """Print every event; return the exit code."""
@@ -44,12 +44,19 @@ class RichRenderer:
         if isinstance(event, Routed):
             status.update(f"Running {event.process}…")
             self.out.print(route_line(event))
+            if event.reason:
+                self.out.print(Text(f"  reason: {self._redact(event.reason)}", style="dim"))
+            if event.policy is not None:
+                self.out.print(policy_text(event.policy))
         elif isinstance(event, Log):
             self.out.print(log_line(event, self._redact))
         elif isinstance(event, Result):
             self.out.print(result_panel(event))
         elif isinstance(event, ChatReply):
             self.out.print(Panel(Text(self._redact(event.text)), **REPLY_STYLE))
+        elif isinstance(event, Usage):
+            if self._verbose:
+                self.err.print(Text(usage_line(event), style="dim"))
         elif isinstance(event, Failed):
             self.err.print(Text(f"error: {self._redact(event.message)}", style="bold red"))
             if self._debug and event.detail:
@@ -63,6 +70,28 @@ def route_line(event: Routed) -> Text:
     args = ", ".join(f"{k}={v!r}" for k, v in event.arguments.items())
     kind = f"  [{event.process_kind}]"
     return Text.assemble(("→ ", "bold green"), (event.process, "bold"), (f"({args})", "green"), (kind, "dim"))
+
+
+def policy_text(policy: dict[str, Any]) -> Text:
+    """The retry policy a dry run reports, and that nothing ran."""
+    prefect, budget = policy["prefect"], policy["llm"]
+    lines = [
+        f"  prefect: retries={prefect['retries']}, retry_delay_seconds={prefect['retry_delay_seconds']}, "
+        f"timeout_seconds={prefect['timeout_seconds']}",
+        f"  llm: timeout={budget['timeout']:g}s, max_retries={budget['max_retries']}, "
+        f"repair_attempts={budget['repair_attempts']} "
+        f"(at most {policy['worst_case_routing_requests']} routing requests)",
+    ]
+    if policy.get("note"):
+        lines.append(f"  note: {policy['note']}")
+    lines.append("dry run: nothing ran")
+    return Text("\n".join(lines), style="dim")
+
+
+def usage_line(event: Usage) -> str:
+    """``tokens: 150 (120 prompt + 30 completion) in 2 LLM requests``"""
+    return (f"tokens: {event.total_tokens} ({event.prompt_tokens} prompt + {event.completion_tokens} completion) "
+            f"in {event.requests} LLM request{'s' if event.requests != 1 else ''}")
 
 
 def log_line(event: Log, redact: Redact) -> Text:
@@ -105,8 +134,8 @@ class JsonRenderer:
     def __init__(self, out: Console, request: str, redact: Redact) -> None:
         self.out, self._redact = out, redact
         self.doc: dict[str, Any] = {
-            "request": request, "route": None, "arguments": None, "chat": None, "result": None,
-            "run": None, "logs": [], "error": None,
+            "request": request, "route": None, "arguments": None, "reason": None, "chat": None, "result": None,
+            "run": None, "logs": [], "usage": None, "error": None,
         }
 
     def render(self, events: Iterable[Event]) -> int:
@@ -115,6 +144,9 @@ class JsonRenderer:
         try:
             for event in events:
                 code = self._one(event) or code
+        except AgentctlError as exc:
+            self.doc["error"] = {"message": str(exc), "type": type(exc).__name__, "exit_code": exc.exit_code}
+            raise
         finally:
             self.out.print_json(self._redact(json.dumps(self.doc)), highlight=False)
         return code
@@ -122,7 +154,11 @@ class JsonRenderer:
     def _one(self, event: Event) -> int | None:
         doc = self.doc
         if isinstance(event, Routed):
-            doc["route"], doc["arguments"] = event.process, event.arguments
+            doc["route"], doc["arguments"], doc["reason"] = event.process, event.arguments, event.reason
+            if event.policy is not None:
+                doc["policy"], doc["dry_run"] = event.policy, True
+        elif isinstance(event, Usage):
+            doc["usage"] = event.model_dump(exclude={"kind"})
         elif isinstance(event, Log):
             doc["logs"].append(event.model_dump(exclude={"kind"}))
         elif isinstance(event, Result):
@@ -191,3 +227,20 @@ def process_view(process: Process) -> Group:
         params.add_row(row["name"], row["type"], "yes" if row["required"] else "no", default, row["description"])
     schema = Syntax(json.dumps(process.schema(), indent=2), "json", theme="ansi_dark", word_wrap=True)
     return Group(Panel(head, title=process.name, title_align="left"), params, schema)
+
+
+def eval_view(report: dict[str, dict[str, Any]]) -> Group:
+    """Per-model routing figures, then the failing cases."""
+    table = Table("model", "cases", "accuracy", "argument accuracy", "errors", "p50 s", "p90 s", "p99 s", "tokens",
+                  title="routing evaluation", title_justify="left")
+    failures = Table("model", "prompt", "expected", "got", title="failing cases", title_justify="left")
+    for model, r in report.items():
+        args = "-" if r["argument_accuracy"] is None else f"{r['argument_accuracy']:.0%}"
+        lat = r["latency"]
+        table.add_row(model, str(r["cases"]), f"{r['accuracy']:.0%}", args, str(r["errors"]), f"{lat['p50']:.2f}",
+                      f"{lat['p90']:.2f}", f"{lat['p99']:.2f}", str(r["tokens"]["total_tokens"]))
+        for f in r["failures"]:
+            got = f["error"] or f"{f['got']['process']} {json.dumps(f['got']['arguments'])}"
+            expected = f"{f['expected']['process']} {json.dumps(f['expected']['arguments'] or {})}"
+            failures.add_row(model, f["prompt"], expected, got)
+    return Group(table, failures) if failures.row_count else Group(table, Text("no failing cases", style="green"))

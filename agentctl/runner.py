@@ -17,6 +17,7 @@ from pydantic_core import to_jsonable_python
 
 from agentctl.errors import AgentctlError, ProcessFailed
 from agentctl.events import Event, Failed, Log, Result, RunInfo
+from agentctl.llm import Usage, current_usage
 from agentctl.registry import Process
 
 _sink: contextvars.ContextVar[Callable[[logging.LogRecord], None] | None] = contextvars.ContextVar(
@@ -63,16 +64,21 @@ class _Capture:
         self._loop.call_soon_threadsafe(self.queue.put_nowait, log)
 
 
-async def run(process: Process, arguments: dict[str, Any]) -> AsyncIterator[Event]:
-    """Run ``process`` with validated ``arguments``; yield Log events, then a Result or Failed."""
+async def run(process: Process, arguments: dict[str, Any], usage: Usage | None = None) -> AsyncIterator[Event]:
+    """Run ``process`` with validated ``arguments``; yield Log events, then a Result or Failed.
+
+    LLM calls the process makes (the text-processing task's) are counted in ``usage``.
+    """
     target = prefect_callable(process)
     _attach_handler()
     capture = _Capture(asyncio.get_running_loop())
-    token = _sink.set(capture)
+    # The run's task copies the context as it is now: the sink and the usage go with it.
+    tokens = _sink.set(capture), current_usage.set(usage)
     try:
         call = asyncio.ensure_future(_call(target, arguments, process.tags))
     finally:
-        _sink.reset(token)
+        _sink.reset(tokens[0])
+        current_usage.reset(tokens[1])
     call.add_done_callback(lambda _: capture.queue.put_nowait(None))
     while (log := await capture.queue.get()) is not None:
         yield log

@@ -19,8 +19,9 @@ from agentctl.prefect_api import LocalPrefectAPI
 class Session:
     """Starts what is missing (a local Prefect API, a local Ray cluster) and stops what it started."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, prefect: bool = True) -> None:
         self.settings = anchored(settings)
+        self._needs_prefect = prefect
         self._api: LocalPrefectAPI | None = None
         self._ray_started = False
         self._pool: Pool | None = None
@@ -38,8 +39,8 @@ class Session:
 
     def open(self) -> None:
         """Start the Prefect API (unless one is configured), Ray and the router pool."""
-        api_url = self.settings.prefect.api_url
-        if not api_url:
+        api_url = self.settings.prefect.api_url or ""
+        if not api_url and self._needs_prefect:
             names = frozenset(self._secrets()) | {"OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"}
             self._api = LocalPrefectAPI(self.settings.data_dir, self.settings.prefect.telemetry, names)
             self._api.start()
@@ -57,6 +58,11 @@ class Session:
         """Run process ``name`` with ``arguments``, without the LLM; yield its events."""
         assert self._pool is not None, "open() the session first"
         return self._pool.run(name, arguments, check=self._check_api)
+
+    def route_many(self, requests: list[tuple[str, str | None]], concurrency: int) -> list[dict[str, Any]]:
+        """Route each (request, model) on the pool, at most ``concurrency`` at a time; results in order."""
+        assert self._pool is not None, "open() the session first"
+        return self._pool.route_many(requests, concurrency)
 
     def close(self) -> None:
         """Stop what this session started, and nothing else."""

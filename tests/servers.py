@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -83,6 +84,10 @@ class Reply:
     content: str | None = None
     status: int = 200
     error: str | None = None
+    finish_reason: str | None = None
+    refusal: str | None = None
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def tool_call(name: str, arguments: dict[str, Any] | str, *more: tuple[str, dict[str, Any] | str]) -> Reply:
@@ -96,9 +101,14 @@ def say(content: str) -> Reply:
     return Reply(content=content)
 
 
-def fail(status: int, error: str = "scripted failure") -> Reply:
+def fail(status: int, error: str = "scripted failure", headers: dict[str, str] | None = None) -> Reply:
     """An HTTP error reply."""
-    return Reply(status=status, error=error)
+    return Reply(status=status, error=error, headers=headers or {})
+
+
+def answer(choice: dict[str, Any]) -> Reply:
+    """A structured (json_schema mode) answer: ``{"choice": choice}`` as the message content."""
+    return Reply(content=json.dumps({"choice": choice}))
 
 
 class FakeLLM(_Server):
@@ -112,12 +122,16 @@ class FakeLLM(_Server):
         super().__init__()
         self.api_key = api_key
         self.scripts: dict[str, deque[Reply]] = {"route": deque(), "text": deque()}
+        self.supports_tools = True
+        self.responder: Callable[[dict[str, Any]], Reply] | None = None
 
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
             for script in self.scripts.values():
                 script.clear()
+            self.supports_tools = True
+            self.responder = None
 
     def script(self, kind: str, *replies: Reply) -> None:
         self.scripts[kind].extend(replies)
@@ -133,14 +147,21 @@ class FakeLLM(_Server):
         sent = request.headers.get("api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
         if sent != self.api_key:
             return 401, {}, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
+        if request.body.get("tools") and not self.supports_tools:
+            error = {"message": "this server does not support tools", "type": "invalid_request_error"}
+            return 400, {}, {"error": error}
         kind = _kind(request.body)
         with self.lock:
             reply = self.scripts[kind].popleft() if self.scripts[kind] else None
+        if reply is None and self.responder is not None:
+            reply = self.responder(request.body)
         if reply is None:
             return 500, {}, {"error": {"message": f"no scripted reply left for a {kind} request"}}
+        if reply.delay:
+            time.sleep(reply.delay)  # the server is slow; the client's timeout is what is tested
         if reply.status != 200:
-            return reply.status, {}, {"error": {"message": reply.error, "type": "server_error"}}
-        return 200, {}, _completion(request.body.get("model", "?"), reply)
+            return reply.status, reply.headers, {"error": {"message": reply.error, "type": "server_error"}}
+        return 200, reply.headers, _completion(request.body.get("model", "?"), reply)
 
 
 def _is_chat(request: Recorded) -> bool:
@@ -149,7 +170,8 @@ def _is_chat(request: Recorded) -> bool:
 
 def _kind(body: Any) -> str:
     names = {t["function"]["name"] for t in (body or {}).get("tools", [])}
-    return "text" if "UPPER" in names else "route"
+    schema_name = ((body or {}).get("response_format") or {}).get("json_schema", {}).get("name")
+    return "text" if "UPPER" in names or schema_name == "text_tools" else "route"
 
 
 def _completion(model: str, reply: Reply) -> dict[str, Any]:
@@ -157,15 +179,16 @@ def _completion(model: str, reply: Reply) -> dict[str, Any]:
         {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": a}}
         for i, (n, a) in enumerate(reply.tool_calls)
     ]
-    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": reply.refusal}
     if calls:
         message["tool_calls"] = calls
+    finish = reply.finish_reason or ("tool_calls" if calls else "stop")
     return {
         "id": "chatcmpl-local",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
     }
 

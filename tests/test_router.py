@@ -32,8 +32,9 @@ def configured(llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 
 def route(request: str, registry: Registry | None = None, repairs: int = 1, strict: bool = True,
-          max_tools: int = 32) -> router.Route | ChatReply:
-    return asyncio.run(router.route(request, registry or builtin_registry(), repairs, strict, max_tools))
+          max_tools: int = 32, mode: router.Mode = "tools") -> router.Route | ChatReply:
+    return asyncio.run(router.route(request, registry or builtin_registry(), repair_attempts=repairs, strict=strict,
+                                    max_tools=max_tools, mode=mode))
 
 
 def test_valid_tool_call_becomes_a_route(configured: FakeLLM) -> None:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agentctl.commands.common import consoles, redactor, settings
+
+if TYPE_CHECKING:
+    from agentctl.config import Settings
+    from agentctl.events import Event
+
+
+DRY_RUN_HELP = "Show the route, arguments, the model's reason and the retry policy; run nothing."
 
 
 def ask(
@@ -15,14 +23,18 @@ def ask(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document, nothing else.")] = False,
     model: Annotated[str | None, typer.Option("--model", help="LLM model for this call (llm.model).")] = None,
     pool_size: Annotated[int | None, typer.Option("--pool-size", help="Router actors to start (pool.size).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show LLM token usage.")] = False,
 ) -> int:
-    """Ask for something in plain language: the LLM picks a process and its arguments, Ray runs it
-    under Prefect, and the run's logs and result stream back.
+    """Ask in plain language; the LLM picks a process, Ray runs it under Prefect, logs stream back.
+
+    The LLM chooses one registered process and its arguments; they are validated, the process runs
+    as a Prefect flow or task on the router pool, and its log lines and result are shown as they
+    happen. When no process fits, the LLM's answer is shown as a chat reply.
 
     Example: agentctl ask "Give me the stars and contributors for PrefectHQ/prefect"
     """
     from agentctl.render import JsonRenderer, RichRenderer
-    from agentctl.session import ask_once
 
     text = " ".join(request).strip()
     if not text:
@@ -31,5 +43,15 @@ def ask(
     out, err = consoles()
     hide = redactor(config)
     debug = bool(ctx.obj and ctx.obj.get("debug"))
-    renderer = JsonRenderer(out, text, hide) if json_output else RichRenderer(out, err, hide, debug)
-    return renderer.render(ask_once(config, text))
+    renderer = JsonRenderer(out, text, hide) if json_output else RichRenderer(out, err, hide, debug, verbose)
+    return renderer.render(_events(config, text, dry_run))
+
+
+def _events(config: Settings, text: str, dry_run: bool) -> Iterator[Event]:
+    if dry_run:
+        from agentctl.dry_run import dry_run as route_only
+
+        return route_only(config, text)
+    from agentctl.session import ask_once
+
+    return ask_once(config, text)

@@ -18,12 +18,15 @@ def builtins() -> list[Process]:
             name="github_repo_info",
             kind="flow",
             entrypoint="agentctl.processes.github_flow:github_repo_info",
+            retry_note="tasks get-repo and count-contributors retry 5xx and connection errors "
+            "(github.retries, github.retry_delay_seconds apart); never 404 or rate limits",
         ),
         from_signature(
             text.text_processing,
             name="text_processing",
             kind="task",
             entrypoint="agentctl.processes.text_task:text_processing",
+            retry_note="no Prefect retries; its LLM call has the client's retries (llm.max_retries)",
         ),
     ]
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from prefect import get_run_logger, task
 from pydantic import Field
 
-from agentctl import llm
-from agentctl.processes.text import TextResult, apply_calls, tool_schemas
+from agentctl import llm, runtime
+from agentctl.processes.text import TOOLS, TextResult, apply_calls, tool_schemas
 
 SYSTEM = (
     "You transform text with the tools you are given. Read the instruction, then call the tools "
@@ -29,10 +29,14 @@ async def text_processing(
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": f"Instruction: {instruction}\nText: {text}"},
     ]
-    message = await llm.chat(messages, tools=tool_schemas())
-    calls = [(c.function.name, _arguments(c.function.arguments)) for c in message.tool_calls or []]
+    if runtime.settings().llm.mode == "json_schema":
+        calls, content = await _choose_by_schema(messages)
+    else:
+        message = await llm.chat(messages, tools=tool_schemas())
+        calls = [(c.function.name, _arguments(c.function.arguments)) for c in message.tool_calls or []]
+        content = message.content
     if not calls:
-        reason = (message.content or "").strip() or "no tool applies to this instruction"
+        reason = (content or "").strip() or "no tool applies to this instruction"
         logger.info("no tool applies: %s", reason)
         return TextResult(text=text, tool_uses=apply_calls(text, []).tool_uses, note=reason)
     result = apply_calls(text, calls)
@@ -40,6 +44,19 @@ async def text_processing(
         if count:
             logger.info("%s used %d time(s)", name, count)
     return result
+
+
+async def _choose_by_schema(messages: list[dict[str, Any]]) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+    """For servers without tool calling: the same choice as a structured JSON answer."""
+    properties = {"tool": {"type": "string", "enum": list(TOOLS)}, "text": {"type": "string"}}
+    call = {"type": "object", "properties": properties, "required": ["tool", "text"], "additionalProperties": False}
+    schema = {"type": "object", "properties": {"calls": {"type": "array", "items": call}, "note": {"type": "string"}},
+              "required": ["calls", "note"], "additionalProperties": False}
+    fmt = {"type": "json_schema", "json_schema": {"name": "text_tools", "strict": True, "schema": schema}}
+    completion = await llm.complete(messages, response_format=fmt)
+    answer = _arguments(completion.choices[0].message.content)
+    calls = [(str(c.get("tool")), {"text": c.get("text")}) for c in answer.get("calls", []) if isinstance(c, dict)]
+    return calls, str(answer.get("note") or "")
 
 
 def _arguments(raw: str | None) -> dict[str, Any]:

@@ -1,0 +1,35 @@
+"""The retry budget a run would have: Prefect's retries for the process, the LLM client's own.
+
+Retries live in three places and do not multiply: the openai client retries transport failures
+(``llm.max_retries``, honouring ``retry-after``); the router re-asks only for invalid answers
+(``router.repair_attempts``), never for transport failures; Prefect retries a process's flow or
+tasks as the process declares. Ray retries nothing: actor calls have ``max_task_retries=0``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentctl.config import Settings
+from agentctl.registry import Process
+
+
+def retry_policy(process: Process, settings: Settings) -> dict[str, Any]:
+    """What would retry, and how often, if ``process`` ran now."""
+    target = process.target
+    options = {
+        "retries": process.options.get("retries", getattr(target, "retries", None) or 0),
+        "retry_delay_seconds": process.options.get("retry_delay_seconds", getattr(target, "retry_delay_seconds", 0)),
+        "timeout_seconds": process.options.get("timeout_seconds", getattr(target, "timeout_seconds", None)),
+    }
+    llm = settings.llm
+    return {
+        "prefect": options,
+        "note": process.retry_note or None,
+        "llm": {
+            "timeout": llm.timeout,
+            "max_retries": llm.max_retries,
+            "repair_attempts": settings.router.repair_attempts,
+        },
+        "worst_case_routing_requests": (settings.router.repair_attempts + 1) * (llm.max_retries + 1),
+    }
