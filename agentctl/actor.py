@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 import traceback
 from collections.abc import AsyncIterator
@@ -18,7 +19,19 @@ from agentctl.config import Settings
 from agentctl.discovery import discover
 from agentctl.errors import AgentctlError, StackError, UsageError, redact
 from agentctl.events import ChatReply, Event, Failed, Log, Routed, Usage
-from agentctl.registry import Process
+from agentctl.registry import Process, Registry
+
+
+def _preload(registry: Registry) -> None:
+    """Import Prefect's engines and every process's flow or task."""
+    try:
+        import prefect.flow_engine  # noqa: F401
+        import prefect.task_engine  # noqa: F401
+
+        for process in registry:
+            runner.prefect_callable(process)
+    except Exception:  # a process that fails to import reports it when it runs
+        pass
 
 
 class RouterActor:
@@ -33,10 +46,19 @@ class RouterActor:
         self.registry, self._problems = found.registry, found.problems
         self._api_deadline = api_deadline
         self._api_ready = False
+        # Prefect's import (~1 s) overlaps with the first routing call instead of following it.
+        self._preload = threading.Thread(target=_preload, args=(self.registry,), daemon=True)
+        self._preload.start()
 
-    async def handle(self, request: str) -> AsyncIterator[dict[str, Any]]:
-        """Route ``request`` and run the chosen process; yield events as JSON-able dicts."""
-        async for event in self._guarded(self._handle(request)):
+    async def ready(self) -> bool:
+        """Wait until Prefect and the processes are imported and the Prefect API answers."""
+        await asyncio.to_thread(self._preload.join)
+        await self._wait_for_api()
+        return True
+
+    async def handle(self, request: str, model: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Route ``request`` (with ``model``, if given) and run the chosen process; yield events as dicts."""
+        async for event in self._guarded(self._handle(request, model)):
             yield event
 
     async def run(self, name: str, arguments: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -77,13 +99,13 @@ class RouterActor:
             llm.current_usage.reset(usage_token)
             llm.current_model.reset(model_token)
 
-    async def _handle(self, request: str) -> AsyncIterator[Event]:
+    async def _handle(self, request: str, model: str | None) -> AsyncIterator[Event]:
         usage = llm.Usage()
-        decision = await self._decide(request, usage, None)
+        decision = await self._decide(request, usage, model)
         if isinstance(decision, ChatReply):
             yield decision
         else:
-            async for event in self._execute(decision.process, decision.arguments, decision.reason, usage):
+            async for event in self._execute(decision.process, decision.arguments, decision.reason, usage, model):
                 yield event
         yield Usage.model_validate(usage.as_dict())
 
@@ -91,15 +113,15 @@ class RouterActor:
         process = self.registry.get(name)
         if process is None:
             raise UsageError(f"no process named {name!r} in the router actors: check processes.modules")
-        async for event in self._execute(process, process.validate(arguments), None, llm.Usage()):
+        async for event in self._execute(process, process.validate(arguments), None, llm.Usage(), None):
             yield event
 
     async def _execute(
-        self, process: Process, arguments: dict[str, Any], reason: str | None, usage: llm.Usage
+        self, process: Process, arguments: dict[str, Any], reason: str | None, usage: llm.Usage, model: str | None
     ) -> AsyncIterator[Event]:
         yield Routed(process=process.name, process_kind=process.kind, arguments=arguments, reason=reason)
         await self._wait_for_api()
-        async for event in runner.run(process, arguments, usage):
+        async for event in runner.run(process, arguments, usage, model):
             yield event
 
     def _failed(self, message: str, exit_code: int, error: str) -> dict[str, Any]:

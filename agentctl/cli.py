@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from agentctl import __version__
-from agentctl.commands import ask, evaluate, processes
+from agentctl.commands import ask, evaluate, processes, repl
 from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, AgentctlError
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app = typer.Typer(
 app.command("ask")(ask.ask)
 app.add_typer(processes.app, name="processes")
 app.command("eval")(evaluate.evaluate)
+app.command("repl")(repl.repl)
 
 
 def _version(value: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from agentctl.config import Settings
 from agentctl.errors import StackError
@@ -18,22 +19,28 @@ def connect(settings: Settings, env_vars: dict[str, str]) -> bool:
         # With cluster mode off Ray takes 127.0.0.1 as the node address and binds only to loopback;
         # Ray reads this when it is imported, so it must be set first.
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if not settings.prefect.telemetry:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray's own telemetry, off like Prefect's
     import ray
 
     try:
-        ray.init(
-            address="local" if local else settings.ray.address,
-            namespace=NAMESPACE,
-            include_dashboard=settings.ray.dashboard if local else None,
-            num_cpus=settings.ray.num_cpus if local else None,
-            runtime_env={"env_vars": env_vars},
-            logging_level=logging.ERROR,
-            log_to_driver=False,
-        )
+        _init(ray, settings, env_vars, local)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = "a local Ray cluster" if local else f"Ray at {settings.ray.address}"
         raise StackError(f"could not start or reach {where}: {exc}; check ray.address / RAY_ADDRESS") from None
     return local
+
+
+def _init(ray: Any, settings: Settings, env_vars: dict[str, str], local: bool) -> None:
+    ray.init(
+        address="local" if local else settings.ray.address,
+        namespace=NAMESPACE,
+        include_dashboard=settings.ray.dashboard if local else None,
+        num_cpus=settings.ray.num_cpus if local else None,
+        runtime_env={"env_vars": env_vars},
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+    )
 
 
 def shutdown() -> None:

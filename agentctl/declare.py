@@ -10,10 +10,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, overload
+from typing import Any
 
 ATTRIBUTE = "__agentctl_process__"
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -24,22 +23,6 @@ class Declaration:
     description: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
-
-
-@overload
-def process(obj: T, /) -> T: ...
-
-
-@overload
-def process(
-    *,
-    name: str | None = None,
-    description: str | None = None,
-    retries: int | None = None,
-    retry_delay_seconds: float | None = None,
-    timeout_seconds: float | None = None,
-    tags: list[str] | None = None,
-) -> Callable[[T], T]: ...
 
 
 def process(
@@ -66,7 +49,7 @@ def process(
     options = {"retries": retries, "retry_delay_seconds": retry_delay_seconds, "timeout_seconds": timeout_seconds}
     declaration = Declaration(name, description, {k: v for k, v in options.items() if v is not None}, tuple(tags or ()))
 
-    def decorate(target: T) -> T:
+    def decorate(target: Any) -> Any:
         if not callable(target):
             raise TypeError(f"@process needs a function, flow or task, not {type(target).__name__}")
         setattr(target, ATTRIBUTE, declaration)

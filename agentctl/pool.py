@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,11 +15,26 @@ _events: TypeAdapter[Event] = TypeAdapter(Event)
 
 
 class Pool:
-    """A fixed set of router actors used in turn."""
+    """A fixed set of router actors; each request goes to the least busy one.
+
+    Ties go to the first actor, so requests made one after another stay on an actor whose Prefect
+    client and flows are already warm, and the others take the load only when requests overlap.
+    """
 
     def __init__(self, actors: list[Any]) -> None:
         self._actors = actors
-        self._turn = itertools.cycle(range(len(actors)))
+        self._busy = [0] * len(actors)
+
+    def _pick(self) -> int:
+        return min(range(len(self._actors)), key=lambda i: (self._busy[i], i))
+
+    def _streamed(self, call: Callable[[Any], Any], check: Callable[[], None]) -> Iterator[Event]:
+        index = self._pick()
+        self._busy[index] += 1
+        try:
+            yield from _stream(call(self._actors[index]), check)
+        finally:
+            self._busy[index] -= 1
 
     @classmethod
     def create(cls, settings: Settings, secrets: dict[str, str], api_deadline: float) -> Pool:
@@ -35,31 +49,41 @@ class Pool:
         config = settings.model_dump_json()
         return cls([remote.remote(config, secrets, api_deadline) for _ in range(settings.pool.size)])
 
-    def ask(self, request: str, check: Callable[[], None] = lambda: None) -> Iterator[Event]:
-        """Route and run ``request`` on the next actor; yield its events as they arrive."""
-        actor = self._actors[next(self._turn)]
-        return _stream(actor.handle.options(num_returns="streaming").remote(request), check)
+    def ask(self, request: str, model: str | None = None, check: Callable[[], None] = lambda: None) -> Iterator[Event]:
+        """Route (with ``model``, if given) and run ``request`` on the next actor; yield its events."""
+        return self._streamed(lambda actor: actor.handle.options(num_returns="streaming").remote(request, model), check)
 
     def run(self, name: str, arguments: dict[str, Any], check: Callable[[], None] = lambda: None) -> Iterator[Event]:
         """Run process ``name`` on the next actor, without the LLM; yield its events."""
-        actor = self._actors[next(self._turn)]
-        return _stream(actor.run.options(num_returns="streaming").remote(name, arguments), check)
+        return self._streamed(lambda actor: actor.run.options(num_returns="streaming").remote(name, arguments), check)
 
+    def warm(self) -> None:
+        """Wait until every actor has Prefect imported and sees the Prefect API."""
+        import ray
+
+        try:
+            ray.get([actor.ready.remote() for actor in self._actors])
+        except ray.exceptions.RayError as exc:
+            raise StackError(f"the router actors did not start: {str(exc).splitlines()[0][:200]}") from None
 
     def route_many(self, requests: list[tuple[str, str | None]], concurrency: int) -> list[dict[str, Any]]:
         """Route each (request, model) without running anything; a sliding window of ``concurrency``."""
         import ray
 
         results: dict[int, Any] = {}
-        pending: dict[Any, int] = {}
+        pending: dict[Any, tuple[int, int]] = {}
         queue = list(enumerate(requests))
         while queue or pending:
             while queue and len(pending) < concurrency:
                 index, (request, model) = queue.pop(0)
-                pending[self._actors[next(self._turn)].route.remote(request, model)] = index
+                actor = self._pick()
+                self._busy[actor] += 1
+                pending[self._actors[actor].route.remote(request, model)] = (index, actor)
             done, _ = ray.wait(list(pending), num_returns=1)
+            index, actor = pending.pop(done[0])
+            self._busy[actor] -= 1
             try:
-                results[pending.pop(done[0])] = ray.get(done[0])
+                results[index] = ray.get(done[0])
             except ray.exceptions.RayActorError as exc:
                 raise StackError(f"a router actor died during the evaluation: {exc.error_msg[:200]}") from None
         return [results[i] for i in range(len(requests))]

@@ -12,12 +12,13 @@ import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from uuid import UUID
 
 from pydantic_core import to_jsonable_python
 
 from agentctl.errors import AgentctlError, ProcessFailed
 from agentctl.events import Event, Failed, Log, Result, RunInfo
-from agentctl.llm import Usage, current_usage
+from agentctl.llm import Usage, current_model, current_usage
 from agentctl.registry import Process
 
 _sink: contextvars.ContextVar[Callable[[logging.LogRecord], None] | None] = contextvars.ContextVar(
@@ -52,6 +53,8 @@ class _Capture:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.queue: asyncio.Queue[Log | None] = asyncio.Queue()
         self.run_name: str | None = None
+        self.run_id: str | None = None
+        self.run_kind = "flow"
         self._loop = loop
 
     def __call__(self, record: logging.LogRecord) -> None:
@@ -60,29 +63,70 @@ class _Capture:
         name = task_name or flow_name or "-"
         if self.run_name is None and name not in ("-", "<unknown>"):
             self.run_name = flow_name if flow_name not in (None, "<unknown>") else task_name
+        if self.run_id is None:
+            self._remember_run(record)
         log = Log(time=record.created, level=record.levelname, run_name=name, message=record.getMessage())
         self._loop.call_soon_threadsafe(self.queue.put_nowait, log)
 
+    def _remember_run(self, record: logging.LogRecord) -> None:
+        flow_run_id = getattr(record, "flow_run_id", None)
+        task_run_id = getattr(record, "task_run_id", None)
+        if flow_run_id not in (None, "<unknown>"):
+            self.run_id, self.run_kind = str(flow_run_id), "flow"
+        elif task_run_id not in (None, "<unknown>"):
+            self.run_id, self.run_kind = str(task_run_id), "task"
 
-async def run(process: Process, arguments: dict[str, Any], usage: Usage | None = None) -> AsyncIterator[Event]:
+
+async def run(
+    process: Process, arguments: dict[str, Any], usage: Usage | None = None, model: str | None = None
+) -> AsyncIterator[Event]:
     """Run ``process`` with validated ``arguments``; yield Log events, then a Result or Failed.
 
-    LLM calls the process makes (the text-processing task's) are counted in ``usage``.
+    LLM calls the process makes (the text-processing task's) use ``model`` and count in ``usage``.
     """
     target = prefect_callable(process)
     _attach_handler()
     capture = _Capture(asyncio.get_running_loop())
     # The run's task copies the context as it is now: the sink and the usage go with it.
-    tokens = _sink.set(capture), current_usage.set(usage)
+    tokens = _sink.set(capture), current_usage.set(usage), current_model.set(model)
     try:
         call = asyncio.ensure_future(_call(target, arguments, process.tags))
     finally:
         _sink.reset(tokens[0])
         current_usage.reset(tokens[1])
+        current_model.reset(tokens[2])
     call.add_done_callback(lambda _: capture.queue.put_nowait(None))
-    while (log := await capture.queue.get()) is not None:
-        yield log
+    try:
+        while (log := await capture.queue.get()) is not None:
+            yield log
+    except asyncio.CancelledError:
+        await _cancel(call, capture)
+        raise
     yield await _outcome(process, await call, capture.run_name)
+
+
+async def _cancel(call: asyncio.Future[Any], capture: _Capture) -> None:
+    """Record the run as Cancelled in Prefect, then stop it, so it is neither left Running nor Crashed.
+
+    Cancelled is a terminal state: the engine's own attempt to mark the interrupted run Crashed is
+    then refused by the API.
+    """
+    if capture.run_id is not None:
+        await _mark_cancelled(capture)
+    call.cancel()
+    await asyncio.wait([call], timeout=5)
+
+
+async def _mark_cancelled(capture: _Capture) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    state: Any = Cancelled(message="cancelled from agentctl (Ctrl-C)")
+    async with get_client() as client:
+        if capture.run_kind == "flow":
+            await client.set_flow_run_state(UUID(capture.run_id), state, force=True)
+        else:
+            await client.set_task_run_state(UUID(capture.run_id), state, force=True)
 
 
 _prepared: dict[str, Any] = {}

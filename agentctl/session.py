@@ -49,15 +49,25 @@ class Session:
         deadline = time.time() + self.settings.prefect.startup_timeout
         self._pool = Pool.create(self.settings, self._secrets(), deadline)
 
-    def ask(self, request: str) -> Iterator[Event]:
-        """Route and run ``request``; yield its events as they happen."""
+    @property
+    def prefect_url(self) -> str:
+        """The Prefect API every run of this session reports to."""
+        return self._api.url if self._api is not None else (self.settings.prefect.api_url or "")
+
+    def ask(self, request: str, model: str | None = None) -> Iterator[Event]:
+        """Route (with ``model``, if given) and run ``request``; yield its events as they happen."""
         assert self._pool is not None, "open() the session first"
-        return self._pool.ask(request, check=self._check_api)
+        return self._pool.ask(request, model, check=self._check_api)
 
     def run(self, name: str, arguments: dict[str, Any]) -> Iterator[Event]:
         """Run process ``name`` with ``arguments``, without the LLM; yield its events."""
         assert self._pool is not None, "open() the session first"
         return self._pool.run(name, arguments, check=self._check_api)
+
+    def warm(self) -> None:
+        """Wait until every router actor is ready to run a process at once (for long sessions)."""
+        assert self._pool is not None, "open() the session first"
+        self._pool.warm()
 
     def route_many(self, requests: list[tuple[str, str | None]], concurrency: int) -> list[dict[str, Any]]:
         """Route each (request, model) on the pool, at most ``concurrency`` at a time; results in order."""

@@ -46,6 +46,7 @@ class _Server:
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.requests: list[Recorded] = []
+        self.busy_seconds = 0.0  # time spent answering, for benchmarks that subtract it
         self.lock = threading.Lock()
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -56,7 +57,10 @@ class _Server:
         record = Recorded(method, handler.path, {k.lower(): v for k, v in handler.headers.items()}, body)
         with self.lock:
             self.requests.append(record)
+        started = time.perf_counter()
         status, headers, payload = self.respond(record)
+        with self.lock:
+            self.busy_seconds += time.perf_counter() - started
         data = b"" if payload is None else json.dumps(payload).encode()
         handler.send_response(status)
         for key, value in {"content-type": "application/json", **headers}.items():
@@ -220,6 +224,7 @@ class FakeGitHub(_Server):
 
     def hold(self) -> threading.Event:
         """Hold every request until the returned event is set; ``arrived`` is set when one comes."""
+        self.arrived.clear()
         self.gate = threading.Event()
         return self.gate
 

@@ -1,0 +1,24 @@
+"""``agentctl repl``: an interactive session that keeps Ray, Prefect and the router pool warm."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from agentctl.commands.common import consoles, redactor, settings
+
+
+def repl(ctx: typer.Context) -> int:
+    """Start a warm session and take requests one after another (Ctrl-D or /exit to leave).
+
+    The cluster, the Prefect API and the router pool start once, so every request after the first
+    costs only the LLM and the process. Slash commands (/help) inspect and run processes, switch to
+    dry runs or JSON output, and change the model. With stdin not a terminal, each line is a
+    request; the exit code is non-zero when any of them failed.
+    """
+    from agentctl.repl_input import run
+
+    config = settings(ctx)
+    out, err = consoles()
+    return run(config, out, err, redactor(config), sys.stdin)

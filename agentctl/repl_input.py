@@ -1,0 +1,123 @@
+"""Where the REPL's lines come from: prompt_toolkit on a terminal, plain lines from a pipe.
+
+On a terminal: history kept in ``<data_dir>/repl_history`` across sessions, Ctrl-R to search it,
+completion of slash commands and process names, a trailing ``\\`` or Esc Enter for another line,
+Ctrl-C to clear the line, Ctrl-D to leave.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+
+from agentctl.config import Settings
+from agentctl.errors import EXIT_OK
+from agentctl.repl import Repl
+
+PROMPT = "agentctl> "
+CONTINUATION = "      ... "
+
+
+def joined(lines: Iterable[str]) -> Iterator[str]:
+    """Lines, with those ending in a backslash joined to the next one."""
+    pending: list[str] = []
+    for line in lines:
+        text = line.rstrip("\n")
+        if text.endswith("\\"):
+            pending.append(text[:-1])
+            continue
+        yield "\n".join([*pending, text])
+        pending = []
+    if pending:
+        yield "\n".join(pending)
+
+
+def piped(repl: Repl, stream: IO[str]) -> int:
+    """One request per line until end of input; the worst exit code of the requests."""
+    for line in joined(stream):
+        repl.handle(line)
+        if not repl.running:
+            break
+    return repl.state.worst
+
+
+def interactive(repl: Repl, history_path: Path) -> int:
+    """Prompt until Ctrl-D or /exit; always 0 (failures were shown as they happened)."""
+    from prompt_toolkit.history import FileHistory
+
+    history_path.parent.mkdir(parents=True, exist_ok=True)
+    history = FileHistory(str(history_path))
+    repl.state.history = list(reversed(list(history.load_history_strings())))[-100:]
+    prompt = _prompt_session(repl, history) if os.environ.get("TERM") != "dumb" else _PlainPrompt(history)
+    while repl.running:
+        try:
+            line = _read(prompt)
+        except KeyboardInterrupt:
+            continue  # Ctrl-C at the prompt clears the line
+        except EOFError:
+            break
+        repl.handle(line)
+    return EXIT_OK
+
+
+def _read(prompt: Any) -> str:
+    lines = [prompt.prompt(PROMPT)]
+    while lines[-1].endswith("\\"):
+        lines[-1] = lines[-1][:-1]
+        lines.append(prompt.prompt(CONTINUATION))
+    return "\n".join(lines)
+
+
+class _PlainPrompt:
+    """For terminals prompt_toolkit cannot drive (TERM=dumb): Python's own line input."""
+
+    def __init__(self, history: Any) -> None:
+        self._history = history
+
+    def prompt(self, message: str) -> str:
+        line = input(message)
+        self._history.append_string(line)
+        return line
+
+
+def _prompt_session(repl: Repl, history: Any) -> Any:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.completion import WordCompleter
+    from prompt_toolkit.key_binding import KeyBindings
+
+    bindings = KeyBindings()
+
+    @bindings.add("escape", "enter")
+    def _newline(event: Any) -> None:
+        event.current_buffer.insert_text("\n")
+
+    completer = WordCompleter(repl.names(), sentence=True, match_middle=False)
+    return PromptSession(history=history, completer=completer, key_bindings=bindings, complete_while_typing=False)
+
+
+def run(settings: Settings, out: Console, err: Console, redact: Callable[[str], str], stdin: IO[str]) -> int:
+    """Open one session, take lines from the terminal or the pipe, close the session."""
+    from agentctl.discovery import discover
+    from agentctl.session import Session
+
+    found = discover(settings)
+    for problem in found.problems:
+        err.print(f"warning: {problem}", markup=False, highlight=False)
+    session = Session(settings)
+    try:
+        with err.status("Starting Ray, the Prefect API and the router pool…"):
+            session.open()
+            session.warm()
+        repl = Repl(settings, session, found.registry, out, err, redact)
+        if not stdin.isatty():
+            return piped(repl, stdin)
+        err.print(f"agentctl repl · {len(found.registry)} processes · model {settings.llm.model} · "
+                  f"Prefect API {session.prefect_url} · /help for commands, Ctrl-D to leave",
+                  style="dim", highlight=False, soft_wrap=True)
+        return interactive(repl, settings.data_dir / "repl_history")
+    finally:
+        session.close()

@@ -1,0 +1,124 @@
+"""``agentctl repl`` driven as a user would: through a pseudo-terminal, and with piped input."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pexpect
+import psutil
+import pytest
+
+from tests.conftest import AGENTCTL, base_env
+from tests.servers import FakeGitHub, FakeLLM, say, tool_call
+
+PROMPT = "agentctl> "
+PROMPT_SEEN = "agentctl>"  # prompt_toolkit moves the cursor instead of printing the trailing space
+
+
+@pytest.fixture
+def terminal(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> Iterator[pexpect.spawn]:
+    env = {**base_env(tmp_path, llm, github), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
+    child = pexpect.spawn(AGENTCTL, ["repl"], env=env, encoding="utf-8", timeout=90, dimensions=(50, 200))
+    yield child
+    child.close(force=True)
+
+
+def test_interactive_session(terminal: pexpect.spawn, llm: FakeLLM, github: FakeGitHub, tmp_path: Path) -> None:
+    child = terminal
+    child.expect(r"Prefect API (http://127\.0\.0\.1:\d+/api)")
+    api = child.match.group(1)
+    child.expect_exact(PROMPT_SEEN)
+    session_processes = psutil.Process(child.pid).children(recursive=True)
+    assert session_processes
+
+    github.add_repo("acme/rocket", stars=42, contributors=3)
+    llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
+    child.sendline("stars of acme/rocket")
+    child.expect("acme/rocket has 3 contributors")
+    child.expect("github_repo_info · flow run")
+    child.expect_exact(PROMPT_SEEN)
+
+    child.sendline("/processes")
+    child.expect("text_processing")
+    child.expect_exact(PROMPT_SEEN)
+
+    child.sendline("/bogus")
+    child.expect("unknown command /bogus; the commands are: /help")
+    child.expect_exact(PROMPT_SEEN)
+
+    child.send("half-typed request")
+    child.sendintr()  # Ctrl-C at the prompt clears the line: what follows is a command of its own
+    child.sendline("/model")
+    child.expect("model: gpt-4o-mini")
+    child.expect_exact(PROMPT_SEEN)
+
+    gate = github.hold()
+    llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
+    child.sendline("stars of acme/rocket again")
+    assert github.arrived.wait(timeout=60)
+    child.sendintr()  # Ctrl-C during the request cancels it
+    child.expect("cancelled")
+    child.expect_exact(PROMPT_SEEN)
+    gate.set()
+    assert _latest_flow_run_state(api, "CANCELLED") == "CANCELLED"
+
+    llm.script("route", say("Paris."))
+    child.sendline("capital of France?")
+    child.expect("Paris.")
+    child.expect_exact(PROMPT_SEEN)
+
+    child.sendeof()  # Ctrl-D
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    _, alive = psutil.wait_procs(session_processes, timeout=30)
+    assert [p.pid for p in alive] == []
+    history = (tmp_path / "data" / "repl_history").read_text()
+    assert "stars of acme/rocket" in history and "capital of France?" in history
+    assert "half-typed request" not in history
+
+
+def _latest_flow_run_state(api: str, expected: str) -> str:
+    """The state of the newest flow run: ``expected`` once it has it, else the last one seen in 30 s.
+
+    The actor records the cancellation after the REPL has shown the prompt again, so it is awaited.
+    """
+    deadline = time.monotonic() + 30
+    with httpx.Client(trust_env=False) as client:
+        while True:
+            runs = client.post(f"{api}/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_DESC", "limit": 1}).json()
+            state = str(runs[0]["state"]["type"])
+            if state == expected or time.monotonic() > deadline:
+                return state
+
+
+def test_piped_input(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=3)
+    llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}), say("Paris."),
+               tool_call("github_repo_info", {"repo": "acme/missing"}))
+    lines = "stars of acme/rocket\n/json on\ncapital of \\\nFrance?\n/json off\nstars of acme/missing\n"
+
+    proc = subprocess.run([AGENTCTL, "repl"], env=base_env(tmp_path, llm, github), input=lines, text=True,
+                          capture_output=True, timeout=180)
+
+    assert proc.returncode == 1
+    assert "acme/rocket has 42 stars" in proc.stdout
+    assert '"chat": "Paris."' in proc.stdout
+    assert "acme/missing not found or not accessible" in proc.stderr
+    assert llm.calls("route")[1].body["messages"][-1]["content"] == "capital of \nFrance?"
+    assert PROMPT not in proc.stdout
+
+
+def test_piped_input_all_good_exits_0(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
+    llm.script("route", say("Paris."))
+    proc = subprocess.run([AGENTCTL, "repl"], env=base_env(tmp_path, llm, github), input="/model gpt-x\ncapital?\n",
+                          text=True, capture_output=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "model: gpt-x" in proc.stdout and "Paris." in proc.stdout
+    assert llm.calls("route")[0].body["model"] == "gpt-x"
+    assert not re.search(r"Traceback", proc.stderr)
