@@ -9,6 +9,7 @@ current directory is on the import path too, as with ``python -m``.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -140,8 +141,10 @@ def to_process(obj: Any) -> Process:
 def _import_file(path: Path) -> types.ModuleType:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
-    name = path.stem
-    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path.resolve()):
+    # A name of its own, so a file called json.py or utils.py cannot replace a real module.
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+    name = f"agentctl_file_{digest}_{path.stem}"
+    if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path.resolve())
     if spec is None or spec.loader is None:

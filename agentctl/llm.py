@@ -39,8 +39,11 @@ def make_client(settings: Settings) -> Any:
 def client() -> Any:
     """The shared client of this process, built once from the installed settings."""
     global _client, _client_key
+    import asyncio
+
     settings = runtime.settings()
-    key = (settings.llm.model_dump_json(), settings.api_key())
+    # A client's pooled connections belong to the event loop that opened them (asyncio.run per call).
+    key = (settings.llm.model_dump_json(), settings.api_key(), id(asyncio.get_running_loop()))
     if _client is None or key != _client_key:
         _client, _client_key = make_client(settings), key
     return _client

@@ -43,7 +43,7 @@ class RichRenderer:
     def _one(self, event: Event, status: Any) -> int | None:
         if isinstance(event, Routed):
             status.update(f"Running {event.process}…")
-            self.out.print(route_line(event))
+            self.out.print(route_line(event, self._redact))
             if event.reason:
                 self.out.print(Text(f"  reason: {self._redact(event.reason)}", style="dim"))
             if event.policy is not None:
@@ -51,7 +51,7 @@ class RichRenderer:
         elif isinstance(event, Log):
             self.out.print(log_line(event, self._redact))
         elif isinstance(event, Result):
-            self.out.print(result_panel(event))
+            self.out.print(result_panel(event, self._redact))
         elif isinstance(event, ChatReply):
             self.out.print(Panel(Text(self._redact(event.text)), **REPLY_STYLE))
         elif isinstance(event, Usage):
@@ -65,9 +65,9 @@ class RichRenderer:
         return None
 
 
-def route_line(event: Routed) -> Text:
+def route_line(event: Routed, redact: Redact) -> Text:
     """``→ process(arg=value, …)``"""
-    args = ", ".join(f"{k}={v!r}" for k, v in event.arguments.items())
+    args = redact(", ".join(f"{k}={v!r}" for k, v in event.arguments.items()))
     kind = f"  [{event.process_kind}]"
     return Text.assemble(("→ ", "bold green"), (event.process, "bold"), (f"({args})", "green"), (kind, "dim"))
 
@@ -102,11 +102,12 @@ def log_line(event: Log, redact: Redact) -> Text:
     return Text.assemble((stamp, "dim"), " ", level, run, redact(event.message))
 
 
-def result_panel(event: Result) -> Panel:
+def result_panel(event: Result, redact: Redact) -> Panel:
     """The result in a panel titled with the process and its Prefect run."""
     run = event.run
     title = f"{event.process} · {run.kind} run {run.name or run.id or '?'} · {run.state}"
-    body: Any = _table(event.value) if isinstance(event.value, dict) else Pretty(event.value)
+    value = json.loads(redact(json.dumps(event.value)))
+    body: Any = _table(value) if isinstance(value, dict) else Pretty(value)
     return Panel(body, title=title, title_align="left", border_style="green")
 
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentctl.config import Settings
-from agentctl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AgentctlError
+from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AgentctlError, UsageError
 from agentctl.events import Event
 from agentctl.registry import Registry
 from agentctl.session import Session
@@ -74,6 +74,9 @@ class Repl:
         except KeyboardInterrupt:
             self.err.print(Text("cancelled", style="yellow"))
             code = EXIT_INTERRUPTED
+        except Exception as exc:  # one bad line must not end the session
+            self.err.print(Text(f"error: {type(exc).__name__}: {self.redact(_first_line(exc))}", style="bold red"))
+            code = EXIT_FAILED
         if code not in (EXIT_OK, EXIT_INTERRUPTED):
             self.state.worst = max(self.state.worst, code)
         return code
@@ -104,7 +107,10 @@ class Repl:
         return RichRenderer(self.out, self.err, self.redact).render(events)
 
     def _command(self, text: str) -> int:
-        name, *args = shlex.split(text)
+        try:
+            name, *args = shlex.split(text)
+        except ValueError as exc:
+            raise UsageError(f"cannot read that command ({exc}): check its quotes") from None
         handler = self._commands.get(name)
         if handler is None:
             known = ", ".join(c.split()[0] for c in COMMANDS)
@@ -142,8 +148,6 @@ class Repl:
         return self._render(self.session.run(process.name, arguments), f"/run {process.name}")
 
     def _lookup(self, args: list[str], usage: str) -> Any:
-        from agentctl.errors import UsageError
-
         if not args:
             raise UsageError(f"usage: {usage}")
         process = self.registry.get(args[0])
@@ -178,9 +182,12 @@ class Repl:
         return EXIT_OK
 
 
-def _switch(args: list[str], command: str, current: bool) -> bool:
-    from agentctl.errors import UsageError
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "no detail"
 
+
+def _switch(args: list[str], command: str, current: bool) -> bool:
     if not args:
         return not current
     if args[0] not in ("on", "off"):

@@ -84,9 +84,31 @@ class _PlainPrompt:
         return line
 
 
+def _completions(repl: Repl, text: str) -> tuple[list[str], str]:
+    """Candidates for the word being typed: commands first, process names after /show and /run."""
+    words = text.split(" ")
+    if len(words) == 1:
+        return [c for c in repl.names() if c.startswith("/")], words[0]
+    if words[0] in ("/show", "/run") and len(words) == 2:
+        return [p.name for p in repl.registry], words[1]
+    return [], words[-1]
+
+
+def _completer(repl: Repl) -> Any:
+    from prompt_toolkit.completion import Completer, Completion
+
+    class SlashCompleter(Completer):
+        def get_completions(self, document: Any, complete_event: Any) -> Any:
+            candidates, word = _completions(repl, document.text_before_cursor)
+            for candidate in candidates:
+                if candidate.startswith(word):
+                    yield Completion(candidate, start_position=-len(word))
+
+    return SlashCompleter()
+
+
 def _prompt_session(repl: Repl, history: Any) -> Any:
     from prompt_toolkit import PromptSession
-    from prompt_toolkit.completion import WordCompleter
     from prompt_toolkit.key_binding import KeyBindings
 
     bindings = KeyBindings()
@@ -95,7 +117,7 @@ def _prompt_session(repl: Repl, history: Any) -> Any:
     def _newline(event: Any) -> None:
         event.current_buffer.insert_text("\n")
 
-    completer = WordCompleter(repl.names(), sentence=True, match_middle=False)
+    completer = _completer(repl)
     return PromptSession(history=history, completer=completer, key_bindings=bindings, complete_while_typing=False)
 
 

@@ -90,7 +90,7 @@ async def run(
     # The run's task copies the context as it is now: the sink and the usage go with it.
     tokens = _sink.set(capture), current_usage.set(usage), current_model.set(model)
     try:
-        call = asyncio.ensure_future(_call(target, arguments, process.tags))
+        call = asyncio.ensure_future(_call(target, _native(process, arguments), process.tags))
     finally:
         _sink.reset(tokens[0])
         current_usage.reset(tokens[1])
@@ -99,17 +99,24 @@ async def run(
     try:
         while (log := await capture.queue.get()) is not None:
             yield log
-    except asyncio.CancelledError:
-        await _cancel(call, capture)
-        raise
+    finally:
+        if not call.done():  # cancelled (Ctrl-C) or abandoned by the consumer
+            await _cancel(call, capture)
     yield await _outcome(process, await call, capture.run_name)
+
+
+def _native(process: Process, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Arguments as Python values (enums, models), as a task would be called with; flows accept them too."""
+    model = process.arguments.model_validate(arguments)
+    return {name: getattr(model, name) for name in type(model).model_fields}
 
 
 async def _cancel(call: asyncio.Future[Any], capture: _Capture) -> None:
     """Record the run as Cancelled in Prefect, then stop it, so it is neither left Running nor Crashed.
 
     Cancelled is a terminal state: the engine's own attempt to mark the interrupted run Crashed is
-    then refused by the API.
+    then refused by the API. A sync process runs in a thread that cannot be stopped: its run is
+    marked Cancelled and its result is dropped, but the thread finishes on its own.
     """
     if capture.run_id is not None:
         await _mark_cancelled(capture)

@@ -210,6 +210,7 @@ class FakeGitHub(_Server):
         self.link_base: str | None = None
         self.arrived = threading.Event()
         self.gate: threading.Event | None = None
+        self.moved: dict[str, str] = {}  # old full name -> Location base (this server or another)
 
     def reset(self) -> None:
         with self.lock:
@@ -218,6 +219,7 @@ class FakeGitHub(_Server):
             self.faults.clear()
             self.link_base = None
             self.arrived.clear()
+            self.moved.clear()
             if self.gate is not None:
                 self.gate.set()
             self.gate = None
@@ -252,6 +254,8 @@ class FakeGitHub(_Server):
         if len(segments) < 3 or segments[0] != "repos":
             return 404, {}, {"message": "Not Found"}
         full_name = f"{segments[1]}/{segments[2]}"
+        if full_name.lower() in self.moved:
+            return 301, {"location": self.moved[full_name.lower()] + parts.path.split(full_name, 1)[1]}, {}
         if full_name.lower() not in self.repos:
             return 404, {}, {"message": "Not Found"}
         stars, contributors = self.repos[full_name.lower()]

@@ -92,3 +92,21 @@ def test_next_link_parsing() -> None:
     assert next_link(header) == "https://h/x?page=2"
     assert next_link('<https://h/x?page=5>; rel="last"') is None
     assert next_link("") is None
+
+
+def test_renamed_repository_is_followed_on_the_same_host(github: FakeGitHub) -> None:
+    github.add_repo("acme/rocket-v2", stars=9, contributors=120)
+    github.moved["acme/rocket"] = f"{github.url}/repos/acme/rocket-v2"
+    assert run(github, lambda g: g.repo("acme/rocket"))["stargazers_count"] == 9
+    assert run(github, lambda g: _count(g, "acme/rocket")) == 120
+
+
+def test_redirect_to_another_host_is_refused(github: FakeGitHub) -> None:
+    elsewhere = FakeGitHub()
+    try:
+        github.moved["acme/rocket"] = f"{elsewhere.url}/repos/acme/rocket"
+        with pytest.raises(ForeignURL, match="github.api_url"):
+            run(github, lambda g: g.repo("acme/rocket"), token=TOKEN)
+        assert elsewhere.requests == []
+    finally:
+        elsewhere.close()

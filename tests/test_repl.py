@@ -122,3 +122,27 @@ def test_piped_input_all_good_exits_0(tmp_path: Path, llm: FakeLLM, github: Fake
     assert "model: gpt-x" in proc.stdout and "Paris." in proc.stdout
     assert llm.calls("route")[0].body["model"] == "gpt-x"
     assert not re.search(r"Traceback", proc.stderr)
+
+
+def test_a_bad_line_does_not_end_the_session(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
+    llm.script("route", say("first"), say("second"))
+    lines = '/run text_processing text="it\'s\n/dry-run on\nfirst?\nsecond?\n'
+
+    proc = subprocess.run([AGENTCTL, "repl"], env=base_env(tmp_path, llm, github), input=lines, text=True,
+                          capture_output=True, timeout=180)
+
+    assert proc.returncode == 2
+    assert "cannot read that command" in proc.stderr and "check its quotes" in proc.stderr
+    assert "first" in proc.stdout and "second" in proc.stdout  # two dry runs in a row, same process
+    assert "Traceback" not in proc.stderr
+
+
+def test_completion_of_commands_and_process_names(tmp_path: Path) -> None:
+    from agentctl.processes import builtin_registry
+    from agentctl.repl import Repl
+    from agentctl.repl_input import _completions
+
+    repl = Repl(None, None, builtin_registry(), None, None, str)  # type: ignore[arg-type]
+    assert "/show" in _completions(repl, "/sh")[0]
+    assert _completions(repl, "/show gi") == (["github_repo_info", "text_processing"], "gi")
+    assert _completions(repl, "/run text_processing x")[0] == []

@@ -85,16 +85,24 @@ class GitHub:
         url: str | None = f"{self.api_url}/repos/{full_name}/contributors?per_page=100"
         while url:
             response = await self._get(url, full_name)
-            yield 0 if response.status_code == 204 else len(response.json())
+            page = [] if response.status_code == 204 else response.json()
+            if not isinstance(page, list):
+                raise GitHubError(f"GitHub answered contributors of {full_name} with something other than a list")
+            yield len(page)
             url = next_link(response.headers.get("link", ""))
 
-    async def _get(self, url: str, full_name: str) -> httpx.Response:
+    async def _get(self, url: str, full_name: str, hops: int = 3) -> httpx.Response:
         if _origin(url) != self._origin:
-            raise ForeignURL(f"GitHub answered with a link to {_origin(url)}, not {self._origin}: refused")
+            raise ForeignURL(f"GitHub answered with a link to {_origin(url)}, not {self._origin} "
+                             "(github.api_url): refused")
         try:
             response = await self._http.get(url)
         except httpx.HTTPError as exc:
-            raise TransientGitHubError(f"could not reach {self._origin}: {type(exc).__name__}") from None
+            raise TransientGitHubError(f"could not reach {self._origin}: {type(exc).__name__}; "
+                                       "check github.api_url / GITHUB_API_URL") from None
+        if response.is_redirect and response.next_request is not None and hops > 0:
+            # A renamed or moved repository: follow, on the same host only.
+            return await self._get(str(response.next_request.url), full_name, hops - 1)
         _raise_for_status(response, full_name)
         return response
 
@@ -115,8 +123,10 @@ def next_link(header: str) -> str | None:
 
 def _raise_for_status(response: httpx.Response, full_name: str) -> None:
     status = response.status_code
-    if status < 400:
+    if status < 300:
         return
+    if status < 400:
+        raise GitHubError(f"GitHub answered {status} for {full_name} without a usable Location")
     if status in (403, 429) and response.headers.get("x-ratelimit-remaining") == "0":
         raise RateLimited(f"GitHub rate limit reached; it resets {_reset_time(response)}. "
                           "Set GITHUB_TOKEN for a higher limit")
