@@ -81,7 +81,7 @@ class RouterActor:
 
     async def route(self, request: str, model: str | None = None) -> dict[str, Any]:
         """Route ``request`` only, nothing runs: the decision, its latency and usage (for eval)."""
-        usage, started = llm.Usage(), time.perf_counter()
+        usage, started = llm.TokenCount(), time.perf_counter()
         try:
             decision = await self._decide(request, usage, model)
         except AgentctlError as exc:
@@ -91,7 +91,7 @@ class RouterActor:
             "process": decision.process.name, "arguments": decision.arguments}
         return {**chosen, "error": None, "latency": time.perf_counter() - started, "usage": usage.as_dict()}
 
-    async def _decide(self, request: str, usage: llm.Usage, model: str | None) -> router.Route | ChatReply:
+    async def _decide(self, request: str, usage: llm.TokenCount, model: str | None) -> router.Route | ChatReply:
         usage_token, model_token = llm.current_usage.set(usage), llm.current_model.set(model)
         try:
             return await router.decide(request, self.registry, self.settings)
@@ -100,7 +100,7 @@ class RouterActor:
             llm.current_model.reset(model_token)
 
     async def _handle(self, request: str, model: str | None) -> AsyncIterator[Event]:
-        usage = llm.Usage()
+        usage = llm.TokenCount()
         decision = await self._decide(request, usage, model)
         if isinstance(decision, ChatReply):
             yield decision
@@ -113,11 +113,11 @@ class RouterActor:
         process = self.registry.get(name)
         if process is None:
             raise UsageError(f"no process named {name!r} in the router actors: check processes.modules")
-        async for event in self._execute(process, process.validate(arguments), None, llm.Usage(), None):
+        async for event in self._execute(process, process.validate(arguments), None, llm.TokenCount(), None):
             yield event
 
     async def _execute(
-        self, process: Process, arguments: dict[str, Any], reason: str | None, usage: llm.Usage, model: str | None
+        self, process: Process, arguments: dict[str, Any], reason: str | None, usage: llm.TokenCount, model: str | None
     ) -> AsyncIterator[Event]:
         yield Routed(process=process.name, process_kind=process.kind, arguments=arguments, reason=reason)
         await self._wait_for_api()

@@ -24,7 +24,7 @@ def dry_run(settings: Settings, request: str) -> Iterator[Event]:
     found = discover(settings)
     for problem in found.problems:
         yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=problem)
-    usage = llm.Usage()
+    usage = llm.TokenCount()
     decision = asyncio.run(_decide(request, found, settings, usage))
     if isinstance(decision, ChatReply):
         yield decision
@@ -35,6 +35,8 @@ def dry_run(settings: Settings, request: str) -> Iterator[Event]:
     yield Usage.model_validate(usage.as_dict())
 
 
-async def _decide(request: str, found: Discovered, settings: Settings, usage: llm.Usage) -> router.Route | ChatReply:
+async def _decide(
+    request: str, found: Discovered, settings: Settings, usage: llm.TokenCount
+) -> router.Route | ChatReply:
     llm.current_usage.set(usage)
     return await router.decide(request, found.registry, settings)

@@ -50,7 +50,7 @@ def client() -> Any:
 
 
 @dataclass
-class Usage:
+class TokenCount:
     """Tokens and requests spent on the LLM for one request, nested calls included."""
 
     requests: int = 0
@@ -71,7 +71,7 @@ class Usage:
 
 
 # The usage record of the request being handled; Prefect copies it into the runs it starts.
-current_usage: contextvars.ContextVar[Usage | None] = contextvars.ContextVar("agentctl_usage", default=None)
+current_usage: contextvars.ContextVar[TokenCount | None] = contextvars.ContextVar("agentctl_usage", default=None)
 # A per-request model override (``--model``, ``eval --models``).
 current_model: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentctl_model", default=None)
 

@@ -79,7 +79,8 @@ async def route(
             return _interpret(mode, choice, offered)
         except _Invalid as exc:
             if attempt == repair_attempts:
-                raise RoutingError(f"the LLM's answer was invalid after {attempt + 1} tries: {exc}") from None
+                raise RoutingError(f"the LLM's answer was invalid after {attempt + 1} tries: {exc} "
+                                   "(more tries: router.repair_attempts; inspect: --dry-run; or try --model)") from None
             messages += _repair_messages(mode, choice.message, str(exc))
     raise AssertionError("unreachable")
 

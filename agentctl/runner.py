@@ -18,7 +18,7 @@ from pydantic_core import to_jsonable_python
 
 from agentctl.errors import AgentctlError, ProcessFailed
 from agentctl.events import Event, Failed, Log, Result, RunInfo
-from agentctl.llm import Usage, current_model, current_usage
+from agentctl.llm import TokenCount, current_model, current_usage
 from agentctl.registry import Process
 
 _sink: contextvars.ContextVar[Callable[[logging.LogRecord], None] | None] = contextvars.ContextVar(
@@ -78,7 +78,7 @@ class _Capture:
 
 
 async def run(
-    process: Process, arguments: dict[str, Any], usage: Usage | None = None, model: str | None = None
+    process: Process, arguments: dict[str, Any], usage: TokenCount | None = None, model: str | None = None
 ) -> AsyncIterator[Event]:
     """Run ``process`` with validated ``arguments``; yield Log events, then a Result or Failed.
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from tests.conftest import API_KEY, GITHUB_TOKEN, run_cli
-from tests.servers import FakeGitHub, FakeLLM, say, tool_call
+from tests.servers import FakeGitHub, FakeLLM, Reply, say, tool_call
 
 
 def test_repo_info_streams_logs_and_result(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
@@ -138,15 +139,20 @@ def test_transient_errors_are_retried_by_prefect(env: dict[str, str], llm: FakeL
     assert [r.path for r in github.requests].count("/repos/acme/rocket") == 3
 
 
-def test_invalid_route_is_repaired_once_then_fails(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
+@pytest.mark.parametrize("second", [
+    tool_call("delete_everything", {}),
+    tool_call("github_repo_info", {"repo": "a/b"}, ("delete_everything", {})),
+    Reply(content="", finish_reason="length"),
+])
+def test_invalid_route_is_repaired_once_then_fails(env: dict[str, str], llm: FakeLLM, github: FakeGitHub,
+                                                   second: Reply) -> None:
     github.add_repo("acme/rocket", stars=1, contributors=1)
-    llm.script("route", tool_call("github_repo_info", {"repository": "acme/rocket"}),
-               tool_call("delete_everything", {}))
+    llm.script("route", tool_call("github_repo_info", {"repository": "acme/rocket"}), second)
 
     result = run_cli(env, "ask", "stars for acme/rocket")
 
     assert result.code == 2
-    assert "delete_everything" in result.stderr
+    assert "invalid after 2 tries" in result.stderr and "router.repair_attempts" in result.stderr
     assert len(llm.calls("route")) == 2
     repair = llm.calls("route")[1].body["messages"][-1]
     assert repair["role"] == "tool" and "repo" in repair["content"]

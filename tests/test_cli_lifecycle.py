@@ -15,7 +15,7 @@ from tests.servers import FakeGitHub, FakeLLM, tool_call
 
 
 def test_session_starts_its_own_prefect_api(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
-    env = base_env(tmp_path, llm, github)  # no PREFECT_API_URL: the session starts one
+    env = {**base_env(tmp_path, llm, github), "AGENTCTL_POOL__SIZE": "2"}  # no PREFECT_API_URL: one is started
     github.add_repo("acme/rocket", stars=3, contributors=1)
     llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
 

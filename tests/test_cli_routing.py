@@ -123,8 +123,8 @@ def test_eval_compares_models(env: dict[str, str], llm: FakeLLM, github: FakeGit
     cases.write_text(CASES)
     llm.responder = scripted_models
 
-    result = run_cli({**env, "PREFECT_API_URL": NOWHERE["PREFECT_API_URL"]}, "eval", str(cases),
-                     "--models", "good,sloppy", "--json")
+    result = run_cli({**env, "PREFECT_API_URL": NOWHERE["PREFECT_API_URL"], "AGENTCTL_POOL__SIZE": "2"}, "eval",
+                     str(cases), "--models", "good,sloppy", "--json")
 
     assert result.code == 0, result.stderr
     models = result.json()["models"]
