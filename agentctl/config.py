@@ -124,10 +124,13 @@ class Settings(_Section):
             )
         return value
 
+    def secret_names(self) -> frozenset[str]:
+        """Environment variables that hold secrets this configuration may use."""
+        return frozenset({self.llm.key_env(), self.github.token_env, "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"})
+
     def secret_values(self) -> list[str]:
         """Values of every secret this configuration refers to, for redaction."""
-        names = {self.llm.key_env(), self.github.token_env, "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"}
-        return [v for v in (os.environ.get(n, "") for n in names) if v]
+        return [v for v in (os.environ.get(n, "") for n in self.secret_names()) if v]
 
 
 # Environment variables each key also reads, besides the generic AGENTCTL_<SECTION>__<KEY>.

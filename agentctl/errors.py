@@ -66,3 +66,9 @@ def redact(text: str, secrets: list[str]) -> str:
         if len(secret) >= 6:
             text = text.replace(secret, "***")
     return text
+
+
+def first_line(text: str) -> str:
+    """The first non-empty line of ``text`` (a Ray error or a traceback), at most 200 characters."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return (lines[0] if lines else "no detail")[:200]

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from agentctl.config import Settings
-from agentctl.errors import StackError
+from agentctl.errors import StackError, first_line
 from agentctl.events import Event
 
 _events: TypeAdapter[Event] = TypeAdapter(Event)
@@ -64,7 +64,7 @@ class Pool:
         try:
             ray.get([actor.ready.remote() for actor in self._actors])
         except ray.exceptions.RayError as exc:
-            raise StackError(f"the router actors did not start: {_first_line(str(exc))}") from None
+            raise StackError(f"the router actors did not start: {first_line(str(exc))}") from None
 
     def route_many(self, requests: list[tuple[str, str | None]], concurrency: int) -> list[dict[str, Any]]:
         """Route each (request, model) without running anything; a sliding window of ``concurrency``."""
@@ -85,7 +85,7 @@ class Pool:
             try:
                 results[index] = ray.get(done[0])
             except ray.exceptions.RayActorError as exc:
-                raise StackError(f"a router actor died during the evaluation: {_first_line(exc.error_msg)}") from None
+                raise StackError(f"a router actor died during the evaluation: {first_line(exc.error_msg)}") from None
         return [results[i] for i in range(len(requests))]
 
 
@@ -108,7 +108,7 @@ def _stream(stream: Any, check: Callable[[], None]) -> Iterator[Event]:
                 return
             yield _events.validate_python(ray.get(ref))
     except ray.exceptions.RayActorError as exc:
-        raise StackError(f"the router actor died while handling the request: {_first_line(exc.error_msg)}") from None
+        raise StackError(f"the router actor died while handling the request: {first_line(exc.error_msg)}") from None
     except BaseException:
         _cancel(stream)
         raise
@@ -122,8 +122,3 @@ def _cancel(stream: Any) -> None:
     # Cancelling is best effort: the stream may have ended already.
     with contextlib.suppress(Exception):
         ray.cancel(stream)
-
-
-def _first_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return (lines[0] if lines else "no detail")[:200]

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentctl.config import Settings
-from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AgentctlError, UsageError
+from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AgentctlError, UsageError, first_line
 from agentctl.events import Event
 from agentctl.registry import Registry
 from agentctl.session import Session
@@ -75,7 +75,7 @@ class Repl:
             self.err.print(Text("cancelled", style="yellow"))
             code = EXIT_INTERRUPTED
         except Exception as exc:  # one bad line must not end the session
-            self.err.print(Text(f"error: {type(exc).__name__}: {self.redact(_first_line(exc))}", style="bold red"))
+            self.err.print(Text(f"error: {type(exc).__name__}: {self.redact(first_line(str(exc)))}", style="bold red"))
             code = EXIT_FAILED
         if code not in (EXIT_OK, EXIT_INTERRUPTED):
             self.state.worst = max(self.state.worst, code)
@@ -180,11 +180,6 @@ class Repl:
     def _exit(self, args: list[str]) -> int:
         self.running = False
         return EXIT_OK
-
-
-def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else "no detail"
 
 
 def _switch(args: list[str], command: str, current: bool) -> bool:

@@ -41,8 +41,8 @@ class Session:
         """Start the Prefect API (unless one is configured), Ray and the router pool."""
         api_url = self.settings.prefect.api_url or ""
         if not api_url and self._needs_prefect:
-            names = frozenset(self._secrets()) | {"OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"}
-            self._api = LocalPrefectAPI(self.settings.data_dir, self.settings.prefect.telemetry, names)
+            settings = self.settings
+            self._api = LocalPrefectAPI(settings.data_dir, settings.prefect.telemetry, settings.secret_names())
             self._api.start()
             api_url = self._api.url
         self._ray_started = cluster.connect(self.settings, self._actor_env(api_url))

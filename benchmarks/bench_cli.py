@@ -11,34 +11,25 @@ shutdown; "process" is the rest of the CLI's wall time (interpreter, imports, ex
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from local import REQUEST, local_servers
 
-from tests.servers import FakeGitHub, FakeLLM, tool_call  # noqa: E402
-from tests.test_cli_processes import generated_module  # noqa: E402
+from tests.servers import FakeGitHub, FakeLLM, tool_call
+from tests.test_cli_processes import generated_module
 
-KEY = "sk-bench-0123456789abcdef"
 AGENTCTL = str(Path(sys.executable).with_name("agentctl"))
-REQUEST = "Give me the stars and contributors for acme/rocket"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
-    llm, github = FakeLLM(KEY), FakeGitHub()
-    github.add_repo("acme/rocket", stars=42, contributors=250)
-    data = Path(tempfile.mkdtemp(prefix="agentctl-bench-"))
-    env = environment(llm, github, data)
-    os.environ.update(env)
+    llm, github, data, env = local_servers()
     print(f"median of {runs} runs, seconds")
     report("agentctl --help", [timed(env, "--help") for _ in range(runs)])
     report("agentctl processes list", [timed(env, "processes", "list") for _ in range(runs)])
@@ -53,13 +44,6 @@ def main() -> None:
         report(f"  {name}", [p[name] for p in phases])
     rest = statistics.median(cold) - sum(statistics.median([p[n] for p in phases]) for n in phases[0])
     print(f"  {'process (interpreter, imports, exit)':<38} {rest:7.3f}")
-
-
-def environment(llm: FakeLLM, github: FakeGitHub, data: Path) -> dict[str, str]:
-    return {
-        **os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"{llm.url}/v1", "GITHUB_API_URL": github.url,
-        "AGENTCTL_DATA_DIR": str(data), "XDG_CONFIG_HOME": str(data / "config"),
-    }
 
 
 def timed(env: dict[str, str], *args: str, script: tuple[FakeLLM, FakeGitHub] | None = None) -> float:

@@ -9,30 +9,19 @@ time the local LLM and GitHub servers spent answering it. Medians and p90 are pr
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from local import REQUEST, local_servers
 
-from tests.servers import FakeGitHub, FakeLLM, tool_call  # noqa: E402
-
-KEY = "sk-bench-0123456789abcdef"
+from tests.servers import tool_call
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20)
     count = parser.parse_args().requests
-    llm, github = FakeLLM(KEY), FakeGitHub()
-    github.add_repo("acme/rocket", stars=42, contributors=250)
-    data = Path(tempfile.mkdtemp(prefix="agentctl-bench-"))
-    os.environ.update({"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"{llm.url}/v1", "GITHUB_API_URL": github.url,
-                       "AGENTCTL_DATA_DIR": str(data), "XDG_CONFIG_HOME": str(data / "config")})
+    llm, github, _, _ = local_servers()
     from agentctl.config import load
     from agentctl.events import Failed
     from agentctl.session import Session
@@ -46,7 +35,7 @@ def main() -> None:
             llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
             servers_before = llm.busy_seconds + github.busy_seconds
             start = time.perf_counter()
-            events = list(session.ask("Give me the stars and contributors for acme/rocket"))
+            events = list(session.ask(REQUEST))
             wall = time.perf_counter() - start
             if any(isinstance(e, Failed) for e in events):
                 raise SystemExit(f"request failed: {events[-1]}")
