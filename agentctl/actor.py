@@ -21,6 +21,8 @@ from agentctl.errors import AgentctlError, StackError, UsageError, redact
 from agentctl.events import ChatReply, Event, Failed, Log, Routed, Usage
 from agentctl.registry import Process, Registry
 
+Caller = dict[str, Any]  # {"settings": Settings JSON, "secrets": {variable: value}}
+
 
 def _preload(registry: Registry) -> None:
     """Import Prefect's engines and every process's flow or task."""
@@ -46,9 +48,14 @@ class RouterActor:
         self.registry, self._problems = found.registry, found.problems
         self._api_deadline = api_deadline
         self._api_ready = False
+        self._in_flight = 0
         # Prefect's import (~1 s) overlaps with the first routing call instead of following it.
         self._preload = threading.Thread(target=_preload, args=(self.registry,), daemon=True)
         self._preload.start()
+
+    async def busy(self) -> int:
+        """Requests in flight in this actor."""
+        return self._in_flight
 
     async def ready(self) -> bool:
         """Wait until Prefect and the processes are imported and the Prefect API answers."""
@@ -56,52 +63,77 @@ class RouterActor:
         await self._wait_for_api()
         return True
 
-    async def handle(self, request: str, model: str | None = None) -> AsyncIterator[dict[str, Any]]:
-        """Route ``request`` (with ``model``, if given) and run the chosen process; yield events as dicts."""
-        async for event in self._guarded(self._handle(request, model)):
+    async def handle(
+        self, request: str, model: str | None = None, caller: Caller | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Route ``request`` (with ``model``, if given) and run the chosen process; yield events as dicts.
+
+        ``caller`` carries the settings and secrets of the CLI call, for an actor that outlives it.
+        """
+        settings, secrets = self._caller(caller)
+        async for event in self._guarded(self._handle(request, model, settings), settings, secrets):
             yield event
 
-    async def run(self, name: str, arguments: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def run(
+        self, name: str, arguments: dict[str, Any], caller: Caller | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Run process ``name`` with ``arguments``, no LLM involved; yield events as JSON-able dicts."""
-        async for event in self._guarded(self._run(name, arguments)):
+        settings, secrets = self._caller(caller)
+        async for event in self._guarded(self._run(name, arguments), settings, secrets):
             yield event
 
-    async def _guarded(self, events: AsyncIterator[Event]) -> AsyncIterator[dict[str, Any]]:
+    def _caller(self, caller: Caller | None) -> tuple[Settings, dict[str, str]]:
+        if caller is None:
+            return self.settings, {}
+        return Settings.model_validate_json(caller["settings"]), caller["secrets"]
+
+    async def _guarded(
+        self, events: AsyncIterator[Event], settings: Settings, secrets: dict[str, str]
+    ) -> AsyncIterator[dict[str, Any]]:
         for problem in self._problems:
             yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=problem).model_dump(mode="json")
+        hidden = [*self._secrets, *(v for v in secrets.values() if v)]
+        self._in_flight += 1
         try:
-            async for event in events:
-                yield event.model_dump(mode="json")
+            with runtime.serving(settings, secrets):
+                async for event in events:
+                    yield event.model_dump(mode="json")
         except AgentctlError as exc:
-            yield self._failed(str(exc), exc.exit_code, type(exc).__name__)
+            yield self._failed(str(exc), exc.exit_code, type(exc).__name__, hidden)
         except Exception as exc:  # the boundary: anything else is reported, never raised into Ray
-            detail = redact(traceback.format_exc(), self._secrets)
-            failed = self._failed(f"internal error: {type(exc).__name__}: {exc}", 1, "InternalError")
-            yield {**failed, "detail": detail}
+            failed = self._failed(f"internal error: {type(exc).__name__}: {exc}", 1, "InternalError", hidden)
+            yield {**failed, "detail": redact(traceback.format_exc(), hidden)}
+        finally:
+            self._in_flight -= 1
 
-    async def route(self, request: str, model: str | None = None) -> dict[str, Any]:
+    async def route(self, request: str, model: str | None = None, caller: Caller | None = None) -> dict[str, Any]:
         """Route ``request`` only, nothing runs: the decision, its latency and usage (for eval)."""
         usage, started = llm.TokenCount(), time.perf_counter()
+        settings, secrets = self._caller(caller)
         try:
-            decision = await self._decide(request, usage, model)
+            with runtime.serving(settings, secrets):
+                decision = await self._decide(request, usage, model, settings)
         except AgentctlError as exc:
-            return {"error": redact(str(exc), self._secrets), "latency": time.perf_counter() - started,
+            hidden = [*self._secrets, *secrets.values()]
+            return {"error": redact(str(exc), hidden), "latency": time.perf_counter() - started,
                     "usage": usage.as_dict()}
         chosen = {"process": None, "arguments": None} if isinstance(decision, ChatReply) else {
             "process": decision.process.name, "arguments": decision.arguments}
         return {**chosen, "error": None, "latency": time.perf_counter() - started, "usage": usage.as_dict()}
 
-    async def _decide(self, request: str, usage: llm.TokenCount, model: str | None) -> router.Route | ChatReply:
+    async def _decide(
+        self, request: str, usage: llm.TokenCount, model: str | None, settings: Settings
+    ) -> router.Route | ChatReply:
         usage_token, model_token = llm.current_usage.set(usage), llm.current_model.set(model)
         try:
-            return await router.decide(request, self.registry, self.settings)
+            return await router.decide(request, self.registry, settings)
         finally:
             llm.current_usage.reset(usage_token)
             llm.current_model.reset(model_token)
 
-    async def _handle(self, request: str, model: str | None) -> AsyncIterator[Event]:
+    async def _handle(self, request: str, model: str | None, settings: Settings) -> AsyncIterator[Event]:
         usage = llm.TokenCount()
-        decision = await self._decide(request, usage, model)
+        decision = await self._decide(request, usage, model, settings)
         if isinstance(decision, ChatReply):
             yield decision
         else:
@@ -124,8 +156,8 @@ class RouterActor:
         async for event in runner.run(process, arguments, usage, model):
             yield event
 
-    def _failed(self, message: str, exit_code: int, error: str) -> dict[str, Any]:
-        failed = Failed(message=redact(message, self._secrets), exit_code=exit_code, error=error)
+    def _failed(self, message: str, exit_code: int, error: str, hidden: list[str]) -> dict[str, Any]:
+        failed = Failed(message=redact(message, hidden), exit_code=exit_code, error=error)
         return failed.model_dump(mode="json")
 
     async def _wait_for_api(self) -> None:

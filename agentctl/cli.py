@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from agentctl import __version__
-from agentctl.commands import ask, evaluate, processes, repl
+from agentctl.commands import ask, evaluate, processes, repl, stack
 from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, AgentctlError
 
 app = typer.Typer(
@@ -28,6 +28,9 @@ app.command("ask")(ask.ask)
 app.add_typer(processes.app, name="processes")
 app.command("eval")(evaluate.evaluate)
 app.command("repl")(repl.repl)
+app.command("up")(stack.up)
+app.command("down")(stack.down)
+app.command("status")(stack.status)
 
 
 def _version(value: bool) -> None:

@@ -15,7 +15,12 @@ NAMESPACE = "agentctl"
 def connect(settings: Settings, env_vars: dict[str, str]) -> bool:
     """Start or connect to Ray; return True when this call started a local cluster."""
     local = not settings.ray.address
-    if local:
+    loopback = (settings.ray.address or "").startswith(("127.", "localhost"))
+    if loopback:
+        # A head on this machine (agentctl up's) has Ray's default token auth on; an explicit
+        # address needs the driver told so, or it retries for ~20 s and fails.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if local or loopback:
         # With cluster mode off Ray takes 127.0.0.1 as the node address and binds only to loopback;
         # Ray reads this when it is imported, so it must be set first.
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,6 +77,12 @@ class PrefectSettings(_Section):
     startup_timeout: float = Field(default=60.0, gt=0)
 
 
+class DatabaseSettings(_Section):
+    """The database of the Prefect server ``agentctl up`` starts."""
+
+    url: str | None = None
+
+
 class RouterSettings(_Section):
     """How the router asks the LLM and repairs its answers."""
 
@@ -105,6 +112,7 @@ class Settings(_Section):
     pool: PoolSettings = PoolSettings()
     ray: RaySettings = RaySettings()
     prefect: PrefectSettings = PrefectSettings()
+    database: DatabaseSettings = DatabaseSettings()
     router: RouterSettings = RouterSettings()
     processes: ProcessesSettings = ProcessesSettings()
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
@@ -114,10 +122,10 @@ class Settings(_Section):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
-    def api_key(self) -> str:
-        """The LLM API key, or a MissingCredential error that names where to set it."""
+    def api_key(self, environ: Mapping[str, str] | None = None) -> str:
+        """The LLM API key from ``environ`` (default: the environment), or an error naming where to set it."""
         env = self.llm.key_env()
-        value = os.environ.get(env, "").strip()
+        value = (os.environ if environ is None else environ).get(env, "").strip()
         if not value:
             raise MissingCredential(
                 f"no LLM API key: set {env} (or point llm.api_key_env at the variable that holds it)"

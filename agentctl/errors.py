@@ -56,6 +56,10 @@ class StackError(AgentctlError):
     """Ray or the Prefect API could not be started or reached."""
 
 
+class ActorDied(StackError):
+    """A router actor's process died while it handled the request."""
+
+
 class ProcessFailed(AgentctlError):
     """A process ran and its Prefect run ended in a failed state."""
 

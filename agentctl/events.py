@@ -37,6 +37,8 @@ class Log(BaseModel):
     level: str
     run_name: str
     message: str
+    run_id: str | None = None  # the Prefect run the record belongs to, once known
+    run_kind: str | None = None
 
 
 class RunInfo(BaseModel):
@@ -46,6 +48,7 @@ class RunInfo(BaseModel):
     name: str | None = None
     kind: str = "flow"
     state: str = "Completed"
+    url: str | None = None  # the run's page in the Prefect UI, when a UI is up
 
 
 class Result(BaseModel):

@@ -23,7 +23,8 @@ def make_client(settings: Settings) -> Any:
     import openai
 
     llm = settings.llm
-    common: dict[str, Any] = {"api_key": settings.api_key(), "timeout": llm.timeout, "max_retries": llm.max_retries}
+    key = settings.api_key(runtime.environ())
+    common: dict[str, Any] = {"api_key": key, "timeout": llm.timeout, "max_retries": llm.max_retries}
     if llm.provider == "azure":
         if not llm.azure_endpoint:
             raise MissingCredential("Azure OpenAI needs an endpoint: set AZURE_OPENAI_ENDPOINT or llm.azure_endpoint")
@@ -43,7 +44,7 @@ def client() -> Any:
 
     settings = runtime.settings()
     # A client's pooled connections belong to the event loop that opened them (asyncio.run per call).
-    key = (settings.llm.model_dump_json(), settings.api_key(), id(asyncio.get_running_loop()))
+    key = (settings.llm.model_dump_json(), settings.api_key(runtime.environ()), id(asyncio.get_running_loop()))
     if _client is None or key != _client_key:
         _client, _client_key = make_client(settings), key
     return _client

@@ -8,10 +8,13 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from agentctl.config import Settings
-from agentctl.errors import StackError, first_line
-from agentctl.events import Event
+from agentctl.errors import ActorDied, StackError, first_line
+from agentctl.events import Event, Log
 
 _events: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+Crashed = Callable[[str, str], None]  # (run id, run kind): mark that Prefect run Crashed
 
 
 class Pool:
@@ -19,11 +22,16 @@ class Pool:
 
     Ties go to the first actor, so requests made one after another stay on an actor whose Prefect
     client and flows are already warm, and the others take the load only when requests overlap.
+    An actor that dies is replaced at once, so the pool keeps its size; the Prefect run it was
+    carrying is handed to ``on_crash``.
     """
 
-    def __init__(self, actors: list[Any]) -> None:
-        self._actors = actors
-        self._busy = [0] * len(actors)
+    def __init__(self, spawn: Callable[[int], Any], size: int, caller: dict[str, Any] | None = None) -> None:
+        self._spawn = spawn
+        self._actors = [spawn(i) for i in range(size)]
+        self._busy = [0] * size
+        self._caller = caller  # the CLI call's settings and secrets, for actors started by another call
+        self.on_crash: Crashed = lambda run_id, kind: None
 
     def _pick(self) -> int:
         return min(range(len(self._actors)), key=lambda i: (self._busy[i], i))
@@ -31,31 +39,66 @@ class Pool:
     def _streamed(self, call: Callable[[Any], Any], check: Callable[[], None]) -> Iterator[Event]:
         index = self._pick()
         self._busy[index] += 1
+        run: tuple[str, str] | None = None
         try:
-            yield from _stream(call(self._actors[index]), check)
+            for event in _stream(call(self._actors[index]), check):
+                if isinstance(event, Log) and event.run_id and run is None:
+                    run = (event.run_id, event.run_kind or "flow")
+                yield event
+        except ActorDied as exc:
+            raise self._replace(index, run, exc) from None
         finally:
             self._busy[index] -= 1
 
+    def _replace(self, index: int, run: tuple[str, str] | None, exc: ActorDied) -> ActorDied:
+        """Start a new actor in the dead one's place; mark its run Crashed; the error to raise."""
+        self._actors[index] = self._spawn(index)
+        marked = ""
+        if run is not None:
+            self.on_crash(*run)
+            marked = f"; its Prefect {run[1]} run {run[0]} is marked Crashed"
+        return ActorDied(f"{exc}{marked}; a new router actor took its place: ask again")
+
     @classmethod
-    def create(cls, settings: Settings, secrets: dict[str, str], api_deadline: float) -> Pool:
-        """Start ``pool.size`` async router actors."""
+    def create(
+        cls, settings: Settings, secrets: dict[str, str], api_deadline: float, names: list[str] | None = None
+    ) -> Pool:
+        """Start ``pool.size`` async router actors; with ``names``, named detached ones that outlive us.
+
+        A named actor that is already alive is used as it is (``agentctl up``'s, found by a later call),
+        and each request then brings this call's settings and secrets.
+        """
         import ray
 
         from agentctl.actor import RouterActor
 
         # Async actors interleave requests; num_cpus=0 lets a pool larger than the machine start.
         # No Ray-level retries: the LLM client and Prefect retry what is worth retrying (see policy).
-        remote = ray.remote(RouterActor).options(num_cpus=0, max_concurrency=100, max_restarts=0, max_task_retries=0)
+        actor = ray.remote(RouterActor)
+        options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 100, "max_restarts": 0, "max_task_retries": 0}
         config = settings.model_dump_json()
-        return cls([remote.remote(config, secrets, api_deadline) for _ in range(settings.pool.size)])
+        if names is None:
+            return cls(lambda _: actor.options(**options).remote(config, secrets, api_deadline), settings.pool.size)
+
+        def named(index: int) -> Any:
+            detached = actor.options(**options, name=names[index], lifetime="detached", get_if_exists=True)
+            return detached.remote(config, secrets, api_deadline)
+
+        return cls(named, len(names), {"settings": config, "secrets": secrets})
 
     def ask(self, request: str, model: str | None = None, check: Callable[[], None] = lambda: None) -> Iterator[Event]:
         """Route (with ``model``, if given) and run ``request`` on the next actor; yield its events."""
-        return self._streamed(lambda actor: actor.handle.options(num_returns="streaming").remote(request, model), check)
+        def call(actor: Any) -> Any:
+            return actor.handle.options(num_returns="streaming").remote(request, model, self._caller)
+
+        return self._streamed(call, check)
 
     def run(self, name: str, arguments: dict[str, Any], check: Callable[[], None] = lambda: None) -> Iterator[Event]:
         """Run process ``name`` on the next actor, without the LLM; yield its events."""
-        return self._streamed(lambda actor: actor.run.options(num_returns="streaming").remote(name, arguments), check)
+        def call(actor: Any) -> Any:
+            return actor.run.options(num_returns="streaming").remote(name, arguments, self._caller)
+
+        return self._streamed(call, check)
 
     def warm(self) -> None:
         """Wait until every actor has Prefect imported and sees the Prefect API."""
@@ -78,7 +121,7 @@ class Pool:
                 index, (request, model) = queue.pop(0)
                 actor = self._pick()
                 self._busy[actor] += 1
-                pending[self._actors[actor].route.remote(request, model)] = (index, actor)
+                pending[self._actors[actor].route.remote(request, model, self._caller)] = (index, actor)
             done, _ = ray.wait(list(pending), num_returns=1)
             index, actor = pending.pop(done[0])
             self._busy[actor] -= 1
@@ -108,7 +151,7 @@ def _stream(stream: Any, check: Callable[[], None]) -> Iterator[Event]:
                 return
             yield _events.validate_python(ray.get(ref))
     except ray.exceptions.RayActorError as exc:
-        raise StackError(f"the router actor died while handling the request: {first_line(exc.error_msg)}") from None
+        raise ActorDied(f"the router actor died while handling the request ({first_line(exc.error_msg)})") from None
     except BaseException:
         _cancel(stream)
         raise

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from agentctl.errors import StackError
@@ -23,12 +24,17 @@ def free_port() -> int:
 class LocalPrefectAPI:
     """``uvicorn`` serving Prefect's API app on 127.0.0.1, started in its own process group."""
 
-    def __init__(self, data_dir: Path, telemetry: bool, secret_names: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, data_dir: Path, telemetry: bool, secret_names: frozenset[str] = frozenset(), ui: bool = False,
+        database: str | None = None,
+    ) -> None:
         self.home = data_dir / "prefect"
+        self.database = database or f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.log_path = self.home / "server.log"
         self._telemetry = telemetry
+        self._ui = ui
         self._secret_names = secret_names
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -52,13 +58,34 @@ class LocalPrefectAPI:
         ]
 
     def _env(self) -> dict[str, str]:
-        database = f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"
         inherited = {k: v for k, v in os.environ.items() if k not in self._secret_names}
-        env = {**inherited, "PREFECT_HOME": str(self.home), "PREFECT_API_DATABASE_CONNECTION_URL": database,
-               "PREFECT_UI_ENABLED": "false", "PREFECT__SERVER_EPHEMERAL": "1"}
+        env = {**inherited, "PREFECT_HOME": str(self.home), "PREFECT_API_DATABASE_CONNECTION_URL": self.database,
+               "PREFECT_UI_ENABLED": "true" if self._ui else "false"}
+        if not self._ui:
+            env["PREFECT__SERVER_EPHEMERAL"] = "1"  # one call's server: skip the long-running services
         if not self._telemetry:
             env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
         return env
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (also its process group's)."""
+        return None if self._process is None else self._process.pid
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until the API answers, or raise StackError naming the log."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.exit_code() is not None:
+                raise self.failure()
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2, trust_env=False).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise StackError(f"the Prefect server did not answer within {timeout:g} s: see {self.log_path}")
 
     def exit_code(self) -> int | None:
         """The server's exit code if it has exited, else None."""
@@ -78,3 +105,15 @@ class LocalPrefectAPI:
         except subprocess.TimeoutExpired:
             os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait()
+
+
+def mark_crashed(api_url: str, run_id: str, kind: str, message: str) -> None:
+    """Set a flow or task run Crashed (forced: it is Running), so it is not left Running for ever."""
+    import httpx
+
+    state = {"type": "CRASHED", "name": "Crashed", "message": message}
+    url = f"{api_url.rstrip('/')}/{kind}_runs/{run_id}/set_state"
+    try:
+        httpx.post(url, json={"state": state, "force": True}, timeout=10, trust_env=False).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise StackError(f"could not mark {kind} run {run_id} Crashed at {api_url}: {exc}") from None

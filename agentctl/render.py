@@ -59,6 +59,8 @@ class RichRenderer:
                 self.err.print(Text(usage_line(event), style="dim"))
         elif isinstance(event, Failed):
             self.err.print(Text(f"error: {self._redact(event.message)}", style="bold red"))
+            if event.run and event.run.url:
+                self.err.print(Text(f"run: {event.run.url}", style="dim"))
             if self._debug and event.detail:
                 self.err.print(Text(self._redact(event.detail), style="dim"))
             return event.exit_code
@@ -108,7 +110,7 @@ def result_panel(event: Result, redact: Redact) -> Panel:
     title = f"{event.process} · {run.kind} run {run.name or run.id or '?'} · {run.state}"
     value = json.loads(redact(json.dumps(event.value)))
     body: Any = _table(value) if isinstance(value, dict) else Pretty(value)
-    return Panel(body, title=title, title_align="left", border_style="green")
+    return Panel(body, title=title, title_align="left", subtitle=run.url, subtitle_align="left", border_style="green")
 
 
 def _table(value: dict[str, Any]) -> Table:
@@ -245,3 +247,33 @@ def eval_view(report: dict[str, dict[str, Any]]) -> Group:
             expected = f"{f['expected']['process']} {json.dumps(f['expected']['arguments'] or {})}"
             failures.add_row(model, f["prompt"], expected, got)
     return Group(table, failures) if failures.row_count else Group(table, Text("no failing cases", style="green"))
+
+
+def status_view(report: dict[str, Any]) -> Group:
+    """``agentctl status`` as a table of pieces, then what to do about dead ones."""
+    table = Table("piece", "state", "where", title="agentctl stack", title_justify="left")
+    if "ray" not in report:
+        table.add_row("stack", Text("down", style="red"), "start one with agentctl up")
+        return Group(table, Text(_versions(report), style="dim"))
+    dead = set(report["dead"])
+    ray, prefect = report["ray"], report["prefect"]
+    origin = "started by up" if ray["started_by_up"] else "configured"
+    table.add_row("Ray", _state("Ray head" not in dead, f"up ({origin})"), ray["address"])
+    table.add_row("Prefect API", _state(prefect["healthy"], "healthy", "not answering"), prefect["api_url"])
+    table.add_row("Prefect UI", "", prefect["ui_url"] or "none (configured API)")
+    table.add_row("database", _state("PostgreSQL" not in dead, "up"), prefect["database"])
+    for actor in report["actors"]:
+        table.add_row(actor["name"], _state(actor["alive"], f"alive, {actor['busy']} busy"), "router actor")
+    parts: list[Any] = [table, Text(_versions(report), style="dim")]
+    if dead:
+        hint = f"dead: {', '.join(sorted(dead))}. agentctl up restarts dead actors; agentctl down cleans up the rest"
+        parts.append(Text(hint, style="bold red"))
+    return Group(*parts)
+
+
+def _state(ok: bool, good: str, bad: str = "dead") -> Text:
+    return Text(good, style="green") if ok else Text(bad, style="red")
+
+
+def _versions(report: dict[str, Any]) -> str:
+    return "versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items())

@@ -121,7 +121,9 @@ def _prompt_session(repl: Repl, history: Any) -> Any:
     return PromptSession(history=history, completer=completer, key_bindings=bindings, complete_while_typing=False)
 
 
-def run(settings: Settings, out: Console, err: Console, redact: Callable[[str], str], stdin: IO[str]) -> int:
+def run(
+    settings: Settings, out: Console, err: Console, redact: Callable[[str], str], stdin: IO[str], standalone: bool
+) -> int:
     """Open one session, take lines from the terminal or the pipe, close the session."""
     from agentctl.discovery import discover
     from agentctl.session import Session
@@ -129,16 +131,19 @@ def run(settings: Settings, out: Console, err: Console, redact: Callable[[str], 
     found = discover(settings)
     for problem in found.problems:
         err.print(f"warning: {problem}", markup=False, highlight=False)
-    session = Session(settings)
+    session = Session(settings, standalone=standalone)
     try:
         with err.status("Starting Ray, the Prefect API and the router pool…"):
             session.open()
             session.warm()
+        if session.notice:
+            err.print(f"warning: {session.notice}", markup=False, highlight=False)
         repl = Repl(settings, session, found.registry, out, err, redact)
         if not stdin.isatty():
             return piped(repl, stdin)
+        where = f"{session.prefect_url} (agentctl up)" if session.on_stack else session.prefect_url
         err.print(f"agentctl repl · {len(found.registry)} processes · model {settings.llm.model} · "
-                  f"Prefect API {session.prefect_url} · /help for commands, Ctrl-D to leave",
+                  f"Prefect API {where} · /help for commands, Ctrl-D to leave",
                   style="dim", highlight=False, soft_wrap=True)
         return interactive(repl, settings.data_dir / "repl_history")
     finally:

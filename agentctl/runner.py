@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import UUID
@@ -65,7 +66,8 @@ class _Capture:
             self.run_name = flow_name if flow_name not in (None, "<unknown>") else task_name
         if self.run_id is None:
             self._remember_run(record)
-        log = Log(time=record.created, level=record.levelname, run_name=name, message=record.getMessage())
+        log = Log(time=record.created, level=record.levelname, run_name=name, message=record.getMessage(),
+                  run_id=self.run_id, run_kind=self.run_kind if self.run_id else None)
         self._loop.call_soon_threadsafe(self.queue.put_nowait, log)
 
     def _remember_run(self, record: logging.LogRecord) -> None:
@@ -174,12 +176,19 @@ def _call_sync(target: Any, arguments: dict[str, Any], tags: tuple[str, ...]) ->
 async def _outcome(process: Process, state: Any, run_name: str | None) -> Result | Failed:
     details = state.state_details
     run_id = details.flow_run_id or details.task_run_id
-    info = RunInfo(id=str(run_id) if run_id else None, name=run_name, kind=process.kind, state=state.name)
+    info = RunInfo(id=str(run_id) if run_id else None, name=run_name, kind=process.kind, state=state.name,
+                   url=run_url(process.kind, run_id))
     value = await state.aresult(raise_on_failure=False)
     if state.is_completed():
         return Result(process=process.name, value=to_jsonable_python(value, fallback=str), run=info)
     return Failed(message=_failure(process, state, value), error=ProcessFailed.__name__,
                   exit_code=ProcessFailed.exit_code, run=info)
+
+
+def run_url(kind: str, run_id: Any) -> str | None:
+    """The run's page in the Prefect UI, when ``PREFECT_UI_URL`` names one (agentctl up sets it)."""
+    ui = os.environ.get("PREFECT_UI_URL", "").rstrip("/")
+    return f"{ui}/runs/{kind}-run/{run_id}" if ui and run_id else None
 
 
 def _failure(process: Process, state: Any, value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -11,20 +12,26 @@ from typing import Any
 from agentctl import cluster
 from agentctl.config import Settings
 from agentctl.discovery import anchored, pythonpath
-from agentctl.events import Event
+from agentctl.errors import StackError
+from agentctl.events import Event, Log
 from agentctl.pool import Pool
-from agentctl.prefect_api import LocalPrefectAPI
+from agentctl.prefect_api import LocalPrefectAPI, mark_crashed
+from agentctl.stack import StackState, connected, mismatch, running
 
 
 class Session:
     """Starts what is missing (a local Prefect API, a local Ray cluster) and stops what it started."""
 
-    def __init__(self, settings: Settings, prefect: bool = True) -> None:
+    def __init__(self, settings: Settings, prefect: bool = True, standalone: bool = False) -> None:
         self.settings = anchored(settings)
         self._needs_prefect = prefect
+        self._standalone = standalone
         self._api: LocalPrefectAPI | None = None
         self._ray_started = False
+        self._ray_connected = False
         self._pool: Pool | None = None
+        self._stack: StackState | None = None
+        self.notice: str | None = None
 
     def __enter__(self) -> Session:
         try:
@@ -38,21 +45,61 @@ class Session:
         self.close()
 
     def open(self) -> None:
-        """Start the Prefect API (unless one is configured), Ray and the router pool."""
+        """Use the stack ``agentctl up`` keeps, if one runs; else start what is missing for this session."""
+        state = None if self._standalone else running(self.settings)
+        if state is not None and (reason := mismatch(state, self.settings)) is not None:
+            self.notice = f"not using the running stack: {reason}; started a temporary one for this call"
+            state = None
+        if state is not None:
+            self._attach(state)
+        else:
+            self._start()
+        assert self._pool is not None
+        self._pool.on_crash = self._mark_crashed
+
+    def _attach(self, state: StackState) -> None:
+        self._stack = state
+        # The job's environment is what an actor started in a dead one's place gets.
+        cluster.connect(connected(self.settings, state), actor_env(self.settings, state.prefect_url, state.ui_url))
+        self._ray_connected = True
+        deadline = time.time() + self.settings.prefect.startup_timeout
+        self._pool = Pool.create(self.settings, self._secrets(), deadline, names=state.actors)
+
+    def _start(self) -> None:
         api_url = self.settings.prefect.api_url or ""
         if not api_url and self._needs_prefect:
             settings = self.settings
             self._api = LocalPrefectAPI(settings.data_dir, settings.prefect.telemetry, settings.secret_names())
             self._api.start()
             api_url = self._api.url
-        self._ray_started = cluster.connect(self.settings, self._actor_env(api_url))
+        # A session's own server serves no UI and stops with the session: no "View at" links.
+        ui_url = "" if self._api is not None else None
+        self._ray_started = cluster.connect(self.settings, actor_env(self.settings, api_url, ui_url))
+        self._ray_connected = True
         deadline = time.time() + self.settings.prefect.startup_timeout
         self._pool = Pool.create(self.settings, self._secrets(), deadline)
+
+    def _mark_crashed(self, run_id: str, kind: str) -> None:
+        message = "the router actor running it died (agentctl)"
+        with contextlib.suppress(StackError):  # the request's own error says more than this one
+            mark_crashed(self.prefect_url, run_id, kind, message)
 
     @property
     def prefect_url(self) -> str:
         """The Prefect API every run of this session reports to."""
+        if self._stack is not None:
+            return self._stack.prefect_url
         return self._api.url if self._api is not None else (self.settings.prefect.api_url or "")
+
+    @property
+    def on_stack(self) -> bool:
+        """Whether this session uses the stack of ``agentctl up``."""
+        return self._stack is not None
+
+    @property
+    def ui_url(self) -> str | None:
+        """The Prefect UI, when one is up (the stack's)."""
+        return self._stack.ui_url if self._stack is not None else None
 
     def ask(self, request: str, model: str | None = None) -> Iterator[Event]:
         """Route (with ``model``, if given) and run ``request``; yield its events as they happen."""
@@ -76,44 +123,57 @@ class Session:
 
     def close(self) -> None:
         """Stop what this session started, and nothing else."""
-        if self._ray_started:
-            cluster.shutdown()
-            self._ray_started = False
+        if self._ray_connected:
+            cluster.shutdown()  # stops the cluster only when this session started it
+            self._ray_started = self._ray_connected = False
         if self._api is not None:
             self._api.stop()
             self._api = None
+
+    def notices(self) -> Iterator[Event]:
+        """A warning event for what the session chose that the user should know (the stack not used)."""
+        if self.notice:
+            yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=self.notice)
 
     def _check_api(self) -> None:
         if self._api is not None and self._api.exit_code() is not None:
             raise self._api.failure()
 
-    def _actor_env(self, api_url: str) -> dict[str, str]:
-        env = {
-            "PREFECT_API_URL": api_url,
-            "PREFECT_HOME": str(self.settings.data_dir / "prefect"),
-            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-            "PYTHONPATH": pythonpath(self.settings),
-        }
-        if not self.settings.prefect.telemetry:
-            env["DO_NOT_TRACK"] = "1"
-        if self._api is not None:
-            # The session's own server serves no UI and stops with the session: no "View at" links.
-            env["PREFECT_UI_URL"] = ""
-        return env
-
     def _secrets(self) -> dict[str, str]:
-        names = {self.settings.llm.key_env(), self.settings.github.token_env}
-        return {n: os.environ[n] for n in names if os.environ.get(n)}
+        return secrets_of(self.settings)
 
 
-def ask_once(settings: Settings, request: str) -> Iterator[Event]:
-    """Check credentials, open a session, yield the events of one request, close the session."""
+def secrets_of(settings: Settings) -> dict[str, str]:
+    """The secrets the router actors need, from the environment variables the settings name."""
+    names = {settings.llm.key_env(), settings.github.token_env}
+    return {n: os.environ[n] for n in names if os.environ.get(n)}
+
+
+def actor_env(settings: Settings, prefect_url: str, ui_url: str | None) -> dict[str, str]:
+    """Environment of the router actors' processes (no secrets: those go to the constructor)."""
+    env = {
+        "PREFECT_API_URL": prefect_url,
+        "PREFECT_HOME": str(settings.data_dir / "prefect"),
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+        "PYTHONPATH": pythonpath(settings),
+    }
+    if not settings.prefect.telemetry:
+        env["DO_NOT_TRACK"] = "1"
+    if ui_url is not None:  # "" turns Prefect's "View at" links off
+        env["PREFECT_UI_URL"] = ui_url
+    return env
+
+
+def ask_once(settings: Settings, request: str, standalone: bool = False) -> Iterator[Event]:
+    """Check credentials, open a session (on the running stack, if any), yield one request's events."""
     settings.api_key()
-    with Session(settings) as session:
-        yield from session.ask(request)
+    with Session(settings, standalone=standalone) as session:
+        yield from session.notices()
+        yield from session.ask(request, settings.llm.model)
 
 
-def run_once(settings: Settings, name: str, arguments: dict[str, Any]) -> Iterator[Event]:
-    """Open a session, yield the events of one run of process ``name``, close the session."""
-    with Session(settings) as session:
+def run_once(settings: Settings, name: str, arguments: dict[str, Any], standalone: bool = False) -> Iterator[Event]:
+    """Open a session (on the running stack, if any), yield the events of one run of ``name``."""
+    with Session(settings, standalone=standalone) as session:
+        yield from session.notices()
         yield from session.run(name, arguments)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from agentctl.events import Event
 
 
+STANDALONE_HELP = "Start a temporary cluster and Prefect API for this call even when agentctl up is running."
 DRY_RUN_HELP = "Show the route, arguments, the model's reason and the retry policy; run nothing."
 
 
@@ -25,6 +26,7 @@ def ask(
     pool_size: Annotated[int | None, typer.Option("--pool-size", help="Router actors to start (pool.size).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show LLM token usage.")] = False,
+    standalone: Annotated[bool, typer.Option("--standalone", help=STANDALONE_HELP)] = False,
 ) -> int:
     """Ask in plain language; the LLM picks a process, Ray runs it under Prefect, logs stream back.
 
@@ -44,14 +46,14 @@ def ask(
     hide = redactor(config)
     debug = bool(ctx.obj and ctx.obj.get("debug"))
     renderer = JsonRenderer(out, text, hide) if json_output else RichRenderer(out, err, hide, debug, verbose)
-    return renderer.render(_events(config, text, dry_run))
+    return renderer.render(_events(config, text, dry_run, standalone))
 
 
-def _events(config: Settings, text: str, dry_run: bool) -> Iterator[Event]:
+def _events(config: Settings, text: str, dry_run: bool, standalone: bool) -> Iterator[Event]:
     if dry_run:
         from agentctl.dry_run import dry_run as route_only
 
         return route_only(config, text)
     from agentctl.session import ask_once
 
-    return ask_once(config, text)
+    return ask_once(config, text, standalone)

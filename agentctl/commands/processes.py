@@ -58,6 +58,7 @@ def run(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help=PARAM_HELP)] = None,
     params_json: Annotated[str | None, typer.Option("--params-json", help="All parameters as one JSON object.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document, nothing else.")] = False,
+    standalone: Annotated[bool, typer.Option("--standalone", help="Ignore a running agentctl up stack.")] = False,
 ) -> int:
     """Run a process by hand, without the LLM: the same pool, Prefect run and streaming as ask.
 
@@ -75,7 +76,7 @@ def run(
     label = f"processes run {name}"
     debug = bool(ctx.obj and ctx.obj.get("debug"))
     renderer = JsonRenderer(out, label, hide) if json_output else RichRenderer(out, err, hide, debug)
-    return renderer.render(run_once(config, process.name, arguments))
+    return renderer.render(run_once(config, process.name, arguments, standalone))
 
 
 def _registry(ctx: typer.Context) -> Registry:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
 from agentctl.commands.common import consoles, redactor, settings
 
 
-def repl(ctx: typer.Context) -> int:
+def repl(
+    ctx: typer.Context,
+    standalone: Annotated[bool, typer.Option("--standalone", help="Ignore a running agentctl up stack.")] = False,
+) -> int:
     """Start a warm session and take requests one after another (Ctrl-D or /exit to leave).
 
     The cluster, the Prefect API and the router pool start once, so every request after the first
@@ -21,4 +25,4 @@ def repl(ctx: typer.Context) -> int:
 
     config = settings(ctx)
     out, err = consoles()
-    return run(config, out, err, redactor(config), sys.stdin)
+    return run(config, out, err, redactor(config), sys.stdin, standalone)

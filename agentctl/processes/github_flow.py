@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -18,7 +17,7 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
 
 def _client() -> GitHub:
     settings = runtime.settings().github
-    token = os.environ.get(settings.token_env) or None
+    token = runtime.environ().get(settings.token_env) or None
     return GitHub(settings.api_url, token, settings.timeout)
 
 

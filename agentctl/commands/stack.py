@@ -1,0 +1,64 @@
+"""``agentctl up``, ``down`` and ``status``: a local stack that stays up between calls."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from agentctl.commands.common import consoles, settings
+
+JSON_HELP = "Print one JSON document instead of rich output."
+POSTGRES_HELP = "Prefect on PostgreSQL (database.url, else a server of the system's installation)."
+
+
+def up(
+    ctx: typer.Context,
+    postgres: Annotated[bool, typer.Option("--postgres", help=POSTGRES_HELP)] = False,
+) -> None:
+    """Start a Ray head, a Prefect server with its UI and named router actors, in the background.
+
+    Pieces that are configured (RAY_ADDRESS, PREFECT_API_URL, database.url) are used, not started.
+    Later ask, repl and processes run calls use the stack. A second up starts nothing, only router
+    actors that died. Everything listens on 127.0.0.1; the state is in <data_dir>/stack.json.
+    """
+    from agentctl.session import secrets_of
+    from agentctl.stack import describe
+    from agentctl.stack import up as start
+
+    config = settings(ctx)
+    out, err = consoles()
+    with err.status("Starting the stack…"):
+        state, already = start(config, secrets_of(config), postgres)
+    out.print("already up" if already else "up", style="bold green")
+    out.print(describe(state), highlight=False)
+
+
+def down(ctx: typer.Context) -> None:
+    """Stop what agentctl up started, and nothing else (configured Ray or Prefect stay up)."""
+    from agentctl.stack import down as stop
+
+    out, _ = consoles()
+    stopped = stop(settings(ctx))
+    out.print("\n".join(f"stopped {piece}" for piece in stopped) if stopped else "nothing was up", highlight=False)
+
+
+def status(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> int:
+    """Show what agentctl up runs: addresses, health, actors alive and busy, versions.
+
+    Exits 0 when everything is up, 1 when no stack is up or a piece of it died.
+    """
+    from agentctl.render import status_view
+    from agentctl.stack import dumps
+    from agentctl.stack_status import status as read
+
+    report = read(settings(ctx))
+    out, _ = consoles()
+    if json_output:
+        print(dumps(report))
+    else:
+        out.print(status_view(report))
+    return 0 if report["up"] else 1

@@ -1,0 +1,117 @@
+"""A PostgreSQL server for the Prefect API of ``agentctl up --postgres``, from the system's
+installation, with its data under ``<data_dir>/postgres`` and a password kept beside it (0600).
+
+PostgreSQL refuses to run as root; as root it runs as the ``postgres`` user the Debian package creates.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+from agentctl.errors import StackError
+from agentctl.prefect_api import free_port
+
+INSTALL_HINT = "install it (Debian/Ubuntu: sudo apt-get install postgresql) or set database.url"
+USER, DATABASE = "agentctl", "prefect"
+
+
+def binaries() -> Path:
+    """The directory holding initdb and pg_ctl: on PATH, else Debian's /usr/lib/postgresql/<version>/bin."""
+    found = shutil.which("pg_ctl")
+    if found and (Path(found).resolve().parent / "initdb").exists():
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: _major(p.parent.parent.name))
+    if versions:
+        return versions[-1].parent
+    raise StackError(f"agentctl up --postgres needs PostgreSQL and none is installed: {INSTALL_HINT}")
+
+
+def _major(name: str) -> int:
+    return int(name) if name.isdigit() else 0
+
+
+class LocalPostgres:
+    """One PostgreSQL server on 127.0.0.1 (no Unix socket), its cluster created on first use."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.home = data_dir / "postgres"
+        self.pgdata = self.home / "data"
+        self.log_path = self.home / "server.log"
+        self.port = free_port()
+        self._bin = binaries()
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def start(self) -> str:
+        """Start the server (creating the cluster and database the first time); return the database URL."""
+        self._prepare()
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._run("initdb", "-D", str(self.pgdata), "-U", USER, "--auth=scram-sha-256",
+                      f"--pwfile={self._password_file}", "-E", "UTF8")
+        options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories=''"
+        self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_path), "-o", options, "-w", "start")
+        self._create_database()
+        return self.url(with_password=True)
+
+    def url(self, with_password: bool = False) -> str:
+        """The SQLAlchemy URL Prefect uses; without the password for anything shown."""
+        password = f":{self._password_file.read_text().strip()}" if with_password else ""
+        return f"postgresql+asyncpg://{USER}{password}@127.0.0.1:{self.port}/{DATABASE}"
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id, from its pid file."""
+        pid_file = self.pgdata / "postmaster.pid"
+        return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+
+    @property
+    def _password_file(self) -> Path:
+        return self.home / "password"
+
+    def _prepare(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        if not self._password_file.exists():
+            self._password_file.write_text(secrets.token_urlsafe(24))
+        self._password_file.chmod(0o600)
+        if self._as:
+            self._hand_to_postgres()
+
+    def _hand_to_postgres(self) -> None:
+        try:
+            shutil.chown(self.home, "postgres", "postgres")
+            for path in self.home.rglob("*"):
+                shutil.chown(path, "postgres", "postgres")
+        except LookupError:
+            raise StackError("PostgreSQL does not run as root and there is no postgres user: run agentctl up "
+                             f"--postgres as an ordinary user, or {INSTALL_HINT}") from None
+        if subprocess.run([*self._as, "test", "-w", str(self.home)], capture_output=True).returncode != 0:
+            raise StackError(f"the postgres user cannot reach {self.home}: make its parent directories "
+                             "searchable (chmod o+x) or set data_dir elsewhere")
+
+    def _create_database(self) -> None:
+        env = {**os.environ, "PGPASSWORD": self._password_file.read_text().strip()}
+        command = [*self._as, str(self._bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER,
+                   DATABASE]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if done.returncode != 0 and "already exists" not in done.stderr:
+            raise StackError(f"createdb failed: {done.stderr.strip()}; see {self.log_path}")
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [*self._as, str(self._bin / program), *args]
+        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise StackError(f"{program} failed: {detail[0]}; see {self.log_path}")
+
+
+def stop(data_dir: Path) -> bool:
+    """Stop the server of ``data_dir`` if it runs; True when it did."""
+    pgdata = data_dir / "postgres" / "data"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    command = [*prefix, str(binaries() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
+    return subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0

@@ -1,0 +1,68 @@
+"""Local processes by what they are, not by what we started: Ray's daemons under a temp dir and
+their descendants, liveness checks, signals. Reads /proc; Linux only, like Ray's own tooling here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+
+def ray_pids(temp_dir: str) -> list[int]:
+    """Processes of the Ray head started with ``temp_dir``: the daemons that name it, and their
+    descendants (agents and workers rename themselves ``ray::...``)."""
+    parents: dict[int, int] = {}
+    found: set[int] = set()
+    marks = (temp_dir, _session_of(temp_dir))
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or entry.name == str(os.getpid()):
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if any(mark in cmdline for mark in marks):
+            found.add(int(entry.name))
+    return sorted(pid for pid in parents if _descends(pid, found, parents))
+
+
+def _descends(pid: int, roots: set[int], parents: dict[int, int]) -> bool:
+    while pid > 1:
+        if pid in roots:
+            return True
+        pid = parents.get(pid, 0)
+    return False
+
+
+def _session_of(temp_dir: str) -> str:
+    latest = Path(temp_dir) / "session_latest"
+    return str(latest.resolve()) if latest.exists() else f"{temp_dir}/session_"
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+        return not Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+
+
+def send(pid: int, sig: int) -> None:
+    """Signal ``pid`` if it still exists."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def wait_gone(pids: list[int], timeout: float = 15) -> None:
+    """Wait until none of ``pids`` runs, at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)

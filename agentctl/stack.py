@@ -1,0 +1,288 @@
+"""The persistent local stack of ``agentctl up``: a Ray head, a Prefect server with its UI (on
+SQLite, or PostgreSQL with ``--postgres``), and a pool of named, detached router actors, recorded in
+``<data_dir>/stack.json`` so later calls find them. ``down`` stops what ``up`` started and nothing
+else; a configured ``RAY_ADDRESS`` or ``PREFECT_API_URL`` is used, never started or stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from agentctl import proctree
+from agentctl.config import Settings
+from agentctl.discovery import anchored, import_path
+from agentctl.errors import StackError, UsageError
+from agentctl.prefect_api import LocalPrefectAPI, free_port
+
+ACTOR_PREFIX = "agentctl-router-"
+
+
+class StackState(BaseModel):
+    """What ``up`` started or reused, and where it listens."""
+
+    ray_address: str
+    ray_temp_dir: str | None = None  # set when up started the Ray head
+    prefect_url: str
+    prefect_pid: int | None = None  # set when up started the Prefect server
+    ui_url: str | None = None
+    database: str = "sqlite"  # shown to users: never holds a password
+    postgres_pid: int | None = None  # set when up started PostgreSQL
+    actors: list[str] = []
+    processes: dict[str, Any] = {}  # the process sources the actors were started with
+    started_at: float
+
+
+def state_path(settings: Settings) -> Path:
+    """Where the stack's state lives."""
+    return settings.data_dir / "stack.json"
+
+
+def read_state(settings: Settings) -> StackState | None:
+    """The recorded stack, if there is one (it may have died since)."""
+    path = state_path(settings)
+    if not path.is_file():
+        return None
+    try:
+        return StackState.model_validate_json(path.read_text())
+    except ValueError:
+        return None
+
+
+def dead_pieces(state: StackState) -> list[str]:
+    """The pieces ``up`` started that no longer run (a cheap check: no network, no Ray import)."""
+    dead = []
+    if state.ray_temp_dir is not None and not proctree.ray_pids(state.ray_temp_dir):
+        dead.append("Ray head")
+    if state.prefect_pid is not None and not proctree.alive(state.prefect_pid):
+        dead.append("Prefect server")
+    if state.postgres_pid is not None and not proctree.alive(state.postgres_pid):
+        dead.append("PostgreSQL")
+    return dead
+
+
+def running(settings: Settings) -> StackState | None:
+    """The recorded stack if all it started still runs."""
+    state = read_state(settings)
+    return state if state is not None and not dead_pieces(state) else None
+
+
+def processes_key(settings: Settings) -> dict[str, Any]:
+    """What decides which processes the actors load: the processes settings, and where modules come from."""
+    key: dict[str, Any] = anchored(settings).processes.model_dump()
+    if settings.processes.modules:
+        key["import_path"] = import_path(settings)
+    return key
+
+
+def mismatch(state: StackState, settings: Settings) -> str | None:
+    """Why the running stack cannot serve a call with ``settings``, or None when it can."""
+    if settings.ray.address and settings.ray.address != state.ray_address:
+        return f"ray.address is {settings.ray.address} but the stack's Ray is at {state.ray_address}"
+    if settings.prefect.api_url and settings.prefect.api_url.rstrip("/") != state.prefect_url.rstrip("/"):
+        return f"prefect.api_url is {settings.prefect.api_url} but the stack's is {state.prefect_url}"
+    if processes_key(settings) != state.processes:
+        return "its actors load other processes (processes.* or the directory differ): agentctl down, then up"
+    return None
+
+
+def up(settings: Settings, secrets: dict[str, str], postgres: bool = False) -> tuple[StackState, bool]:
+    """Start what is missing; return the state and whether it was already up."""
+    state = running(settings)
+    if state is not None:
+        _check_database(state, settings, postgres)
+        ensure_actors(settings, state, secrets)
+        return state, True
+    if read_state(settings) is not None:
+        down(settings)  # a stale state file from a stack that crashed: clean up what is left
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    state = StackState(ray_address="", prefect_url="", processes=processes_key(settings), started_at=time.time())
+    try:
+        _start_pieces(settings, state, postgres)
+        ensure_actors(settings, state, secrets)
+    except BaseException:
+        down(settings)
+        raise
+    return state, False
+
+
+def _check_database(state: StackState, settings: Settings, postgres: bool) -> None:
+    if postgres and state.database == "sqlite":
+        raise UsageError("the running stack uses SQLite: run agentctl down, then agentctl up --postgres")
+
+
+def _start_pieces(settings: Settings, state: StackState, postgres: bool) -> None:
+    """Start PostgreSQL, Prefect and Ray as needed, writing the state after each so down finds them."""
+    database = _database(settings, state, postgres)
+    _write(settings, state)
+    _prefect(settings, state, database)
+    _write(settings, state)
+    state.ray_address, state.ray_temp_dir = _ray(settings)
+    _write(settings, state)
+
+
+def _write(settings: Settings, state: StackState) -> None:
+    path = state_path(settings)
+    path.write_text(state.model_dump_json(indent=2))
+    path.chmod(0o600)
+
+
+def _database(settings: Settings, state: StackState, postgres: bool) -> str | None:
+    if postgres and settings.prefect.api_url:
+        raise UsageError("--postgres sets up the database of the Prefect server up starts, but PREFECT_API_URL "
+                         "names a server already: unset it, or drop --postgres")
+    if settings.database.url:
+        state.database = _without_password(settings.database.url)
+        return settings.database.url
+    if not postgres:
+        return None
+    from agentctl.postgres import LocalPostgres
+
+    server = LocalPostgres(settings.data_dir)
+    url = server.start()
+    state.database, state.postgres_pid = server.url(), server.pid
+    return url
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+
+
+def _prefect(settings: Settings, state: StackState, database: str | None) -> None:
+    if settings.prefect.api_url:
+        state.prefect_url = settings.prefect.api_url
+        return
+    api = LocalPrefectAPI(settings.data_dir, settings.prefect.telemetry, settings.secret_names(), ui=True,
+                          database=database)
+    api.start()
+    state.prefect_pid, state.prefect_url = api.pid, api.url
+    api.wait_ready(settings.prefect.startup_timeout)
+    state.ui_url = api.url.removesuffix("/api")
+
+
+def _ray(settings: Settings) -> tuple[str, str | None]:
+    if settings.ray.address:
+        return settings.ray.address, None
+    temp_dir = _ray_temp_dir(settings)
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1",
+               f"--port={port}", f"--include-dashboard={str(settings.ray.dashboard).lower()}",
+               f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    if settings.ray.num_cpus:
+        command.append(f"--num-cpus={settings.ray.num_cpus}")
+    # Cluster mode off: the head binds to loopback only, as the one-call cluster does.
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise StackError(f"ray start failed: {last[0]}")
+    return f"127.0.0.1:{port}", temp_dir
+
+
+def _ray_temp_dir(settings: Settings) -> str:
+    # Ray's socket paths must stay under 108 bytes, so a short directory named after the data dir.
+    digest = hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:10]
+    return str(Path(tempfile.gettempdir()) / f"agentctl-ray-{digest}")
+
+
+def connected(settings: Settings, state: StackState) -> Settings:
+    """``settings`` pointed at the stack's Ray."""
+    return settings.model_copy(update={"ray": settings.ray.model_copy(update={"address": state.ray_address})})
+
+
+def ensure_actors(settings: Settings, state: StackState, secrets: dict[str, str]) -> None:
+    """Start the named router actors that are not alive (all of them, the first time) and warm them."""
+    from agentctl import cluster
+    from agentctl.pool import Pool
+    from agentctl.session import actor_env
+
+    cluster.connect(connected(settings, state), actor_env(settings, state.prefect_url, state.ui_url))
+    try:
+        names = state.actors or [f"{ACTOR_PREFIX}{i}" for i in range(settings.pool.size)]
+        Pool.create(settings, secrets, time.time() + settings.prefect.startup_timeout, names=names).warm()
+    finally:
+        cluster.shutdown()
+    state.actors = names
+    _write(settings, state)
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop what ``up`` started (named actors, the Ray head, Prefect, PostgreSQL); say what stopped."""
+    state = read_state(settings)
+    if state is None:
+        return []
+    stopped = _stop_ray(state.ray_temp_dir) if state.ray_temp_dir else _kill_actors(settings, state)
+    if state.prefect_pid is not None and proctree.alive(state.prefect_pid):
+        os.killpg(state.prefect_pid, signal.SIGTERM)
+        proctree.wait_gone([state.prefect_pid])
+        stopped.append(f"Prefect server (pid {state.prefect_pid})")
+    if state.postgres_pid is not None and _stop_postgres(settings):
+        stopped.append(f"PostgreSQL (pid {state.postgres_pid})")
+    state_path(settings).unlink(missing_ok=True)
+    return stopped
+
+
+def _stop_postgres(settings: Settings) -> bool:
+    from agentctl.postgres import stop
+
+    return stop(settings.data_dir)
+
+
+def _stop_ray(temp_dir: str) -> list[str]:
+    pids = proctree.ray_pids(temp_dir)
+    for pid in pids:
+        proctree.send(pid, signal.SIGTERM)
+    proctree.wait_gone(pids, timeout=5)  # Ray's agents ignore SIGTERM; they get SIGKILL below
+    for pid in proctree.ray_pids(temp_dir):
+        proctree.send(pid, signal.SIGKILL)
+    return [f"Ray head and its {len(pids)} processes ({temp_dir})"] if pids else []
+
+
+def _kill_actors(settings: Settings, state: StackState) -> list[str]:
+    from agentctl import cluster
+
+    if not state.actors:
+        return []
+    try:
+        cluster.connect(connected(settings, state), {})  # before importing ray: it sets what ray reads at import
+    except StackError:
+        return []
+    import ray
+
+    try:
+        for name in state.actors:
+            with contextlib.suppress(ValueError):  # already gone
+                ray.kill(ray.get_actor(name, namespace=cluster.NAMESPACE))
+        return [f"router actors {', '.join(state.actors)}"]
+    finally:
+        cluster.shutdown()
+
+
+def describe(state: StackState) -> str:
+    """One line per piece, for ``up``."""
+    lines = [f"Ray: {state.ray_address}", f"Prefect API: {state.prefect_url}", f"database: {state.database}"]
+    if state.ui_url:
+        lines.append(f"Prefect UI: {state.ui_url}")
+    lines.append(f"router actors: {', '.join(state.actors)}")
+    return "\n".join(lines)
+
+
+def dumps(value: Any) -> str:
+    """JSON for ``--json``."""
+    return json.dumps(value, indent=2)
