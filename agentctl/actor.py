@@ -53,9 +53,9 @@ class RouterActor:
         self._preload = threading.Thread(target=_preload, args=(self.registry,), daemon=True)
         self._preload.start()
 
-    async def busy(self) -> int:
-        """Requests in flight in this actor."""
-        return self._in_flight
+    async def stats(self) -> dict[str, int]:
+        """Requests in flight in this actor, and its process id (for status)."""
+        return {"busy": self._in_flight, "pid": os.getpid()}
 
     async def ready(self) -> bool:
         """Wait until Prefect and the processes are imported and the Prefect API answers."""

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from agentctl import __version__
-from agentctl.commands import ask, evaluate, processes, repl, stack
+from agentctl.commands import ask, evaluate, processes, repl, runs, stack
 from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, AgentctlError
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.command("repl")(repl.repl)
 app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("status")(stack.status)
+app.add_typer(runs.app, name="runs")
 
 
 def _version(value: bool) -> None:

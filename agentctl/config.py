@@ -81,6 +81,7 @@ class DatabaseSettings(_Section):
     """The database of the Prefect server ``agentctl up`` starts."""
 
     url: str | None = None
+    postgres_bin: str | None = None
 
 
 class RouterSettings(_Section):

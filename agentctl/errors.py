@@ -11,6 +11,8 @@ once, at the boundary where they are caught.
     │   └── RoutingError                  the LLM's choice could not be turned into a valid run
     ├── LLMError                  exit 1  the LLM endpoint is unreachable or failing
     ├── StackError                exit 1  Ray or the Prefect API could not be started or reached
+    │   └── ActorDied                     a router actor died while it handled the request
+    ├── NotFound                  exit 1  no such run in the Prefect API
     └── ProcessFailed             exit 1  a process ran and ended in a failed Prefect state
 
     Ctrl-C is not an error class: the CLI turns KeyboardInterrupt into exit 130.
@@ -58,6 +60,10 @@ class StackError(AgentctlError):
 
 class ActorDied(StackError):
     """A router actor's process died while it handled the request."""
+
+
+class NotFound(AgentctlError):
+    """What was asked for (a run) does not exist where agentctl looked."""
 
 
 class ProcessFailed(AgentctlError):

@@ -19,8 +19,14 @@ INSTALL_HINT = "install it (Debian/Ubuntu: sudo apt-get install postgresql) or s
 USER, DATABASE = "agentctl", "prefect"
 
 
-def binaries() -> Path:
-    """The directory holding initdb and pg_ctl: on PATH, else Debian's /usr/lib/postgresql/<version>/bin."""
+def binaries(configured: str | None = None) -> Path:
+    """The directory holding initdb and pg_ctl: ``configured`` (database.postgres_bin), else on PATH,
+    else Debian's /usr/lib/postgresql/<version>/bin."""
+    if configured:
+        where = Path(configured).expanduser()
+        if (where / "initdb").exists() and (where / "pg_ctl").exists():
+            return where
+        raise StackError(f"no initdb and pg_ctl in {where} (database.postgres_bin): fix it, or {INSTALL_HINT}")
     found = shutil.which("pg_ctl")
     if found and (Path(found).resolve().parent / "initdb").exists():
         return Path(found).resolve().parent
@@ -37,12 +43,12 @@ def _major(name: str) -> int:
 class LocalPostgres:
     """One PostgreSQL server on 127.0.0.1 (no Unix socket), its cluster created on first use."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, bin_dir: str | None = None) -> None:
         self.home = data_dir / "postgres"
         self.pgdata = self.home / "data"
         self.log_path = self.home / "server.log"
         self.port = free_port()
-        self._bin = binaries()
+        self._bin = binaries(bin_dir)
         self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     def start(self) -> str:
@@ -107,11 +113,11 @@ class LocalPostgres:
             raise StackError(f"{program} failed: {detail[0]}; see {self.log_path}")
 
 
-def stop(data_dir: Path) -> bool:
+def stop(data_dir: Path, bin_dir: str | None = None) -> bool:
     """Stop the server of ``data_dir`` if it runs; True when it did."""
     pgdata = data_dir / "postgres" / "data"
     if not (pgdata / "postmaster.pid").exists():
         return False
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    command = [*prefix, str(binaries() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
+    command = [*prefix, str(binaries(bin_dir) / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
     return subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0

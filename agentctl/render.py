@@ -263,7 +263,8 @@ def status_view(report: dict[str, Any]) -> Group:
     table.add_row("Prefect UI", "", prefect["ui_url"] or "none (configured API)")
     table.add_row("database", _state("PostgreSQL" not in dead, "up"), prefect["database"])
     for actor in report["actors"]:
-        table.add_row(actor["name"], _state(actor["alive"], f"alive, {actor['busy']} busy"), "router actor")
+        where = f"router actor, pid {actor['pid']}" if actor["alive"] else "router actor"
+        table.add_row(actor["name"], _state(actor["alive"], f"alive, {actor['busy']} busy"), where)
     parts: list[Any] = [table, Text(_versions(report), style="dim")]
     if dead:
         hint = f"dead: {', '.join(sorted(dead))}. agentctl up restarts dead actors; agentctl down cleans up the rest"
@@ -277,3 +278,51 @@ def _state(ok: bool, good: str, bad: str = "dead") -> Text:
 
 def _versions(report: dict[str, Any]) -> str:
     return "versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items())
+
+
+def runs_table(rows: list[dict[str, Any]], api_url: str) -> Table:
+    """``agentctl runs``: one row per run, newest first."""
+    table = Table(title=f"runs · {api_url}", title_justify="left")
+    table.add_column("id", no_wrap=True, min_width=36)  # whole, to copy into agentctl runs show
+    for column in ("process", "state", "duration", "started", "run"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        started = (row["started"] or "")[:19].replace("T", " ")
+        duration = f"{row['duration']:.2f} s" if row["duration"] is not None else ""
+        table.add_row(row["id"], row["process"] or "", _run_state(row["state"]), duration, started,
+                      f"{row['name']} ({row['kind']})")
+    if not rows:
+        table.caption = "no runs yet: agentctl ask starts one"
+    return table
+
+
+def _run_state(state: str | None) -> Text:
+    styles = {"Completed": "green", "Failed": "red", "Crashed": "red", "Cancelled": "yellow", "Running": "cyan"}
+    return Text(state or "?", style=styles.get(state or "", ""))
+
+
+def run_view(detail: dict[str, Any], redact: Redact) -> Group:
+    """``agentctl runs show``: the run, its parameters and result, state history and logs."""
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column(overflow="fold")
+    for label, key in (("id", "id"), ("process", "process"), ("started", "started"), ("UI", "url"),
+                       ("message", "message")):
+        if detail.get(key):
+            head.add_row(label, redact(str(detail[key])))
+    duration = detail["duration"]
+    head.add_row("duration", f"{duration:.2f} s" if duration is not None else "")
+    head.add_row("parameters", _json_cell(detail["parameters"], redact, "not recorded for task runs"))
+    head.add_row("result", _json_cell(detail["result"], redact, "none recorded"))
+    title = f"{detail['name']} · {detail['kind']} run · {detail['state']}"
+    states = Table("time", "state", "message", title="state history", title_justify="left")
+    for state in detail["states"]:
+        states.add_row(state["time"][:23].replace("T", " "), _run_state(state["state"]), state["message"] or "")
+    logs = Table("time", "level", "message", title="logs", title_justify="left")
+    for log in detail["logs"]:
+        logs.add_row(log["time"][11:23], log["level"], Text(redact(log["message"])))
+    return Group(Panel(head, title=title, title_align="left"), states, logs)
+
+
+def _json_cell(value: Any, redact: Redact, missing: str) -> Any:
+    return Text(missing, style="dim") if value is None else Pretty(json.loads(redact(json.dumps(value))))

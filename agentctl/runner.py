@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -17,7 +18,8 @@ from uuid import UUID
 
 from pydantic_core import to_jsonable_python
 
-from agentctl.errors import AgentctlError, ProcessFailed
+from agentctl import runtime
+from agentctl.errors import AgentctlError, ProcessFailed, redact
 from agentctl.events import Event, Failed, Log, Result, RunInfo
 from agentctl.llm import TokenCount, current_model, current_usage
 from agentctl.registry import Process
@@ -92,7 +94,7 @@ async def run(
     # The run's task copies the context as it is now: the sink and the usage go with it.
     tokens = _sink.set(capture), current_usage.set(usage), current_model.set(model)
     try:
-        call = asyncio.ensure_future(_call(target, _native(process, arguments), process.tags))
+        call = asyncio.ensure_future(_call(target, _native(process, arguments), run_tags_of(process)))
     finally:
         _sink.reset(tokens[0])
         current_usage.reset(tokens[1])
@@ -154,6 +156,14 @@ def prefect_callable(process: Process) -> Any:
     return _prepared[process.name]
 
 
+RESULT_ARTIFACT = "agentctl result"
+
+
+def run_tags_of(process: Process) -> tuple[str, ...]:
+    """Tags of the process's Prefect runs: ``agentctl`` and ``process:<name>`` find them in the history."""
+    return ("agentctl", f"process:{process.name}", *process.tags)
+
+
 async def _call(target: Any, arguments: dict[str, Any], tags: tuple[str, ...]) -> Any:
     from prefect import tags as run_tags
 
@@ -180,9 +190,26 @@ async def _outcome(process: Process, state: Any, run_name: str | None) -> Result
                    url=run_url(process.kind, run_id))
     value = await state.aresult(raise_on_failure=False)
     if state.is_completed():
-        return Result(process=process.name, value=to_jsonable_python(value, fallback=str), run=info)
+        result = Result(process=process.name, value=to_jsonable_python(value, fallback=str), run=info)
+        await _record(result)
+        return result
     return Failed(message=_failure(process, state, value), error=ProcessFailed.__name__,
                   exit_code=ProcessFailed.exit_code, run=info)
+
+
+async def _record(result: Result) -> None:
+    """Keep the result with its run, as a markdown artifact, for ``agentctl runs show`` and the UI."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    if result.run.id is None:
+        return
+    text = redact(json.dumps(result.value, indent=2), runtime.secret_values())
+    run_id, flow = UUID(result.run.id), result.run.kind == "flow"
+    artifact = ArtifactCreate(type="markdown", description=RESULT_ARTIFACT, data=f"```json\n{text}\n```",
+                              flow_run_id=run_id if flow else None, task_run_id=None if flow else run_id)
+    async with get_client() as client:
+        await client.create_artifact(artifact=artifact)
 
 
 def run_url(kind: str, run_id: Any) -> str | None:

@@ -52,3 +52,9 @@ def environ() -> Mapping[str, str]:
     """The environment with the request's secrets over it."""
     request = _request.get()
     return {**os.environ, **request[1]} if request is not None else os.environ
+
+
+def secret_values() -> list[str]:
+    """Values of the secrets the current settings name, for redaction."""
+    values = environ()
+    return [v for v in (values.get(n, "") for n in settings().secret_names()) if v]

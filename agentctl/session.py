@@ -16,7 +16,7 @@ from agentctl.errors import StackError
 from agentctl.events import Event, Log
 from agentctl.pool import Pool
 from agentctl.prefect_api import LocalPrefectAPI, mark_crashed
-from agentctl.stack import StackState, connected, mismatch, running
+from agentctl.stack import StackState, connected, dead_pieces, mismatch, read_state
 
 
 class Session:
@@ -46,16 +46,24 @@ class Session:
 
     def open(self) -> None:
         """Use the stack ``agentctl up`` keeps, if one runs; else start what is missing for this session."""
-        state = None if self._standalone else running(self.settings)
-        if state is not None and (reason := mismatch(state, self.settings)) is not None:
-            self.notice = f"not using the running stack: {reason}; started a temporary one for this call"
-            state = None
+        state = None if self._standalone else self._usable_stack()
         if state is not None:
             self._attach(state)
         else:
             self._start()
         assert self._pool is not None
         self._pool.on_crash = self._mark_crashed
+
+    def _usable_stack(self) -> StackState | None:
+        recorded = read_state(self.settings)
+        if recorded is None:
+            return None
+        dead = dead_pieces(recorded)
+        reason = f"its {', '.join(dead)} died (agentctl up restarts it)" if dead else mismatch(recorded, self.settings)
+        if reason is not None:
+            self.notice = f"not using the stack of agentctl up: {reason}; a temporary one serves this call"
+            return None
+        return recorded
 
     def _attach(self, state: StackState) -> None:
         self._stack = state

@@ -149,7 +149,7 @@ def _database(settings: Settings, state: StackState, postgres: bool) -> str | No
         return None
     from agentctl.postgres import LocalPostgres
 
-    server = LocalPostgres(settings.data_dir)
+    server = LocalPostgres(settings.data_dir, settings.database.postgres_bin)
     url = server.start()
     state.database, state.postgres_pid = server.url(), server.pid
     return url
@@ -241,7 +241,7 @@ def down(settings: Settings) -> list[str]:
 def _stop_postgres(settings: Settings) -> bool:
     from agentctl.postgres import stop
 
-    return stop(settings.data_dir)
+    return stop(settings.data_dir, settings.database.postgres_bin)
 
 
 def _stop_ray(temp_dir: str) -> list[str]:

@@ -43,11 +43,11 @@ def _actors(settings: Settings, state: StackState, ray_dead: bool) -> list[dict[
     from agentctl.errors import StackError
 
     if ray_dead:
-        return [{"name": n, "alive": False, "busy": None} for n in state.actors]
+        return [{"name": n, "alive": False, "busy": None, "pid": None} for n in state.actors]
     try:
         cluster.connect(connected(settings, state), {})  # before importing ray: it sets what ray reads at import
     except StackError:
-        return [{"name": n, "alive": False, "busy": None} for n in state.actors]
+        return [{"name": n, "alive": False, "busy": None, "pid": None} for n in state.actors]
     import ray
 
     try:
@@ -60,10 +60,10 @@ def _one_actor(ray: Any, name: str) -> dict[str, Any]:
     from agentctl import cluster
 
     try:
-        busy = ray.get(ray.get_actor(name, namespace=cluster.NAMESPACE).busy.remote(), timeout=5)
-        return {"name": name, "alive": True, "busy": busy}
+        stats = ray.get(ray.get_actor(name, namespace=cluster.NAMESPACE).stats.remote(), timeout=5)
+        return {"name": name, "alive": True, **stats}
     except (ValueError, ray.exceptions.RayError):
-        return {"name": name, "alive": False, "busy": None}
+        return {"name": name, "alive": False, "busy": None, "pid": None}
 
 
 def versions() -> dict[str, str]:

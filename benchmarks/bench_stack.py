@@ -1,0 +1,100 @@
+"""A warm ``agentctl ask`` on the stack of ``agentctl up`` against the same ask with no stack up.
+
+Both are measured in the same run, with the test suite's local LLM and GitHub servers. Overhead is
+the CLI's wall time minus the time those servers spent answering. The warm ask is then split into
+phases measured in-process with the same Session the CLI uses: attach (connect to Ray, find the
+named actors), routing (until the route arrives), run (until the result), close; "process" is the
+rest of the CLI's wall time (interpreter, imports, exit).
+
+    .venv/bin/python benchmarks/bench_stack.py --runs 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from local import REQUEST, local_servers
+
+from tests.servers import FakeGitHub, FakeLLM, tool_call
+
+AGENTCTL = str(Path(sys.executable).with_name("agentctl"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    runs = parser.parse_args().runs
+    llm, github, _, env = local_servers()
+    llm.responder = lambda body: tool_call("github_repo_info", {"repo": "acme/rocket"})
+    print(f"median of {runs} runs, seconds")
+    cold = [overhead(env, llm, github, "ask", REQUEST) for _ in range(runs)]
+    report("agentctl ask, no stack (cold): overhead", cold)
+    report("agentctl up", [overhead(env, llm, github, "up")])
+    first = overhead(env, llm, github, "ask", REQUEST)
+    warm = [overhead(env, llm, github, "ask", REQUEST) for _ in range(runs)]
+    report("agentctl ask on the stack (warm): overhead", warm)
+    print(f"  first ask after up (not in the median)    {first:7.3f}")
+    print(f"  cold / warm                               {statistics.median(cold) / statistics.median(warm):7.1f}x")
+    report("agentctl up, already up", [overhead(env, llm, github, "up") for _ in range(runs)])
+    report("agentctl status", [overhead(env, llm, github, "status") for _ in range(runs)])
+    report("agentctl runs", [overhead(env, llm, github, "runs") for _ in range(runs)])
+    phases(runs, warm)
+    report("agentctl down", [overhead(env, llm, github, "down")])
+
+
+def overhead(env: dict[str, str], llm: FakeLLM, github: FakeGitHub, *args: str) -> float:
+    """Wall time of one CLI call minus the time the local servers spent answering it."""
+    before = llm.busy_seconds + github.busy_seconds
+    start = time.perf_counter()
+    proc = subprocess.run([AGENTCTL, *args], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"agentctl {' '.join(args)} failed: {proc.stderr}")
+    return wall - (llm.busy_seconds + github.busy_seconds - before)
+
+
+def phases(runs: int, warm: list[float]) -> None:
+    """Where a warm ask's time goes, measured in this process with the CLI's own Session."""
+    samples = [in_process() for _ in range(runs)]
+    for name in samples[0]:
+        report(f"  {name}", [s[name] for s in samples])
+    rest = statistics.median(warm) - sum(statistics.median([s[n] for s in samples]) for n in samples[0])
+    print(f"  {'process (interpreter, imports, exit)':<42} {rest:7.3f}")
+
+
+def in_process() -> dict[str, float]:
+    from agentctl.config import load
+    from agentctl.events import Result, Routed
+    from agentctl.session import Session
+
+    marks = {"start": time.perf_counter()}
+    session = Session(load())
+    session.open()
+    marks["opened"] = time.perf_counter()
+    for event in session.ask(REQUEST):
+        if isinstance(event, Routed):
+            marks["routed"] = time.perf_counter()
+        if isinstance(event, Result):
+            marks["result"] = time.perf_counter()
+    session.close()
+    marks["closed"] = time.perf_counter()
+    return {
+        "attach": marks["opened"] - marks["start"],
+        "routing": marks["routed"] - marks["opened"],
+        "run": marks["result"] - marks["routed"],
+        "close": marks["closed"] - marks["result"],
+    }
+
+
+def report(name: str, samples: list[float]) -> None:
+    spread = f"   (min {min(samples):.3f}, max {max(samples):.3f})" if len(samples) > 1 else ""
+    print(f"{name:<44} {statistics.median(samples):7.3f}{spread}")
+
+
+if __name__ == "__main__":
+    main()

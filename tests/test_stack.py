@@ -1,0 +1,245 @@
+"""agentctl up / status / ask on the stack / runs / down, with a real Ray head, a real Prefect server
+and the local LLM and GitHub servers; faults: a stale stack, an actor killed mid-request; and Prefect
+on PostgreSQL where the machine has it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from agentctl import proctree
+from tests.conftest import AGENTCTL, API_KEY, base_env, run_cli
+from tests.servers import FakeGitHub, FakeLLM, tool_call
+from tests.test_cli_lifecycle import _loopback
+
+REQUEST = "Give me the stars and contributors for acme/rocket"
+ROUTE = tool_call("github_repo_info", {"repo": "acme/rocket"})
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _state(env: dict[str, str]) -> dict[str, Any]:
+    return json.loads((Path(env["AGENTCTL_DATA_DIR"]) / "stack.json").read_text())
+
+
+def _status(env: dict[str, str]) -> dict[str, Any]:
+    result = run_cli(env, "status", "--json")
+    return {**result.json(), "exit_code": result.code}
+
+
+def _stack_pids(state: dict[str, Any]) -> list[int]:
+    pids = proctree.ray_pids(state["ray_temp_dir"]) if state.get("ray_temp_dir") else []
+    return pids + [p for p in (state.get("prefect_pid"), state.get("postgres_pid")) if p]
+
+
+def _down(env: dict[str, str]) -> None:
+    """``down`` stops every process the stack started and removes its state."""
+    state = _state(env)
+    pids = _stack_pids(state)
+    result = run_cli(env, "down")
+    assert result.code == 0, result.stderr
+    assert "stopped Ray head" in result.stdout and "stopped Prefect server" in result.stdout
+    assert not [p for p in pids if proctree.alive(p)]
+    assert not (Path(env["AGENTCTL_DATA_DIR"]) / "stack.json").exists()
+
+
+def _up(env: dict[str, str], *flags: str) -> None:
+    result = run_cli(env, "up", *flags, timeout=240)
+    assert result.code == 0, result.stderr
+    assert "Prefect UI: http://127.0.0.1:" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, llm_server: FakeLLM, github_server: FakeGitHub
+) -> Iterator[dict[str, str]]:
+    """A stack of two router actors, started with an LLM key that the LLM server refuses: requests
+    succeed only if each brings the caller's key."""
+    env = {**base_env(tmp_path_factory.mktemp("stack"), llm_server, github_server), "AGENTCTL_POOL__SIZE": "2"}
+    _up({**env, "OPENAI_API_KEY": "sk-up-time-key-not-the-callers"})
+    yield env
+    _down(env)
+
+
+def test_up_reports_a_healthy_loopback_stack_and_a_second_up_changes_nothing(stack: dict[str, str]) -> None:
+    status = _status(stack)
+    assert status["exit_code"] == 0 and status["up"] and status["dead"] == []
+    assert status["prefect"]["healthy"] and status["prefect"]["ui_url"].startswith("http://127.0.0.1:")
+    assert [(a["name"], a["alive"], a["busy"]) for a in status["actors"]] == [
+        ("agentctl-router-0", True, 0), ("agentctl-router-1", True, 0)]
+    before = _state(stack)
+    listening = {c.laddr.ip for p in _stack_pids(before) for c in _connections(p) if c.status == "LISTEN"}
+    assert listening and all(_loopback(ip) for ip in listening)
+
+    again = run_cli(stack, "up")
+    assert again.code == 0 and again.stdout.startswith("already up")
+    assert _state(stack) == before
+    assert [a["pid"] for a in _status(stack)["actors"]] == [a["pid"] for a in status["actors"]]
+
+
+def _connections(pid: int) -> list[Any]:
+    try:
+        return psutil.Process(pid).net_connections(kind="inet")
+    except psutil.Error:
+        return []
+
+
+def test_ask_runs_on_the_stack_with_the_callers_settings_and_links_the_run(
+    stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
+) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    llm.script("route", ROUTE)
+    result = run_cli(stack, "ask", "--json", "--model", "caller-model", REQUEST)
+    assert result.code == 0, result.stderr
+    doc, ui = result.json(), _state(stack)["ui_url"]
+    assert doc["result"]["stars"] == 42 and doc["run"]["state"] == "Completed"
+    assert doc["run"]["url"] == f"{ui}/runs/flow-run/{doc['run']['id']}"
+    assert [c.body["model"] for c in llm.calls("route")] == ["caller-model"]
+    assert API_KEY not in result.stdout + result.stderr
+
+
+def test_runs_lists_history_and_shows_one_run(stack: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    llm.script("route", ROUTE)
+    asked = run_cli(stack, "ask", "--json", REQUEST).json()
+    run_id = asked["run"]["id"]
+
+    listed = run_cli(stack, "runs", "--json", "--limit", "5")
+    assert listed.code == 0, listed.stderr
+    row = next(r for r in listed.json() if r["id"] == run_id)
+    assert (row["process"], row["kind"], row["state"]) == ("github_repo_info", "flow", "Completed")
+    assert row["url"] == asked["run"]["url"] and row["duration"] > 0
+    assert [r["id"] for r in run_cli(stack, "runs", "--json", "--limit", "1").json()] == [run_id]
+    assert run_cli(stack, "runs", "--json", "--process", "text_processing").json() == []
+    assert run_id not in run_cli(stack, "runs", "--json", "--state", "failed").stdout
+
+    shown = run_cli(stack, "runs", "show", run_id, "--json")
+    assert shown.code == 0, shown.stderr
+    detail = shown.json()
+    assert detail["parameters"] == {"repo": "acme/rocket"}
+    assert detail["result"]["contributors"] == 250
+    assert [s["state"] for s in detail["states"]] == ["Pending", "Running", "Completed"]
+    assert any("acme/rocket has 42 stars" in log["message"] for log in detail["logs"])
+    rich = run_cli(stack, "runs", "show", run_id)
+    assert "acme/rocket has 42 stars" in rich.stdout and asked["run"]["url"] in rich.stdout
+
+
+def test_runs_errors_name_the_fix(stack: dict[str, str]) -> None:
+    bad_state = run_cli(stack, "runs", "--state", "finished")
+    assert bad_state.code == 2 and "use one of" in bad_state.stderr and "Traceback" not in bad_state.stderr
+    missing = run_cli(stack, "runs", "show", "00000000-0000-0000-0000-000000000000")
+    assert missing.code == 1 and "agentctl runs" in missing.stderr
+    assert run_cli(stack, "runs", "show", "abc").code == 2
+
+
+def test_an_actor_killed_mid_request_is_replaced_and_its_run_marked_crashed(
+    stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
+) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    gate = github.hold()
+    llm.script("route", ROUTE)
+    asking = subprocess.Popen([AGENTCTL, "ask", "--json", REQUEST], env=stack, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert github.arrived.wait(timeout=120)
+        busy = [a for a in _status(stack)["actors"] if a["busy"]]
+        assert len(busy) == 1
+        os.kill(busy[0]["pid"], signal.SIGKILL)
+        stdout, stderr = asking.communicate(timeout=120)
+    finally:
+        gate.set()
+        if asking.poll() is None:
+            asking.kill()
+    assert asking.returncode == 1, stderr
+    error = json.loads(stdout)["error"]["message"]
+    assert "router actor died" in error and "marked Crashed" in error and "ask again" in error
+    run_id = UUID.search(error)
+    assert run_id is not None
+    assert run_cli(stack, "runs", "show", run_id.group(), "--json").json()["state"] == "Crashed"
+
+    after = _status(stack)
+    assert after["up"] and len(after["actors"]) == 2 and all(a["alive"] for a in after["actors"])
+    assert busy[0]["pid"] not in [a["pid"] for a in after["actors"]]
+    gate_free = github.hold()
+    gate_free.set()
+    llm.script("route", ROUTE)
+    assert run_cli(stack, "ask", REQUEST).code == 0
+
+
+def test_a_stack_whose_server_died_is_reported_bypassed_and_replaced_by_up(
+    tmp_path: Path, llm: FakeLLM, github: FakeGitHub
+) -> None:
+    env = base_env(tmp_path, llm, github)
+    _up(env)
+    old = _state(env)
+    os.kill(old["prefect_pid"], signal.SIGKILL)
+
+    status = _status(env)
+    assert status["exit_code"] == 1 and "Prefect server" in status["dead"]
+    assert "agentctl down" in run_cli(env, "status").stdout
+
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    llm.script("route", ROUTE)
+    asked = run_cli(env, "ask", REQUEST)
+    assert asked.code == 0, asked.stderr
+    assert "not using the stack of agentctl up: its Prefect server died" in asked.stdout + asked.stderr
+
+    _up(env)
+    new = _state(env)
+    assert new["prefect_pid"] != old["prefect_pid"] and proctree.alive(new["prefect_pid"])
+    assert not proctree.ray_pids(old["ray_temp_dir"]) or new["ray_address"] != old["ray_address"]
+    assert _status(env)["up"]
+    _down(env)
+
+
+def _postgres_missing() -> str | None:
+    from agentctl.errors import StackError
+    from agentctl.postgres import binaries
+
+    try:
+        binaries()
+    except StackError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.skipif(_postgres_missing() is not None, reason=f"PostgreSQL is not installed: {_postgres_missing()}")
+def test_up_postgres_runs_prefect_on_a_local_postgresql(llm: FakeLLM, github: FakeGitHub) -> None:
+    # As root PostgreSQL runs as the postgres user, which must be able to reach the data directory.
+    home = Path(tempfile.mkdtemp(prefix="agentctl-pg-"))
+    home.chmod(0o755)
+    env = base_env(home, llm, github)
+    _up(env, "--postgres")
+    status = _status(env)
+    assert status["up"] and status["prefect"]["database"].startswith("postgresql+asyncpg://agentctl@127.0.0.1:")
+    password = (home / "data" / "postgres" / "password").read_text().strip()
+    assert password not in json.dumps(status) + run_cli(env, "status").stdout
+    assert password not in (home / "data" / "stack.json").read_text()
+
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    llm.script("route", ROUTE)
+    asked = run_cli(env, "ask", "--json", REQUEST)
+    assert asked.code == 0, asked.stderr
+    assert run_cli(env, "runs", "--json").json()[0]["id"] == asked.json()["run"]["id"]
+    result = run_cli(env, "down")
+    assert "stopped PostgreSQL" in result.stdout
+    assert not (home / "data" / "postgres" / "data" / "postmaster.pid").exists()
+
+
+def test_up_postgres_without_postgresql_names_the_package(
+    tmp_path: Path, llm: FakeLLM, github: FakeGitHub
+) -> None:
+    env = {**base_env(tmp_path, llm, github), "AGENTCTL_DATABASE__POSTGRES_BIN": str(tmp_path / "no-postgresql")}
+    result = run_cli(env, "up", "--postgres")
+    assert result.code == 1
+    assert "apt-get install postgresql" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "data" / "stack.json").exists()
