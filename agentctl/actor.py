@@ -41,6 +41,7 @@ class RouterActor:
 
     def __init__(self, settings_json: str, secrets: dict[str, str], api_deadline: float) -> None:
         os.environ.update(secrets)
+        self._own = dict(secrets)
         self._secrets = [v for v in secrets.values() if v]
         self.settings = Settings.model_validate_json(settings_json)
         runtime.install(self.settings)
@@ -84,7 +85,7 @@ class RouterActor:
 
     def _caller(self, caller: Caller | None) -> tuple[Settings, dict[str, str]]:
         if caller is None:
-            return self.settings, {}
+            return self.settings, self._own
         return Settings.model_validate_json(caller["settings"]), caller["secrets"]
 
     async def _guarded(

@@ -139,7 +139,8 @@ class Settings(_Section):
 
     def secret_values(self) -> list[str]:
         """Values of every secret this configuration refers to, for redaction."""
-        return [v for v in (os.environ.get(n, "") for n in self.secret_names()) if v]
+        values = [v for v in (os.environ.get(n, "") for n in self.secret_names()) if v]
+        return values + _url_password(self.database.url)
 
 
 # Environment variables each key also reads, besides the generic AGENTCTL_<SECTION>__<KEY>.
@@ -153,6 +154,13 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "prefect.api_url": ("PREFECT_API_URL",),
     "data_dir": ("AGENTCTL_DATA_DIR",),
 }
+
+
+def _url_password(url: str | None) -> list[str]:
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password if url else None
+    return [password] if password else []
 
 
 def default_data_dir() -> Path:

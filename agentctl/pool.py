@@ -14,7 +14,7 @@ from agentctl.events import Event, Log
 _events: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-Crashed = Callable[[str, str], None]  # (run id, run kind): mark that Prefect run Crashed
+Crashed = Callable[[str, str], bool]  # (run id, run kind): mark that Prefect run Crashed; whether it was
 
 
 class Pool:
@@ -31,7 +31,7 @@ class Pool:
         self._actors = [spawn(i) for i in range(size)]
         self._busy = [0] * size
         self._caller = caller  # the CLI call's settings and secrets, for actors started by another call
-        self.on_crash: Crashed = lambda run_id, kind: None
+        self.on_crash: Crashed = lambda run_id, kind: False
 
     def _pick(self) -> int:
         return min(range(len(self._actors)), key=lambda i: (self._busy[i], i))
@@ -55,8 +55,8 @@ class Pool:
         self._actors[index] = self._spawn(index)
         marked = ""
         if run is not None:
-            self.on_crash(*run)
-            marked = f"; its Prefect {run[1]} run {run[0]} is marked Crashed"
+            done = "is marked Crashed" if self.on_crash(*run) else "could not be marked Crashed"
+            marked = f"; its Prefect {run[1]} run {run[0]} {done}"
         return ActorDied(f"{exc}{marked}; a new router actor took its place: ask again")
 
     @classmethod
@@ -76,7 +76,7 @@ class Pool:
         # No Ray-level retries: the LLM client and Prefect retry what is worth retrying (see policy).
         actor = ray.remote(RouterActor)
         options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 100, "max_restarts": 0, "max_task_retries": 0}
-        config = settings.model_dump_json()
+        config = settings.model_dump_json(exclude={"database"})  # only the Prefect server needs it
         if names is None:
             return cls(lambda _: actor.options(**options).remote(config, secrets, api_deadline), settings.pool.size)
 

@@ -43,13 +43,14 @@ def _major(name: str) -> int:
 class LocalPostgres:
     """One PostgreSQL server on 127.0.0.1 (no Unix socket), its cluster created on first use."""
 
-    def __init__(self, data_dir: Path, bin_dir: str | None = None) -> None:
+    def __init__(self, data_dir: Path, bin_dir: str | None = None, env: dict[str, str] | None = None) -> None:
         self.home = data_dir / "postgres"
         self.pgdata = self.home / "data"
         self.log_path = self.home / "server.log"
         self.port = free_port()
         self._bin = binaries(bin_dir)
         self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self._env = dict(os.environ if env is None else env)
 
     def start(self) -> str:
         """Start the server (creating the cluster and database the first time); return the database URL."""
@@ -98,7 +99,7 @@ class LocalPostgres:
                              "searchable (chmod o+x) or set data_dir elsewhere")
 
     def _create_database(self) -> None:
-        env = {**os.environ, "PGPASSWORD": self._password_file.read_text().strip()}
+        env = {**self._env, "PGPASSWORD": self._password_file.read_text().strip()}
         command = [*self._as, str(self._bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER,
                    DATABASE]
         done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
@@ -107,17 +108,17 @@ class LocalPostgres:
 
     def _run(self, program: str, *args: str) -> None:
         command = [*self._as, str(self._bin / program), *args]
-        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        done = subprocess.run(command, env=self._env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise StackError(f"{program} failed: {detail[0]}; see {self.log_path}")
 
 
-def stop(data_dir: Path, bin_dir: str | None = None) -> bool:
+def stop(data_dir: Path, bin_dir: str | None = None, env: dict[str, str] | None = None) -> bool:
     """Stop the server of ``data_dir`` if it runs; True when it did."""
     pgdata = data_dir / "postgres" / "data"
     if not (pgdata / "postmaster.pid").exists():
         return False
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     command = [*prefix, str(binaries(bin_dir) / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
-    return subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0
+    return subprocess.run(command, env=env, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.pretty import Pretty
@@ -281,15 +282,15 @@ def _versions(report: dict[str, Any]) -> str:
 
 
 def runs_table(rows: list[dict[str, Any]], api_url: str) -> Table:
-    """``agentctl runs``: one row per run, newest first."""
-    table = Table(title=f"runs · {api_url}", title_justify="left")
-    table.add_column("id", no_wrap=True, min_width=36)  # whole, to copy into agentctl runs show
-    for column in ("process", "state", "duration", "started", "run"):
-        table.add_column(column, overflow="fold")
+    """``agentctl runs``: one row per run, newest first; the id is never cut, to copy it."""
+    table = Table(title=f"runs · {api_url}", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("id", no_wrap=True, min_width=36)
+    for column, width in (("started", 11), ("state", 9), ("duration", 8), ("process", 8), ("run", 8)):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=width)
     for row in rows:
-        started = (row["started"] or "")[:19].replace("T", " ")
-        duration = f"{row['duration']:.2f} s" if row["duration"] is not None else ""
-        table.add_row(row["id"], row["process"] or "", _run_state(row["state"]), duration, started,
+        started = (row["started"] or "")[5:16].replace("T", " ")
+        duration = f"{row['duration']:.2f}s" if row["duration"] is not None else ""
+        table.add_row(row["id"], started, _run_state(row["state"]), duration, row["process"] or "",
                       f"{row['name']} ({row['kind']})")
     if not rows:
         table.caption = "no runs yet: agentctl ask starts one"

@@ -94,19 +94,38 @@ async def run(
     # The run's task copies the context as it is now: the sink and the usage go with it.
     tokens = _sink.set(capture), current_usage.set(usage), current_model.set(model)
     try:
-        call = asyncio.ensure_future(_call(target, _native(process, arguments), run_tags_of(process)))
+        # Tags in the context reach every task of a flow, and each tagged task run costs a
+        # concurrency-slot request that SQLite can answer 503 (a 2 s client retry): a flow run gets
+        # agentctl's tags by an update once its id is known; a task process carries them itself.
+        own = run_tags_of(process) if process.kind == "task" else tuple(process.tags)
+        call = asyncio.ensure_future(_call(target, _native(process, arguments), own))
     finally:
         _sink.reset(tokens[0])
         current_usage.reset(tokens[1])
         current_model.reset(tokens[2])
     call.add_done_callback(lambda _: capture.queue.put_nowait(None))
+    tagging: asyncio.Task[None] | None = None
     try:
         while (log := await capture.queue.get()) is not None:
+            if tagging is None and log.run_id and process.kind == "flow":
+                tagging = asyncio.create_task(_tag_flow_run(log.run_id, run_tags_of(process)))
             yield log
     finally:
         if not call.done():  # cancelled (Ctrl-C) or abandoned by the consumer
             await _cancel(call, capture)
+    if tagging is not None:
+        await tagging
     yield await _outcome(process, await call, capture.run_name)
+
+
+async def _tag_flow_run(run_id: str, tags: tuple[str, ...]) -> None:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        try:
+            await client.update_flow_run(UUID(run_id), tags=list(tags))
+        except Exception as exc:  # the run itself matters more than its place in agentctl runs
+            logging.getLogger(__name__).warning("could not tag the run for agentctl runs: %s", exc)
 
 
 def _native(process: Process, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -49,9 +49,13 @@ def settings() -> Settings:
 
 
 def environ() -> Mapping[str, str]:
-    """The environment with the request's secrets over it."""
+    """The environment, with the request's secrets in place of any this process holds."""
     request = _request.get()
-    return {**os.environ, **request[1]} if request is not None else os.environ
+    if request is None:
+        return os.environ
+    # Only the caller's own secrets: never those this process was started with by another caller.
+    mine = request[0].secret_names()
+    return {**{k: v for k, v in os.environ.items() if k not in mine}, **request[1]}
 
 
 def secret_values() -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from collections.abc import Iterator
 from types import TracebackType
@@ -11,19 +9,25 @@ from typing import Any
 
 from agentctl import cluster
 from agentctl.config import Settings
-from agentctl.discovery import anchored, pythonpath
+from agentctl.discovery import anchored
 from agentctl.errors import StackError
 from agentctl.events import Event, Log
 from agentctl.pool import Pool
 from agentctl.prefect_api import LocalPrefectAPI, mark_crashed
 from agentctl.stack import StackState, connected, dead_pieces, mismatch, read_state
+from agentctl.worker_env import actor_env, secrets_of
 
 
 class Session:
     """Starts what is missing (a local Prefect API, a local Ray cluster) and stops what it started."""
 
-    def __init__(self, settings: Settings, prefect: bool = True, standalone: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, prefect: bool = True, standalone: bool = False, last: bool = False
+    ) -> None:
+        """``last``: the process exits after this session, so a connection to a cluster it did not
+        start is left to the exit (``ray.shutdown`` of a driver costs ~0.26 s)."""
         self.settings = anchored(settings)
+        self._last = last
         self._needs_prefect = prefect
         self._standalone = standalone
         self._api: LocalPrefectAPI | None = None
@@ -87,10 +91,12 @@ class Session:
         deadline = time.time() + self.settings.prefect.startup_timeout
         self._pool = Pool.create(self.settings, self._secrets(), deadline)
 
-    def _mark_crashed(self, run_id: str, kind: str) -> None:
-        message = "the router actor running it died (agentctl)"
-        with contextlib.suppress(StackError):  # the request's own error says more than this one
-            mark_crashed(self.prefect_url, run_id, kind, message)
+    def _mark_crashed(self, run_id: str, kind: str) -> bool:
+        try:
+            mark_crashed(self.prefect_url, run_id, kind, "the router actor running it died (agentctl)")
+        except StackError:  # the request's own error says so, and says more
+            return False
+        return True
 
     @property
     def prefect_url(self) -> str:
@@ -131,7 +137,7 @@ class Session:
 
     def close(self) -> None:
         """Stop what this session started, and nothing else."""
-        if self._ray_connected:
+        if self._ray_connected and (self._ray_started or not self._last):
             cluster.shutdown()  # stops the cluster only when this session started it
             self._ray_started = self._ray_connected = False
         if self._api is not None:
@@ -151,37 +157,16 @@ class Session:
         return secrets_of(self.settings)
 
 
-def secrets_of(settings: Settings) -> dict[str, str]:
-    """The secrets the router actors need, from the environment variables the settings name."""
-    names = {settings.llm.key_env(), settings.github.token_env}
-    return {n: os.environ[n] for n in names if os.environ.get(n)}
-
-
-def actor_env(settings: Settings, prefect_url: str, ui_url: str | None) -> dict[str, str]:
-    """Environment of the router actors' processes (no secrets: those go to the constructor)."""
-    env = {
-        "PREFECT_API_URL": prefect_url,
-        "PREFECT_HOME": str(settings.data_dir / "prefect"),
-        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-        "PYTHONPATH": pythonpath(settings),
-    }
-    if not settings.prefect.telemetry:
-        env["DO_NOT_TRACK"] = "1"
-    if ui_url is not None:  # "" turns Prefect's "View at" links off
-        env["PREFECT_UI_URL"] = ui_url
-    return env
-
-
 def ask_once(settings: Settings, request: str, standalone: bool = False) -> Iterator[Event]:
     """Check credentials, open a session (on the running stack, if any), yield one request's events."""
     settings.api_key()
-    with Session(settings, standalone=standalone) as session:
+    with Session(settings, standalone=standalone, last=True) as session:
         yield from session.notices()
         yield from session.ask(request, settings.llm.model)
 
 
 def run_once(settings: Settings, name: str, arguments: dict[str, Any], standalone: bool = False) -> Iterator[Event]:
     """Open a session (on the running stack, if any), yield the events of one run of ``name``."""
-    with Session(settings, standalone=standalone) as session:
+    with Session(settings, standalone=standalone, last=True) as session:
         yield from session.notices()
         yield from session.run(name, arguments)

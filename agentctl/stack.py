@@ -25,6 +25,7 @@ from agentctl.config import Settings
 from agentctl.discovery import anchored, import_path
 from agentctl.errors import StackError, UsageError
 from agentctl.prefect_api import LocalPrefectAPI, free_port
+from agentctl.worker_env import without_secrets
 
 ACTOR_PREFIX = "agentctl-router-"
 
@@ -149,7 +150,7 @@ def _database(settings: Settings, state: StackState, postgres: bool) -> str | No
         return None
     from agentctl.postgres import LocalPostgres
 
-    server = LocalPostgres(settings.data_dir, settings.database.postgres_bin)
+    server = LocalPostgres(settings.data_dir, settings.database.postgres_bin, without_secrets(settings))
     url = server.start()
     state.database, state.postgres_pid = server.url(), server.pid
     return url
@@ -187,7 +188,8 @@ def _ray(settings: Settings) -> tuple[str, str | None]:
     if settings.ray.num_cpus:
         command.append(f"--num-cpus={settings.ray.num_cpus}")
     # Cluster mode off: the head binds to loopback only, as the one-call cluster does.
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    # Ray's workers inherit the head's environment: no secrets there, requests bring their own.
+    env = {**without_secrets(settings), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -210,7 +212,7 @@ def ensure_actors(settings: Settings, state: StackState, secrets: dict[str, str]
     """Start the named router actors that are not alive (all of them, the first time) and warm them."""
     from agentctl import cluster
     from agentctl.pool import Pool
-    from agentctl.session import actor_env
+    from agentctl.worker_env import actor_env
 
     cluster.connect(connected(settings, state), actor_env(settings, state.prefect_url, state.ui_url))
     try:
@@ -241,7 +243,7 @@ def down(settings: Settings) -> list[str]:
 def _stop_postgres(settings: Settings) -> bool:
     from agentctl.postgres import stop
 
-    return stop(settings.data_dir, settings.database.postgres_bin)
+    return stop(settings.data_dir, settings.database.postgres_bin, without_secrets(settings))
 
 
 def _stop_ray(temp_dir: str) -> list[str]:

@@ -24,6 +24,7 @@ from tests.test_cli_lifecycle import _loopback
 
 REQUEST = "Give me the stars and contributors for acme/rocket"
 ROUTE = tool_call("github_repo_info", {"repo": "acme/rocket"})
+UP_TOKEN = "ghp_up_time_token_0123456789"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -62,10 +63,10 @@ def _up(env: dict[str, str], *flags: str) -> None:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, llm_server: FakeLLM, github_server: FakeGitHub
 ) -> Iterator[dict[str, str]]:
-    """A stack of two router actors, started with an LLM key that the LLM server refuses: requests
-    succeed only if each brings the caller's key."""
+    """A stack of two router actors, started with an LLM key that the LLM server refuses and a GitHub
+    token: requests succeed only if each brings the caller's key, and the callers have no token."""
     env = {**base_env(tmp_path_factory.mktemp("stack"), llm_server, github_server), "AGENTCTL_POOL__SIZE": "2"}
-    _up({**env, "OPENAI_API_KEY": "sk-up-time-key-not-the-callers"})
+    _up({**env, "OPENAI_API_KEY": "sk-up-time-key-not-the-callers", "GITHUB_TOKEN": UP_TOKEN})
     yield env
     _down(env)
 
@@ -105,6 +106,8 @@ def test_ask_runs_on_the_stack_with_the_callers_settings_and_links_the_run(
     assert doc["run"]["url"] == f"{ui}/runs/flow-run/{doc['run']['id']}"
     assert [c.body["model"] for c in llm.calls("route")] == ["caller-model"]
     assert API_KEY not in result.stdout + result.stderr
+    # The caller set no GitHub token: the one of whoever ran up is not used for them.
+    assert github.requests and not [r for r in github.requests if UP_TOKEN in str(r.headers)]
 
 
 def test_runs_lists_history_and_shows_one_run(stack: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:

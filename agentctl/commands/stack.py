@@ -22,9 +22,9 @@ def up(
     Later ask, repl and processes run calls use the stack. A second up starts nothing, only router
     actors that died. Everything listens on 127.0.0.1; the state is in <data_dir>/stack.json.
     """
-    from agentctl.session import secrets_of
     from agentctl.stack import describe
     from agentctl.stack import up as start
+    from agentctl.worker_env import secrets_of
 
     config = settings(ctx)
     out, err = consoles()
