@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from local import REQUEST, local_servers
+from local import REQUEST, local_servers, one_ask_phases, report
 
 from tests.servers import FakeGitHub, FakeLLM, tool_call
 from tests.test_cli_processes import generated_module
@@ -58,32 +58,10 @@ def timed(env: dict[str, str], *args: str, script: tuple[FakeLLM, FakeGitHub] | 
 
 
 def in_process(llm: FakeLLM) -> dict[str, float]:
-    from agentctl.config import load
-    from agentctl.events import Result, Routed
-    from agentctl.session import Session
-
     llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
-    marks = {"start": time.perf_counter()}
-    session = Session(load())
-    session.open()
-    marks["opened"] = time.perf_counter()
-    for event in session.ask(REQUEST):
-        if isinstance(event, Routed):
-            marks["routed"] = time.perf_counter()
-        if isinstance(event, Result):
-            marks["result"] = time.perf_counter()
-    session.close()
-    marks["closed"] = time.perf_counter()
-    return {
-        "startup": marks["opened"] - marks["start"],
-        "routing": marks["routed"] - marks["opened"],
-        "run": marks["result"] - marks["routed"],
-        "shutdown": marks["closed"] - marks["result"],
-    }
-
-
-def report(name: str, samples: list[float]) -> None:
-    print(f"{name:<40} {statistics.median(samples):7.3f}   (min {min(samples):.3f}, max {max(samples):.3f})")
+    phases = one_ask_phases()
+    return {"startup": phases["open"], "routing": phases["routing"], "run": phases["run"],
+            "shutdown": phases["close"]}
 
 
 if __name__ == "__main__":

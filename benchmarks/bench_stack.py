@@ -2,7 +2,7 @@
 
 Both are measured in the same run, with the test suite's local LLM and GitHub servers. Overhead is
 the CLI's wall time minus the time those servers spent answering. The warm ask is then split into
-phases measured in-process with the same Session the CLI uses: attach (connect to Ray, find the
+phases measured in-process with the same Session the CLI uses: open (connect to Ray, find the
 named actors), routing (until the route arrives), run (until the result); "process" is the
 rest of the CLI's wall time (interpreter, imports, exit). The CLI does not disconnect from Ray
 before it exits; this benchmark's sessions must, and that cost is shown apart.
@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from local import REQUEST, local_servers
+from local import REQUEST, local_servers, one_ask_phases
+from local import report as report_line
 
 from tests.servers import FakeGitHub, FakeLLM, tool_call
 
@@ -61,8 +62,8 @@ def overhead(env: dict[str, str], llm: FakeLLM, github: FakeGitHub, *args: str) 
 
 def phases(runs: int, warm: list[float]) -> None:
     """Where a warm ask's time goes, measured in this process with the CLI's own Session."""
-    samples = [in_process() for _ in range(runs)]
-    paid = ("attach", "routing", "run")
+    samples = [one_ask_phases() for _ in range(runs)]
+    paid = ("open", "routing", "run")
     for name in paid:
         report(f"  {name}", [s[name] for s in samples])
     rest = statistics.median(warm) - sum(statistics.median([s[n] for s in samples]) for n in paid)
@@ -71,33 +72,8 @@ def phases(runs: int, warm: list[float]) -> None:
     report("  (disconnect: not paid by the CLI)", [s["close"] for s in samples])
 
 
-def in_process() -> dict[str, float]:
-    from agentctl.config import load
-    from agentctl.events import Result, Routed
-    from agentctl.session import Session
-
-    marks = {"start": time.perf_counter()}
-    session = Session(load())
-    session.open()
-    marks["opened"] = time.perf_counter()
-    for event in session.ask(REQUEST):
-        if isinstance(event, Routed):
-            marks["routed"] = time.perf_counter()
-        if isinstance(event, Result):
-            marks["result"] = time.perf_counter()
-    session.close()
-    marks["closed"] = time.perf_counter()
-    return {
-        "attach": marks["opened"] - marks["start"],
-        "routing": marks["routed"] - marks["opened"],
-        "run": marks["result"] - marks["routed"],
-        "close": marks["closed"] - marks["result"],
-    }
-
-
 def report(name: str, samples: list[float]) -> None:
-    spread = f"   (min {min(samples):.3f}, max {max(samples):.3f})" if len(samples) > 1 else ""
-    print(f"{name:<44} {statistics.median(samples):7.3f}{spread}")
+    report_line(name, samples, width=44)
 
 
 if __name__ == "__main__":

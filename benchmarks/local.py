@@ -4,8 +4,10 @@ pointed at them, with a data directory of its own."""
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,3 +31,35 @@ def local_servers() -> tuple[FakeLLM, FakeGitHub, Path, dict[str, str]]:
     }
     os.environ.update(env)
     return llm, github, data, env
+
+
+def one_ask_phases() -> dict[str, float]:
+    """One ask in this process with the CLI's own Session: open, routing (until the route), run
+    (until the result), close; the LLM must already be told how to answer."""
+    from agentctl.config import load
+    from agentctl.events import Result, Routed
+    from agentctl.session import Session
+
+    marks = {"start": time.perf_counter()}
+    session = Session(load())
+    session.open()
+    marks["opened"] = time.perf_counter()
+    for event in session.ask(REQUEST):
+        if isinstance(event, Routed):
+            marks["routed"] = time.perf_counter()
+        if isinstance(event, Result):
+            marks["result"] = time.perf_counter()
+    session.close()
+    marks["closed"] = time.perf_counter()
+    return {
+        "open": marks["opened"] - marks["start"],
+        "routing": marks["routed"] - marks["opened"],
+        "run": marks["result"] - marks["routed"],
+        "close": marks["closed"] - marks["result"],
+    }
+
+
+def report(name: str, samples: list[float], width: int = 40) -> None:
+    """One line: the median of ``samples``, with min and max when there are several."""
+    spread = f"   (min {min(samples):.3f}, max {max(samples):.3f})" if len(samples) > 1 else ""
+    print(f"{name:<{width}} {statistics.median(samples):7.3f}{spread}")
