@@ -52,11 +52,15 @@ class Pool:
 
     def _replace(self, index: int, run: tuple[str, str] | None, exc: ActorDied) -> ActorDied:
         """Start a new actor in the dead one's place; mark its run Crashed; the error to raise."""
-        self._actors[index] = self._spawn(index)
         marked = ""
         if run is not None:
             done = "is marked Crashed" if self.on_crash(*run) else "could not be marked Crashed"
             marked = f"; its Prefect {run[1]} run {run[0]} {done}"
+        try:
+            self._actors[index] = self._spawn(index)
+        except Exception as failed:  # the head itself may be gone: say so instead of a traceback
+            return ActorDied(f"{exc}{marked}; no new router actor could start ({first_line(str(failed))}): "
+                             "see agentctl status")
         return ActorDied(f"{exc}{marked}; a new router actor took its place: ask again")
 
     @classmethod
@@ -81,8 +85,9 @@ class Pool:
             return cls(lambda _: actor.options(**options).remote(config, secrets, api_deadline), settings.pool.size)
 
         def named(index: int) -> Any:
+            # Actors that outlive this call keep no secrets: every request brings its caller's.
             detached = actor.options(**options, name=names[index], lifetime="detached", get_if_exists=True)
-            return detached.remote(config, secrets, api_deadline)
+            return detached.remote(config, {}, api_deadline)
 
         return cls(named, len(names), {"settings": config, "secrets": secrets})
 

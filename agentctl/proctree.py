@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -24,9 +25,33 @@ def ray_pids(temp_dir: str) -> list[int]:
             parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
-        if any(mark in cmdline for mark in marks):
+        if _names_as_option(cmdline, marks):
             found.add(int(entry.name))
     return sorted(pid for pid in parents if _descends(pid, found, parents))
+
+
+def _names_as_option(cmdline: str, marks: tuple[str, ...]) -> bool:
+    # Ray's daemons get the directory as an option (--temp-dir=..., --log_dir=..., --session-dir=...);
+    # a pager or a shell that merely names a log file under it does not count.
+    return any(arg.startswith("--") and any(mark in arg for mark in marks) for arg in cmdline.split())
+
+
+def cmdline(pid: int) -> str:
+    """The command line of ``pid``, "" when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def stop_group(pid: int, timeout: float = 15) -> None:
+    """SIGTERM the process group ``pid`` leads, SIGKILL it if it outlives ``timeout``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+        wait_gone([pid], timeout)
+        if not alive(pid):
+            return
 
 
 def _descends(pid: int, roots: set[int], parents: dict[int, int]) -> bool:

@@ -228,7 +228,10 @@ async def _record(result: Result) -> None:
     artifact = ArtifactCreate(type="markdown", description=RESULT_ARTIFACT, data=f"```json\n{text}\n```",
                               flow_run_id=run_id if flow else None, task_run_id=None if flow else run_id)
     async with get_client() as client:
-        await client.create_artifact(artifact=artifact)
+        try:
+            await client.create_artifact(artifact=artifact)
+        except Exception as exc:  # the run is done either way; only runs show loses its result
+            logging.getLogger(__name__).warning("could not keep the result with the run: %s", exc)
 
 
 def run_url(kind: str, run_id: Any) -> str | None:

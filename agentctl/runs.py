@@ -57,10 +57,10 @@ class History:
 @contextmanager
 def history(settings: Settings) -> Iterator[History]:
     """The Prefect API that holds agentctl's runs, with a temporary server only when none is up."""
-    from agentctl.stack import mismatch, running
+    from agentctl.stack import prefect_of
 
-    state = running(settings)
-    if state is not None and mismatch(state, settings) is None:
+    state = prefect_of(settings)
+    if state is not None:
         yield from _client(state.prefect_url, state.ui_url)
     elif settings.prefect.api_url:
         yield from _client(settings.prefect.api_url, None)

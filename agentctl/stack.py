@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -66,7 +65,7 @@ def dead_pieces(state: StackState) -> list[str]:
     dead = []
     if state.ray_temp_dir is not None and not proctree.ray_pids(state.ray_temp_dir):
         dead.append("Ray head")
-    if state.prefect_pid is not None and not proctree.alive(state.prefect_pid):
+    if state.prefect_pid is not None and not _ours(state.prefect_pid, state.prefect_url):
         dead.append("Prefect server")
     if state.postgres_pid is not None and not proctree.alive(state.postgres_pid):
         dead.append("PostgreSQL")
@@ -77,6 +76,15 @@ def running(settings: Settings) -> StackState | None:
     """The recorded stack if all it started still runs."""
     state = read_state(settings)
     return state if state is not None and not dead_pieces(state) else None
+
+
+def prefect_of(settings: Settings) -> StackState | None:
+    """The recorded stack if its Prefect API is alive and is the one ``settings`` use (for history)."""
+    state = read_state(settings)
+    if state is None or "Prefect server" in dead_pieces(state):
+        return None
+    configured = settings.prefect.api_url
+    return state if not configured or configured.rstrip("/") == state.prefect_url.rstrip("/") else None
 
 
 def processes_key(settings: Settings) -> dict[str, Any]:
@@ -94,7 +102,7 @@ def mismatch(state: StackState, settings: Settings) -> str | None:
     if settings.prefect.api_url and settings.prefect.api_url.rstrip("/") != state.prefect_url.rstrip("/"):
         return f"prefect.api_url is {settings.prefect.api_url} but the stack's is {state.prefect_url}"
     if processes_key(settings) != state.processes:
-        return "its actors load other processes (processes.* or the directory differ): agentctl down, then up"
+        return "its actors load other processes (processes.* or the directory they are imported from differ)"
     return None
 
 
@@ -102,6 +110,8 @@ def up(settings: Settings, secrets: dict[str, str], postgres: bool = False) -> t
     """Start what is missing; return the state and whether it was already up."""
     state = running(settings)
     if state is not None:
+        if (reason := mismatch(state, settings)) is not None:
+            raise UsageError(f"a stack is up for other settings: {reason}; agentctl down, then up")
         _check_database(state, settings, postgres)
         ensure_actors(settings, state, secrets)
         return state, True
@@ -230,14 +240,20 @@ def down(settings: Settings) -> list[str]:
     if state is None:
         return []
     stopped = _stop_ray(state.ray_temp_dir) if state.ray_temp_dir else _kill_actors(settings, state)
-    if state.prefect_pid is not None and proctree.alive(state.prefect_pid):
-        os.killpg(state.prefect_pid, signal.SIGTERM)
-        proctree.wait_gone([state.prefect_pid])
+    if state.prefect_pid is not None and _ours(state.prefect_pid, state.prefect_url):
+        proctree.stop_group(state.prefect_pid)
         stopped.append(f"Prefect server (pid {state.prefect_pid})")
     if state.postgres_pid is not None and _stop_postgres(settings):
         stopped.append(f"PostgreSQL (pid {state.postgres_pid})")
     state_path(settings).unlink(missing_ok=True)
     return stopped
+
+
+def _ours(pid: int, url: str) -> bool:
+    """Whether ``pid`` is still the Prefect server up started (a pid can be reused after a crash)."""
+    port = url.rsplit(":", 1)[-1].split("/")[0]
+    command = proctree.cmdline(pid)
+    return "uvicorn" in command and f"--port {port}" in command
 
 
 def _stop_postgres(settings: Settings) -> bool:

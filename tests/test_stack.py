@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -183,7 +184,15 @@ def test_a_stack_whose_server_died_is_reported_bypassed_and_replaced_by_up(
 ) -> None:
     env = base_env(tmp_path, llm, github)
     _up(env)
+    try:
+        _stale_stack_is_reported_and_replaced(env, llm, github)
+    finally:
+        run_cli(env, "down")
+
+
+def _stale_stack_is_reported_and_replaced(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
     old = _state(env)
+    old_ray = proctree.ray_pids(old["ray_temp_dir"])
     os.kill(old["prefect_pid"], signal.SIGKILL)
 
     status = _status(env)
@@ -199,7 +208,7 @@ def test_a_stack_whose_server_died_is_reported_bypassed_and_replaced_by_up(
     _up(env)
     new = _state(env)
     assert new["prefect_pid"] != old["prefect_pid"] and proctree.alive(new["prefect_pid"])
-    assert not proctree.ray_pids(old["ray_temp_dir"]) or new["ray_address"] != old["ray_address"]
+    assert old_ray and not [p for p in old_ray if proctree.alive(p)]  # the stale head was stopped
     assert _status(env)["up"]
     _down(env)
 
@@ -222,6 +231,14 @@ def test_up_postgres_runs_prefect_on_a_local_postgresql(llm: FakeLLM, github: Fa
     home.chmod(0o755)
     env = base_env(home, llm, github)
     _up(env, "--postgres")
+    try:
+        _postgres_stack_serves_and_stops(env, home, llm, github)
+    finally:
+        run_cli(env, "down")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _postgres_stack_serves_and_stops(env: dict[str, str], home: Path, llm: FakeLLM, github: FakeGitHub) -> None:
     status = _status(env)
     assert status["up"] and status["prefect"]["database"].startswith("postgresql+asyncpg://agentctl@127.0.0.1:")
     password = (home / "data" / "postgres" / "password").read_text().strip()
