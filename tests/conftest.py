@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +50,19 @@ def no_network() -> Iterator[None]:
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = NO_PROXY
     yield
     socket.socket.connect = original  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def interruptible_children() -> Iterator[None]:
+    """Let the CLIs the tests start take Ctrl-C, as a terminal's foreground job does.
+
+    A suite started as a background job (``.ci/run &``, some CI runners) inherits SIGINT ignored,
+    and exec keeps an ignored signal ignored: the Ctrl-C tests would then test nothing but that.
+    A handler, unlike SIG_IGN, is reset to the default in every child at exec.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,8 @@ def test_ctrl_c_exits_130_and_leaves_nothing_behind(tmp_path: Path, llm: FakeLLM
         _, stderr = proc.communicate(timeout=60)
     finally:
         gate.set()
+        if proc.poll() is None:  # a failed test must not leave its session to disturb the next ones
+            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130
     assert "Traceback" not in stderr
     _, alive = psutil.wait_procs(tree, timeout=30)

@@ -125,17 +125,19 @@ def test_entry_point_of_an_installed_package(tmp_path: Path, monkeypatch: pytest
 class TestParams:
     @pytest.fixture(autouse=True)
     def _path(self, fixtures_on_path: None) -> None:
-        self.count = discover(settings(modules=["userflows"])).registry.get("count_issues")
+        count = discover(settings(modules=["userflows"])).registry.get("count_issues")
+        assert count is not None, "the fixture module declares count_issues"
+        self.count = count
 
     def test_values_are_parsed_against_the_schema(self) -> None:
         args = parse(self.count, ["repo=acme/rocket", "limit=3", "ratio=0.5", "closed=true", "priority=high",
-                                  'assignees=["ann","bob"]', "label=123"], None)  # type: ignore[arg-type]
+                                  'assignees=["ann","bob"]', "label=123"], None)
         assert args["limit"] == 3 and args["ratio"] == 0.5 and args["closed"] is True
         assert args["priority"] == "high" and args["assignees"] == ["ann", "bob"]
         assert args["label"] == "123"
 
     def test_params_json_for_complex_values(self) -> None:
-        args = parse(self.count, ["repo=a/b"], '{"window": {"days": 7}}')  # type: ignore[arg-type]
+        args = parse(self.count, ["repo=a/b"], '{"window": {"days": 7}}')
         assert args["window"] == {"days": 7, "include_closed": False}
 
     @pytest.mark.parametrize(("pairs", "message"), [
@@ -147,8 +149,8 @@ class TestParams:
     ])
     def test_bad_values_name_the_parameter(self, pairs: list[str], message: str) -> None:
         with pytest.raises(UsageError, match=message):
-            parse(self.count, pairs, None)  # type: ignore[arg-type]
+            parse(self.count, pairs, None)
 
     def test_bad_json(self) -> None:
         with pytest.raises(UsageError, match="--params-json is not valid JSON"):
-            parse(self.count, [], "{nope")  # type: ignore[arg-type]
+            parse(self.count, [], "{nope")
