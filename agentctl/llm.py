@@ -7,6 +7,7 @@ the same ``chat()`` call; openai's errors are translated into agentctl's here an
 from __future__ import annotations
 
 import contextvars
+import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,7 +45,9 @@ def client() -> Any:
 
     settings = runtime.settings()
     # A client's pooled connections belong to the event loop that opened them (asyncio.run per call).
-    key = (settings.llm.model_dump_json(), settings.api_key(runtime.environ()), id(asyncio.get_running_loop()))
+    # A stack's actor serves callers with different keys: the cache key holds a digest, not the key.
+    secret = hashlib.sha256(settings.api_key(runtime.environ()).encode()).hexdigest()
+    key = (settings.llm.model_dump_json(), secret, id(asyncio.get_running_loop()))
     if _client is None or key != _client_key:
         _client, _client_key = make_client(settings), key
     return _client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from agentctl.errors import ActorDied, StackError, first_line
 from agentctl.events import Event, Log
 
 _events: TypeAdapter[Event] = TypeAdapter(Event)
+CANCEL_WAIT = 10.0  # seconds a cancelled request gets to end (its Prefect run set Cancelled) before we exit
 
 
 Crashed = Callable[[str, str], bool]  # (run id, run kind): mark that Prefect run Crashed; whether it was
@@ -163,10 +165,20 @@ def _stream(stream: Any, check: Callable[[], None]) -> Iterator[Event]:
 
 
 def _cancel(stream: Any) -> None:
+    """Cancel the request and wait, at most ``CANCEL_WAIT`` seconds, until the actor has ended it.
+
+    Without the wait the process can exit before Ray has delivered the cancel, and an actor of
+    ``agentctl up``, which outlives this process, would run the request on.
+    """
     import contextlib
 
     import ray
 
-    # Cancelling is best effort: the stream may have ended already.
+    # Cancelling is best effort: the stream may have ended already, or its actor died.
     with contextlib.suppress(Exception):
         ray.cancel(stream)
+        deadline = time.monotonic() + CANCEL_WAIT
+        while time.monotonic() < deadline:
+            ready, _ = ray.wait([stream], timeout=0.25)
+            if ready:
+                ray.get(next(stream))  # raises at the end: StopIteration, or the cancellation itself

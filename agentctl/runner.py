@@ -135,16 +135,18 @@ def _native(process: Process, arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _cancel(call: asyncio.Future[Any], capture: _Capture) -> None:
-    """Record the run as Cancelled in Prefect, then stop it, so it is neither left Running nor Crashed.
+    """Stop the run, then record it as Cancelled in Prefect, so it is left neither Running nor Crashed.
 
-    Cancelled is a terminal state: the engine's own attempt to mark the interrupted run Crashed is
-    then refused by the API. A sync process runs in a thread that cannot be stopped: its run is
-    marked Cancelled and its result is dropped, but the thread finishes on its own.
+    Prefect's engine reports an interrupted run Crashed and forces that state over any other, so
+    Cancelled is set once the engine is done: the run's history shows the crash, its state is
+    Cancelled. A sync process runs in a thread that cannot be stopped: its run is marked Cancelled
+    and its result is dropped, but the thread finishes on its own (Cancelled is final: the state
+    it then proposes is refused).
     """
-    if capture.run_id is not None:
-        await _mark_cancelled(capture)
     call.cancel()
     await asyncio.wait([call], timeout=5)
+    if capture.run_id is not None:
+        await _mark_cancelled(capture)
 
 
 async def _mark_cancelled(capture: _Capture) -> None:
