@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
+from agentctl import proctree
 from agentctl.errors import StackError
 from agentctl.prefect_api import free_port
 
@@ -60,7 +62,11 @@ class LocalPostgres:
                       f"--pwfile={self._password_file}", "-E", "UTF8")
         options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories=''"
         self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_path), "-o", options, "-w", "start")
-        self._create_database()
+        try:
+            self._create_database()
+        except BaseException:  # a server without its database is of no use: leave none running
+            stop(self.home.parent, str(self._bin), self._env)
+            raise
         return self.url(with_password=True)
 
     def url(self, with_password: bool = False) -> str:
@@ -71,8 +77,7 @@ class LocalPostgres:
     @property
     def pid(self) -> int | None:
         """The postmaster's process id, from its pid file."""
-        pid_file = self.pgdata / "postmaster.pid"
-        return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+        return postmaster(self.pgdata)
 
     @property
     def _password_file(self) -> Path:
@@ -94,7 +99,7 @@ class LocalPostgres:
         except LookupError:
             raise StackError("PostgreSQL does not run as root and there is no postgres user: run agentctl up "
                              f"--postgres as an ordinary user, or {INSTALL_HINT}") from None
-        if subprocess.run([*self._as, "test", "-w", str(self.home)], capture_output=True).returncode != 0:
+        if _execute([*self._as, "test", "-w", str(self.home)], self._env).returncode != 0:
             raise StackError(f"the postgres user cannot reach {self.home}: make its parent directories "
                              "searchable (chmod o+x) or set data_dir elsewhere")
 
@@ -102,23 +107,46 @@ class LocalPostgres:
         env = {**self._env, "PGPASSWORD": self._password_file.read_text().strip()}
         command = [*self._as, str(self._bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER,
                    DATABASE]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        done = _execute(command, env)
         if done.returncode != 0 and "already exists" not in done.stderr:
             raise StackError(f"createdb failed: {done.stderr.strip()}; see {self.log_path}")
 
     def _run(self, program: str, *args: str) -> None:
         command = [*self._as, str(self._bin / program), *args]
-        done = subprocess.run(command, env=self._env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        done = _execute(command, self._env)
         if done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise StackError(f"{program} failed: {detail[0]}; see {self.log_path}")
 
 
+def postmaster(pgdata: Path) -> int | None:
+    """The pid of the server running on ``pgdata``: its pid file's, if that process is a postgres."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    # After a reboot the pid file is stale and its pid may be someone else's process.
+    return pid if "postgres" in proctree.cmdline(pid) else None
+
+
 def stop(data_dir: Path, bin_dir: str | None = None, env: dict[str, str] | None = None) -> bool:
     """Stop the server of ``data_dir`` if it runs; True when it did."""
     pgdata = data_dir / "postgres" / "data"
-    if not (pgdata / "postmaster.pid").exists():
+    if (pid := postmaster(pgdata)) is None:
         return False
+    try:
+        pg_ctl = binaries(bin_dir) / "pg_ctl"
+    except StackError:  # uninstalled since up: SIGINT is PostgreSQL's own fast shutdown
+        proctree.send(pid, signal.SIGINT)
+        proctree.wait_gone([pid], timeout=30)
+        return not proctree.alive(pid)
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    command = [*prefix, str(binaries(bin_dir) / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
-    return subprocess.run(command, env=env, capture_output=True, stdin=subprocess.DEVNULL).returncode == 0
+    command = [*prefix, str(pg_ctl), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
+    return _execute(command, env).returncode == 0
+
+
+def _execute(command: list[str], env: dict[str, str] | None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except OSError as exc:  # runuser or a PostgreSQL program missing
+        raise StackError(f"cannot run {command[0]} ({exc.strerror}): {INSTALL_HINT}") from None

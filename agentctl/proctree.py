@@ -30,6 +30,13 @@ def ray_pids(temp_dir: str) -> list[int]:
     return sorted(pid for pid in parents if _descends(pid, found, parents))
 
 
+def ray_stop_order(pids: list[int]) -> list[list[int]]:
+    """``pids`` in the order ``ray stop`` terminates them: the raylets, the rest, the GCS servers."""
+    raylets = [p for p in pids if _program(p).endswith("/raylet/raylet")]
+    gcs = [p for p in pids if _program(p).endswith("/gcs/gcs_server")]
+    return [raylets, [p for p in pids if p not in raylets and p not in gcs], gcs]
+
+
 def _names_as_option(cmdline: str, marks: tuple[str, ...]) -> bool:
     # Ray's daemons get the directory as an option (--temp-dir=..., --log_dir=..., --session-dir=...);
     # a pager or a shell that merely names a log file under it does not count.
@@ -52,6 +59,13 @@ def stop_group(pid: int, timeout: float = 15) -> None:
         wait_gone([pid], timeout)
         if not alive(pid):
             return
+
+
+def _program(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _descends(pid: int, roots: set[int], parents: dict[int, int]) -> bool:

@@ -254,7 +254,10 @@ def status_view(report: dict[str, Any]) -> Group:
     """``agentctl status`` as a table of pieces, then what to do about dead ones."""
     table = Table("piece", "state", "where", title="agentctl stack", title_justify="left")
     if "ray" not in report:
-        table.add_row("stack", Text("down", style="red"), "start one with agentctl up")
+        if report.get("unready"):
+            table.add_row("stack", Text("not ready", style="red"), f"{report['unready']}: wait, or agentctl up")
+        else:
+            table.add_row("stack", Text("down", style="red"), "start one with agentctl up")
         return Group(table, Text(_versions(report), style="dim"))
     dead = set(report["dead"])
     ray, prefect = report["ray"], report["prefect"]

@@ -51,7 +51,11 @@ class History:
         if response.status_code >= 400:
             raise StackError(f"the Prefect API at {self.api_url} answered {response.status_code}: "
                              f"{response.text[:200]}")
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise StackError(f"{self.api_url} answered with something other than JSON: is it a Prefect API "
+                             "(prefect.api_url)?") from None
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from agentctl.errors import StackError
 from agentctl.events import Event, Log
 from agentctl.pool import Pool
 from agentctl.prefect_api import LocalPrefectAPI, mark_crashed
-from agentctl.stack import StackState, connected, dead_pieces, mismatch, read_state
+from agentctl.stack import StackState, connected, mismatch, read_state, unusable
 from agentctl.worker_env import actor_env, secrets_of
 
 
@@ -59,15 +59,22 @@ class Session:
         self._pool.on_crash = self._mark_crashed
 
     def _usable_stack(self) -> StackState | None:
-        recorded = read_state(self.settings)
+        try:
+            recorded = read_state(self.settings)
+        except StackError as exc:
+            return self._not_using(str(exc))
         if recorded is None:
             return None
-        dead = dead_pieces(recorded)
-        reason = f"its {', '.join(dead)} died (agentctl up restarts it)" if dead else mismatch(recorded, self.settings)
-        if reason is not None:
-            self.notice = f"not using the stack of agentctl up: {reason}; a temporary one serves this call"
-            return None
+        if (reason := unusable(self.settings, recorded)) is not None:
+            return self._not_using(f"{reason} (agentctl up starts what is missing)")
+        if (reason := mismatch(recorded, self.settings)) is not None:
+            return self._not_using(reason)
         return recorded
+
+    def _not_using(self, reason: str) -> StackState | None:
+        """No stack for this call, and the warning that says why."""
+        self.notice = f"not using the stack of agentctl up: {reason}; a temporary one serves this call"
+        return None
 
     def _attach(self, state: StackState) -> None:
         self._stack = state

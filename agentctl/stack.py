@@ -7,13 +7,16 @@ else; a configured ``RAY_ADDRESS`` or ``PREFECT_API_URL`` is used, never started
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ class StackState(BaseModel):
     actors: list[str] = []
     processes: dict[str, Any] = {}  # the process sources the actors were started with
     started_at: float
+    ready: bool = False  # up finished; until then the stack is starting, or its up failed
 
 
 def state_path(settings: Settings) -> Path:
@@ -50,14 +54,40 @@ def state_path(settings: Settings) -> Path:
 
 
 def read_state(settings: Settings) -> StackState | None:
-    """The recorded stack, if there is one (it may have died since)."""
+    """The recorded stack, if there is one (it may have died since, or still be starting)."""
     path = state_path(settings)
-    if not path.is_file():
-        return None
     try:
-        return StackState.model_validate_json(path.read_text())
-    except ValueError:
+        text = path.read_text()
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise StackError(f"cannot read {path} ({exc.strerror}): fix its permissions") from None
+    try:
+        return StackState.model_validate_json(text)
+    except ValueError:
+        raise StackError(f"{path} is not a stack state this agentctl can read: stop that stack with the "
+                         "agentctl that started it, or remove the file") from None
+
+
+@contextlib.contextmanager
+def locked(settings: Settings) -> Iterator[None]:
+    """Hold the stack's lock: one ``up`` or ``down`` at a time; a second one waits for the first."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.data_dir / "stack.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def busy(settings: Settings) -> bool:
+    """Whether an ``up`` or ``down`` holds the stack's lock right now."""
+    try:
+        with open(settings.data_dir / "stack.lock") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # no lock file: no up ever ran here
+        return False
+    return False
 
 
 def dead_pieces(state: StackState) -> list[str]:
@@ -67,21 +97,29 @@ def dead_pieces(state: StackState) -> list[str]:
         dead.append("Ray head")
     if state.prefect_pid is not None and not _ours(state.prefect_pid, state.prefect_url):
         dead.append("Prefect server")
-    if state.postgres_pid is not None and not proctree.alive(state.postgres_pid):
+    if state.postgres_pid is not None and "postgres" not in proctree.cmdline(state.postgres_pid):
         dead.append("PostgreSQL")
     return dead
 
 
+def unusable(settings: Settings, state: StackState) -> str | None:
+    """Why the recorded stack cannot serve calls (starting, half started, a piece dead), or None."""
+    if not state.ready:
+        return "agentctl up is still starting it" if busy(settings) else "its agentctl up did not finish"
+    dead = dead_pieces(state)
+    return f"its {', '.join(dead)} died" if dead else None
+
+
 def running(settings: Settings) -> StackState | None:
-    """The recorded stack if all it started still runs."""
+    """The recorded stack if it finished starting and all it started still runs."""
     state = read_state(settings)
-    return state if state is not None and not dead_pieces(state) else None
+    return state if state is not None and unusable(settings, state) is None else None
 
 
 def prefect_of(settings: Settings) -> StackState | None:
     """The recorded stack if its Prefect API is alive and is the one ``settings`` use (for history)."""
     state = read_state(settings)
-    if state is None or "Prefect server" in dead_pieces(state):
+    if state is None or not state.prefect_url or "Prefect server" in dead_pieces(state):
         return None
     configured = settings.prefect.api_url
     return state if not configured or configured.rstrip("/") == state.prefect_url.rstrip("/") else None
@@ -108,6 +146,11 @@ def mismatch(state: StackState, settings: Settings) -> str | None:
 
 def up(settings: Settings, secrets: dict[str, str], postgres: bool = False) -> tuple[StackState, bool]:
     """Start what is missing; return the state and whether it was already up."""
+    with locked(settings):
+        return _up(settings, secrets, postgres)
+
+
+def _up(settings: Settings, secrets: dict[str, str], postgres: bool) -> tuple[StackState, bool]:
     state = running(settings)
     if state is not None:
         if (reason := mismatch(state, settings)) is not None:
@@ -115,16 +158,17 @@ def up(settings: Settings, secrets: dict[str, str], postgres: bool = False) -> t
         _check_database(state, settings, postgres)
         ensure_actors(settings, state, secrets)
         return state, True
-    if read_state(settings) is not None:
-        down(settings)  # a stale state file from a stack that crashed: clean up what is left
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if (stale := read_state(settings)) is not None:
+        _stop(settings, stale)  # a stack that crashed or whose up failed: clean up what is left
     state = StackState(ray_address="", prefect_url="", processes=processes_key(settings), started_at=time.time())
     try:
         _start_pieces(settings, state, postgres)
         ensure_actors(settings, state, secrets)
-    except BaseException:
-        down(settings)
+    except BaseException:  # Ctrl-C too: stop what this up started so far, from what it knows
+        _stop(settings, state)
         raise
+    state.ready = True
+    _write(settings, state)
     return state, False
 
 
@@ -134,19 +178,23 @@ def _check_database(state: StackState, settings: Settings, postgres: bool) -> No
 
 
 def _start_pieces(settings: Settings, state: StackState, postgres: bool) -> None:
-    """Start PostgreSQL, Prefect and Ray as needed, writing the state after each so down finds them."""
+    """Start PostgreSQL, Prefect and Ray as needed; each is recorded before it is waited for, so that
+    the stop after a failed or interrupted up finds it."""
     database = _database(settings, state, postgres)
     _write(settings, state)
     _prefect(settings, state, database)
     _write(settings, state)
-    state.ray_address, state.ray_temp_dir = _ray(settings)
+    _ray(settings, state)
     _write(settings, state)
 
 
 def _write(settings: Settings, state: StackState) -> None:
+    # Written aside and renamed: a reader sees the old state or the new one, never half of one.
     path = state_path(settings)
-    path.write_text(state.model_dump_json(indent=2))
-    path.chmod(0o600)
+    temp = path.with_suffix(".tmp")
+    with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(state.model_dump_json(indent=2))
+    os.replace(temp, path)
 
 
 def _database(settings: Settings, state: StackState, postgres: bool) -> str | None:
@@ -183,14 +231,17 @@ def _prefect(settings: Settings, state: StackState, database: str | None) -> Non
                           database=database)
     api.start()
     state.prefect_pid, state.prefect_url = api.pid, api.url
+    _write(settings, state)  # before the wait: a failed or interrupted up must find it to stop it
     api.wait_ready(settings.prefect.startup_timeout)
     state.ui_url = api.url.removesuffix("/api")
 
 
-def _ray(settings: Settings) -> tuple[str, str | None]:
+def _ray(settings: Settings, state: StackState) -> None:
     if settings.ray.address:
-        return settings.ray.address, None
-    temp_dir = _ray_temp_dir(settings)
+        state.ray_address = settings.ray.address
+        return
+    state.ray_temp_dir = temp_dir = _ray_temp_dir(settings)
+    _write(settings, state)  # ray start can stop half way: its daemons are found by this directory
     port = free_port()
     command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1",
                f"--port={port}", f"--include-dashboard={str(settings.ray.dashboard).lower()}",
@@ -200,11 +251,14 @@ def _ray(settings: Settings) -> tuple[str, str | None]:
     # Cluster mode off: the head binds to loopback only, as the one-call cluster does.
     # Ray's workers inherit the head's environment: no secrets there, requests bring their own.
     env = {**without_secrets(settings), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        raise StackError(f"cannot run {command[0]} ({exc.strerror}): reinstall agentctl's environment") from None
     if done.returncode != 0:
         last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise StackError(f"ray start failed: {last[0]}")
-    return f"127.0.0.1:{port}", temp_dir
+    state.ray_address = f"127.0.0.1:{port}"
 
 
 def _ray_temp_dir(settings: Settings) -> str:
@@ -224,21 +278,24 @@ def ensure_actors(settings: Settings, state: StackState, secrets: dict[str, str]
     from agentctl.pool import Pool
     from agentctl.worker_env import actor_env
 
+    state.actors = state.actors or [f"{ACTOR_PREFIX}{i}" for i in range(settings.pool.size)]
+    _write(settings, state)  # before they start: a failed up stops them on a Ray it did not start too
     cluster.connect(connected(settings, state), actor_env(settings, state.prefect_url, state.ui_url))
     try:
-        names = state.actors or [f"{ACTOR_PREFIX}{i}" for i in range(settings.pool.size)]
-        Pool.create(settings, secrets, time.time() + settings.prefect.startup_timeout, names=names).warm()
+        Pool.create(settings, secrets, time.time() + settings.prefect.startup_timeout, names=state.actors).warm()
     finally:
         cluster.shutdown()
-    state.actors = names
-    _write(settings, state)
 
 
 def down(settings: Settings) -> list[str]:
     """Stop what ``up`` started (named actors, the Ray head, Prefect, PostgreSQL); say what stopped."""
-    state = read_state(settings)
-    if state is None:
-        return []
+    with locked(settings):
+        state = read_state(settings)
+        return [] if state is None else _stop(settings, state)
+
+
+def _stop(settings: Settings, state: StackState) -> list[str]:
+    """Stop what ``state`` records as started by up, then forget it."""
     stopped = _stop_ray(state.ray_temp_dir) if state.ray_temp_dir else _kill_actors(settings, state)
     if state.prefect_pid is not None and _ours(state.prefect_pid, state.prefect_url):
         proctree.stop_group(state.prefect_pid)
@@ -264,10 +321,13 @@ def _stop_postgres(settings: Settings) -> bool:
 
 def _stop_ray(temp_dir: str) -> list[str]:
     pids = proctree.ray_pids(temp_dir)
-    for pid in pids:
-        proctree.send(pid, signal.SIGTERM)
-    proctree.wait_gone(pids, timeout=5)  # Ray's agents ignore SIGTERM; they get SIGKILL below
-    for pid in proctree.ray_pids(temp_dir):
+    # `ray stop`'s order: the raylet first, the GCS last. Terminated all at once, the GCS and the
+    # autoscaler's monitor hang in their shutdown until killed; in this order all exit within ~1 s.
+    for bucket in proctree.ray_stop_order(pids):
+        for pid in bucket:
+            proctree.send(pid, signal.SIGTERM)
+        proctree.wait_gone(bucket, timeout=5)
+    for pid in proctree.ray_pids(temp_dir):  # what is left after the grace periods
         proctree.send(pid, signal.SIGKILL)
     return [f"Ray head and its {len(pids)} processes ({temp_dir})"] if pids else []
 

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 from agentctl import proctree
 from tests.conftest import AGENTCTL, API_KEY, base_env, run_cli
 from tests.servers import FakeGitHub, FakeLLM, tool_call
-from tests.test_cli_lifecycle import _loopback
+from tests.test_cli_lifecycle import _alive_with, _loopback
 
 REQUEST = "Give me the stars and contributors for acme/rocket"
 ROUTE = tool_call("github_repo_info", {"repo": "acme/rocket"})
@@ -145,6 +146,40 @@ def test_runs_errors_name_the_fix(stack: dict[str, str]) -> None:
     assert run_cli(stack, "runs", "show", "abc").code == 2
 
 
+def test_ctrl_c_of_an_ask_on_the_stack_cancels_its_run_in_the_actor(
+    stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
+) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    gate = github.hold()
+    llm.script("route", ROUTE)
+    asking = subprocess.Popen([AGENTCTL, "ask", REQUEST], env=stack, start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert github.arrived.wait(timeout=120)
+        os.killpg(asking.pid, signal.SIGINT)
+        _, stderr = asking.communicate(timeout=60)
+        # The actors outlive the CLI: the request must end there too, while GitHub still holds it.
+        assert _newest_run_state(stack, "Cancelled") == "Cancelled"
+        assert [a["busy"] for a in _status(stack)["actors"]] == [0, 0]
+    finally:
+        gate.set()
+        if asking.poll() is None:
+            asking.kill()
+    assert asking.returncode == 130 and "Traceback" not in stderr
+
+
+def _newest_run_state(env: dict[str, str], expected: str) -> str:
+    """The state of the newest run: ``expected`` once it has it, else the last one seen in 30 s.
+
+    The actor records the cancellation after the CLI has exited, so it is awaited.
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        state = run_cli(env, "runs", "--json", "--limit", "1").json()[0]["state"]
+        if state == expected or time.monotonic() > deadline:
+            return str(state)
+
+
 def test_an_actor_killed_mid_request_is_replaced_and_its_run_marked_crashed(
     stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
 ) -> None:
@@ -263,3 +298,90 @@ def test_up_postgres_without_postgresql_names_the_package(
     assert result.code == 1
     assert "apt-get install postgresql" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "data" / "stack.json").exists()
+
+
+def test_an_interrupted_up_leaves_nothing_running(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
+    env = base_env(tmp_path, llm, github)
+    state_file = tmp_path / "data" / "stack.json"
+    starting = subprocess.Popen([AGENTCTL, "up"], env=env, start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        recorded = _first_recorded_server(state_file, starting)
+        os.killpg(starting.pid, signal.SIGINT)  # Ctrl-C while up waits for the server it started
+        _, stderr = starting.communicate(timeout=120)
+    finally:
+        if starting.poll() is None:
+            os.killpg(starting.pid, signal.SIGKILL)
+    assert starting.returncode == 130 and "Traceback" not in stderr
+    assert not proctree.alive(recorded["prefect_pid"])
+    assert _alive_with(str(tmp_path / "data")) == []  # Ray's daemons too, however far up got
+    assert not state_file.exists()
+
+
+def _first_recorded_server(state_file: Path, starting: subprocess.Popen[str]) -> dict[str, Any]:
+    """The state up has written once it started the Prefect server (written before it waits for it)."""
+    deadline = time.monotonic() + 60
+    while starting.poll() is None and time.monotonic() < deadline:
+        try:
+            recorded: dict[str, Any] = json.loads(state_file.read_text())
+        except (OSError, ValueError):  # not written yet
+            recorded = {}
+        if recorded.get("prefect_pid"):
+            return recorded
+        time.sleep(0.05)  # polling a file another process writes
+    raise AssertionError("up recorded no Prefect server")
+
+
+def test_two_ups_at_once_start_one_stack(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
+    env = base_env(tmp_path, llm, github)
+    ups = [subprocess.Popen([AGENTCTL, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for _ in range(2)]
+    try:
+        outputs = [up.communicate(timeout=240) for up in ups]
+        assert [up.returncode for up in ups] == [0, 0], outputs
+        assert sorted(out.splitlines()[0] for out, _ in outputs) == ["already up", "up"]
+        servers = [p for p in psutil.process_iter(["cmdline", "environ"]) if _prefect_of(p, tmp_path)]
+        assert [p.pid for p in servers] == [_state(env)["prefect_pid"]]
+        assert _status(env)["up"]
+    finally:
+        run_cli(env, "down")
+
+
+def _prefect_of(process: psutil.Process, home: Path) -> bool:
+    try:
+        uvicorn = "uvicorn" in " ".join(process.info["cmdline"] or [])
+        return uvicorn and str(home) in (process.info["environ"] or {}).get("PREFECT_HOME", "")
+    except (psutil.Error, TypeError):
+        return False
+
+
+def test_a_state_file_of_a_stack_gone_since_is_reported_and_cleaned_up(
+    tmp_path: Path, llm: FakeLLM, github: FakeGitHub
+) -> None:
+    env = base_env(tmp_path, llm, github)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that no longer runs, as after a reboot
+    state_file = tmp_path / "data" / "stack.json"
+    state_file.parent.mkdir(parents=True)
+    state_file.write_text(json.dumps({
+        "ray_address": "127.0.0.1:1", "ray_temp_dir": str(tmp_path / "ray"), "prefect_url": "http://127.0.0.1:1/api",
+        "prefect_pid": gone.pid, "actors": ["agentctl-router-0"], "started_at": 0, "ready": True}))
+
+    status = _status(env)
+    assert status["exit_code"] == 1 and {"Ray head", "Prefect server"} <= set(status["dead"])
+    down = run_cli(env, "down")
+    assert down.code == 0 and down.stdout.strip() == "nothing was up"
+    assert not state_file.exists()
+
+
+def test_an_unreadable_state_file_is_named_not_ignored(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
+    env = base_env(tmp_path, llm, github)
+    state_file = tmp_path / "data" / "stack.json"
+    state_file.parent.mkdir(parents=True)
+    state_file.write_text("{not json")
+    for command in (["status"], ["up"], ["down"]):
+        result = run_cli(env, *command)
+        assert result.code == 1, command
+        assert f"{state_file} is not a stack state" in result.stderr and "remove the file" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert state_file.read_text() == "{not json"  # nothing was started over it, nothing deleted
