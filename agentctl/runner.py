@@ -11,7 +11,6 @@ import asyncio
 import contextvars
 import json
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import UUID
@@ -237,8 +236,11 @@ async def _record(result: Result) -> None:
 
 
 def run_url(kind: str, run_id: Any) -> str | None:
-    """The run's page in the Prefect UI, when ``PREFECT_UI_URL`` names one (agentctl up sets it)."""
-    ui = os.environ.get("PREFECT_UI_URL", "").rstrip("/")
+    """The run's page in the Prefect UI, where Prefect's own "View at" line points: ``PREFECT_UI_URL``
+    (agentctl up sets it; "" for none), else the UI beside a configured API."""
+    from prefect.settings import get_current_settings
+
+    ui = (get_current_settings().ui_url or "").rstrip("/")
     return f"{ui}/runs/{kind}-run/{run_id}" if ui and run_id else None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,11 +66,16 @@ def history(settings: Settings) -> Iterator[History]:
 
     state = prefect_of(settings)
     if state is not None:
-        yield from _client(state.prefect_url, state.ui_url)
+        yield from _client(state.prefect_url, state.ui_url or _ui_beside(state.prefect_url))
     elif settings.prefect.api_url:
-        yield from _client(settings.prefect.api_url, None)
+        yield from _client(settings.prefect.api_url, _ui_beside(settings.prefect.api_url))
     else:
         yield from _temporary(settings)
+
+
+def _ui_beside(api_url: str) -> str:
+    """The UI of a configured API, as Prefect's own links give it: PREFECT_UI_URL, else the API's root."""
+    return os.environ.get("PREFECT_UI_URL") or api_url.rstrip("/").removesuffix("/api")
 
 
 def _client(api_url: str, ui_url: str | None) -> Iterator[History]:

@@ -40,8 +40,14 @@ def test_json_output_is_one_document(env: dict[str, str], llm: FakeLLM, github: 
                              "url": "https://github.com/acme/rocket"}
     assert doc["run"]["state"] == "Completed" and doc["run"]["kind"] == "flow"
     assert doc["run"]["id"] and doc["run"]["name"]
+    # A configured Prefect API: the run's page in the UI beside it, where Prefect's "View at" points.
+    ui = env["PREFECT_API_URL"].removesuffix("/api")
+    assert doc["run"]["url"] == f"{ui}/runs/flow-run/{doc['run']['id']}"
+    assert any(f"View at {doc['run']['url']}" in line["message"] for line in doc["logs"])
     assert any("has 7 stars" in line["message"] for line in doc["logs"])
     assert doc["error"] is None
+    listed = run_cli(env, "runs", "--json", "--limit", "1").json()
+    assert [(r["id"], r["url"]) for r in listed] == [(doc["run"]["id"], doc["run"]["url"])]
 
 
 def test_run_is_recorded_in_prefect_without_secrets(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
