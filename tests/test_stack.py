@@ -1,6 +1,7 @@
 """agentctl up / status / ask on the stack / runs / down, with a real Ray head, a real Prefect server
-and the local LLM and GitHub servers; faults: a stale stack, an actor killed mid-request; and Prefect
-on PostgreSQL where the machine has it."""
+and the local LLM and GitHub servers; a configured Ray and Prefect used, not started or stopped;
+faults: a stale stack, a state file of a stack gone or unreadable, an actor killed mid-request,
+Ctrl-C of a request and of up, two ups at once; and Prefect on PostgreSQL where the machine has it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 
@@ -385,3 +387,51 @@ def test_an_unreadable_state_file_is_named_not_ignored(tmp_path: Path, llm: Fake
         assert f"{state_file} is not a stack state" in result.stderr and "remove the file" in result.stderr
         assert "Traceback" not in result.stderr
     assert state_file.read_text() == "{not json"  # nothing was started over it, nothing deleted
+
+
+def test_up_uses_a_configured_ray_and_prefect_and_down_leaves_them_running(
+    tmp_path: Path, llm: FakeLLM, github: FakeGitHub, prefect_api: str
+) -> None:
+    address, head = _ray_head_of_our_own()
+    env = {**base_env(tmp_path, llm, github), "RAY_ADDRESS": address, "PREFECT_API_URL": prefect_api}
+    try:
+        started = run_cli(env, "up", timeout=240)
+        assert started.code == 0, started.stderr
+        state = _state(env)
+        assert (state["ray_address"], state["ray_temp_dir"]) == (address, None)
+        assert (state["prefect_url"], state["prefect_pid"]) == (prefect_api, None)
+        assert _routers(head), "the actors run on the configured Ray"
+        github.add_repo("acme/rocket", stars=42, contributors=250)
+        llm.script("route", ROUTE)
+        asked = run_cli(env, "ask", REQUEST)
+        assert asked.code == 0 and "not using the stack" not in asked.stdout + asked.stderr
+        stopped = run_cli(env, "down")
+        assert stopped.stdout.strip() == "stopped router actors agentctl-router-0"
+        assert not _routers(head) and proctree.ray_pids(head)  # the actors went, the head stays
+        assert httpx.get(f"{prefect_api}/health", trust_env=False).status_code == 200
+    finally:
+        run_cli(env, "down")
+        _stop_ray_head(head)
+
+
+def _ray_head_of_our_own() -> tuple[str, str]:
+    """A Ray head on loopback that agentctl did not start: its address and temp dir."""
+    from agentctl.prefect_api import free_port
+
+    port, temp_dir = free_port(), tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    command = [str(Path(AGENTCTL).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1",
+               f"--port={port}", f"--temp-dir={temp_dir}", "--include-dashboard=false", "--disable-usage-stats"]
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
+    return f"127.0.0.1:{port}", temp_dir
+
+
+def _routers(temp_dir: str) -> list[int]:
+    return [p for p in proctree.ray_pids(temp_dir) if "RouterActor" in proctree.cmdline(p)]
+
+
+def _stop_ray_head(temp_dir: str) -> None:
+    for pids in proctree.ray_stop_order(proctree.ray_pids(temp_dir)):
+        for pid in pids:
+            proctree.send(pid, signal.SIGKILL)
+    shutil.rmtree(temp_dir, ignore_errors=True)
