@@ -61,10 +61,10 @@ class LocalPostgres:
             self._run("initdb", "-D", str(self.pgdata), "-U", USER, "--auth=scram-sha-256",
                       f"--pwfile={self._password_file}", "-E", "UTF8")
         options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories=''"
-        self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_path), "-o", options, "-w", "start")
-        try:
+        try:  # pg_ctl puts the server in a session of its own: Ctrl-C of up does not reach it
+            self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_path), "-o", options, "-w", "start")
             self._create_database()
-        except BaseException:  # a server without its database is of no use: leave none running
+        except BaseException:  # failed or interrupted half way: leave no server running
             stop(self.home.parent, str(self._bin), self._env)
             raise
         return self.url(with_password=True)
@@ -125,8 +125,9 @@ def postmaster(pgdata: Path) -> int | None:
         pid = int((pgdata / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    # After a reboot the pid file is stale and its pid may be someone else's process.
-    return pid if "postgres" in proctree.cmdline(pid) else None
+    # After a reboot the pid file is stale and its pid may be another process, even another
+    # PostgreSQL server: ours names its data directory on its command line.
+    return pid if str(pgdata) in proctree.cmdline(pid) else None
 
 
 def stop(data_dir: Path, bin_dir: str | None = None, env: dict[str, str] | None = None) -> bool:

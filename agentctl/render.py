@@ -255,7 +255,8 @@ def status_view(report: dict[str, Any]) -> Group:
     table = Table("piece", "state", "where", title="agentctl stack", title_justify="left")
     if "ray" not in report:
         if report.get("unready"):
-            table.add_row("stack", Text("not ready", style="red"), f"{report['unready']}: wait, or agentctl up")
+            fix = "wait for it" if report["starting"] else "agentctl up starts it afresh"
+            table.add_row("stack", Text("not ready", style="red"), f"{report['unready']}: {fix}")
         else:
             table.add_row("stack", Text("down", style="red"), "start one with agentctl up")
         return Group(table, Text(_versions(report), style="dim"))

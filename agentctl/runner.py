@@ -137,10 +137,10 @@ async def _cancel(call: asyncio.Future[Any], capture: _Capture) -> None:
     """Stop the run, then record it as Cancelled in Prefect, so it is left neither Running nor Crashed.
 
     Prefect's engine reports an interrupted run Crashed and forces that state over any other, so
-    Cancelled is set once the engine is done: the run's history shows the crash, its state is
-    Cancelled. A sync process runs in a thread that cannot be stopped: its run is marked Cancelled
-    and its result is dropped, but the thread finishes on its own (Cancelled is final: the state
-    it then proposes is refused).
+    Cancelled is set once the engine is done (or after 5 s): the run's history shows the crash, its
+    state is Cancelled. A sync process runs in a thread that cannot be stopped: its result is
+    dropped, but the thread finishes on its own, and Prefect then records the state it ends in
+    (Completed or Failed) over Cancelled.
     """
     call.cancel()
     await asyncio.wait([call], timeout=5)

@@ -73,9 +73,12 @@ def history(settings: Settings) -> Iterator[History]:
         yield from _temporary(settings)
 
 
-def _ui_beside(api_url: str) -> str:
-    """The UI of a configured API, as Prefect's own links give it: PREFECT_UI_URL, else the API's root."""
-    return os.environ.get("PREFECT_UI_URL") or api_url.rstrip("/").removesuffix("/api")
+def _ui_beside(api_url: str) -> str | None:
+    """The UI of a configured, self-hosted API as Prefect's links give it: PREFECT_UI_URL ("" for
+    none), else the API's root."""
+    if "PREFECT_UI_URL" in os.environ:
+        return os.environ["PREFECT_UI_URL"] or None
+    return api_url.rstrip("/").removesuffix("/api")
 
 
 def _client(api_url: str, ui_url: str | None) -> Iterator[History]:

@@ -16,9 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import BaseModel
 
@@ -42,10 +42,11 @@ class StackState(BaseModel):
     ui_url: str | None = None
     database: str = "sqlite"  # shown to users: never holds a password
     postgres_pid: int | None = None  # set when up started PostgreSQL
+    postgres_data: str | None = None  # its data directory, which its command line names
     actors: list[str] = []
     processes: dict[str, Any] = {}  # the process sources the actors were started with
     started_at: float
-    ready: bool = False  # up finished; until then the stack is starting, or its up failed
+    ready: bool = True  # False while up starts it (and left so if that up died); older files lack it
 
 
 def state_path(settings: Settings) -> Path:
@@ -70,12 +71,25 @@ def read_state(settings: Settings) -> StackState | None:
 
 
 @contextlib.contextmanager
-def locked(settings: Settings) -> Iterator[None]:
-    """Hold the stack's lock: one ``up`` or ``down`` at a time; a second one waits for the first."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.data_dir / "stack.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+def locked(settings: Settings, waiting: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """Hold the stack's lock: one ``up`` or ``down`` at a time; a second one calls ``waiting``, then
+    waits for the first."""
+    with _lock_file(settings) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+def _lock_file(settings: Settings) -> IO[str]:
+    path = settings.data_dir / "stack.lock"
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return path.open("a")
+    except OSError as exc:
+        raise StackError(f"cannot open {path} ({exc.strerror}): run as the user who ran agentctl up") from None
 
 
 def busy(settings: Settings) -> bool:
@@ -97,9 +111,14 @@ def dead_pieces(state: StackState) -> list[str]:
         dead.append("Ray head")
     if state.prefect_pid is not None and not _ours(state.prefect_pid, state.prefect_url):
         dead.append("Prefect server")
-    if state.postgres_pid is not None and "postgres" not in proctree.cmdline(state.postgres_pid):
+    if state.postgres_pid is not None and not _postgres_runs(state.postgres_pid, state.postgres_data):
         dead.append("PostgreSQL")
     return dead
+
+
+def _postgres_runs(pid: int, data: str | None) -> bool:
+    # The server names its data directory on its command line; state files of older versions lack it.
+    return (data or "postgres") in proctree.cmdline(pid)
 
 
 def unusable(settings: Settings, state: StackState) -> str | None:
@@ -144,23 +163,30 @@ def mismatch(state: StackState, settings: Settings) -> str | None:
     return None
 
 
-def up(settings: Settings, secrets: dict[str, str], postgres: bool = False) -> tuple[StackState, bool]:
+def up(
+    settings: Settings, secrets: dict[str, str], postgres: bool = False, waiting: Callable[[], None] = lambda: None
+) -> tuple[StackState, bool]:
     """Start what is missing; return the state and whether it was already up."""
-    with locked(settings):
-        return _up(settings, secrets, postgres)
+    with locked(settings, waiting):
+        if (state := running(settings)) is not None:
+            _complete(settings, state, secrets, postgres)
+            return state, True
+        if (stale := read_state(settings)) is not None:
+            _stop(settings, stale)  # a stack that crashed or whose up failed: clean up what is left
+        return _start(settings, secrets, postgres), False
 
 
-def _up(settings: Settings, secrets: dict[str, str], postgres: bool) -> tuple[StackState, bool]:
-    state = running(settings)
-    if state is not None:
-        if (reason := mismatch(state, settings)) is not None:
-            raise UsageError(f"a stack is up for other settings: {reason}; agentctl down, then up")
-        _check_database(state, settings, postgres)
-        ensure_actors(settings, state, secrets)
-        return state, True
-    if (stale := read_state(settings)) is not None:
-        _stop(settings, stale)  # a stack that crashed or whose up failed: clean up what is left
-    state = StackState(ray_address="", prefect_url="", processes=processes_key(settings), started_at=time.time())
+def _complete(settings: Settings, state: StackState, secrets: dict[str, str], postgres: bool) -> None:
+    """A running stack: check it suits ``settings``, restart dead actors."""
+    if (reason := mismatch(state, settings)) is not None:
+        raise UsageError(f"a stack is up for other settings: {reason}; agentctl down, then up")
+    _check_database(state, settings, postgres)
+    ensure_actors(settings, state, secrets)
+
+
+def _start(settings: Settings, secrets: dict[str, str], postgres: bool) -> StackState:
+    state = StackState(ray_address="", prefect_url="", processes=processes_key(settings), started_at=time.time(),
+                       ready=False)
     try:
         _start_pieces(settings, state, postgres)
         ensure_actors(settings, state, secrets)
@@ -169,7 +195,7 @@ def _up(settings: Settings, secrets: dict[str, str], postgres: bool) -> tuple[St
         raise
     state.ready = True
     _write(settings, state)
-    return state, False
+    return state
 
 
 def _check_database(state: StackState, settings: Settings, postgres: bool) -> None:
@@ -210,7 +236,7 @@ def _database(settings: Settings, state: StackState, postgres: bool) -> str | No
 
     server = LocalPostgres(settings.data_dir, settings.database.postgres_bin, without_secrets(settings))
     url = server.start()
-    state.database, state.postgres_pid = server.url(), server.pid
+    state.database, state.postgres_pid, state.postgres_data = server.url(), server.pid, str(server.pgdata)
     return url
 
 
@@ -243,11 +269,7 @@ def _ray(settings: Settings, state: StackState) -> None:
     state.ray_temp_dir = temp_dir = _ray_temp_dir(settings)
     _write(settings, state)  # ray start can stop half way: its daemons are found by this directory
     port = free_port()
-    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1",
-               f"--port={port}", f"--include-dashboard={str(settings.ray.dashboard).lower()}",
-               f"--temp-dir={temp_dir}", "--disable-usage-stats"]
-    if settings.ray.num_cpus:
-        command.append(f"--num-cpus={settings.ray.num_cpus}")
+    command = _ray_start(settings, temp_dir, port)
     # Cluster mode off: the head binds to loopback only, as the one-call cluster does.
     # Ray's workers inherit the head's environment: no secrets there, requests bring their own.
     env = {**without_secrets(settings), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
@@ -259,6 +281,13 @@ def _ray(settings: Settings, state: StackState) -> None:
         last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise StackError(f"ray start failed: {last[0]}")
     state.ray_address = f"127.0.0.1:{port}"
+
+
+def _ray_start(settings: Settings, temp_dir: str, port: int) -> list[str]:
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1",
+               f"--port={port}", f"--include-dashboard={str(settings.ray.dashboard).lower()}",
+               f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    return command + ([f"--num-cpus={settings.ray.num_cpus}"] if settings.ray.num_cpus else [])
 
 
 def _ray_temp_dir(settings: Settings) -> str:
@@ -287,9 +316,9 @@ def ensure_actors(settings: Settings, state: StackState, secrets: dict[str, str]
         cluster.shutdown()
 
 
-def down(settings: Settings) -> list[str]:
+def down(settings: Settings, waiting: Callable[[], None] = lambda: None) -> list[str]:
     """Stop what ``up`` started (named actors, the Ray head, Prefect, PostgreSQL); say what stopped."""
-    with locked(settings):
+    with locked(settings, waiting):
         state = read_state(settings)
         return [] if state is None else _stop(settings, state)
 

@@ -6,7 +6,7 @@ from importlib.metadata import version
 from typing import Any
 
 from agentctl.config import Settings
-from agentctl.stack import StackState, connected, dead_pieces, read_state, state_path, unusable
+from agentctl.stack import StackState, busy, connected, dead_pieces, read_state, state_path, unusable
 
 
 def status(settings: Settings) -> dict[str, Any]:
@@ -15,7 +15,7 @@ def status(settings: Settings) -> dict[str, Any]:
     if state is None or not state.ready:  # a stack still starting has no address to ask yet
         unready = None if state is None else unusable(settings, state)
         return {"up": False, "state_file": str(state_path(settings)), "dead": [], "unready": unready,
-                "versions": versions()}
+                "starting": state is not None and busy(settings), "versions": versions()}
     dead = dead_pieces(state)
     actors = _actors(settings, state, "Ray head" in dead)
     dead += [a["name"] for a in actors if not a["alive"]]

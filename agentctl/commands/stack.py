@@ -28,8 +28,9 @@ def up(
 
     config = settings(ctx)
     out, err = consoles()
-    with err.status("Starting the stack…"):
-        state, already = start(config, secrets_of(config), postgres)
+    with err.status("Starting the stack…") as spinner:
+        state, already = start(config, secrets_of(config), postgres,
+                               lambda: spinner.update("Waiting for another agentctl up or down to finish…"))
     out.print("already up" if already else "up", style="bold green")
     out.print(describe(state), highlight=False)
 
@@ -38,8 +39,8 @@ def down(ctx: typer.Context) -> None:
     """Stop what agentctl up started, and nothing else (configured Ray or Prefect stay up)."""
     from agentctl.stack import down as stop
 
-    out, _ = consoles()
-    stopped = stop(settings(ctx))
+    out, err = consoles()
+    stopped = stop(settings(ctx), lambda: err.print("waiting for another agentctl up or down to finish…"))
     out.print("\n".join(f"stopped {piece}" for piece in stopped) if stopped else "nothing was up", highlight=False)
 
 
