@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -151,23 +152,32 @@ def test_runs_errors_name_the_fix(stack: dict[str, str]) -> None:
 def test_ctrl_c_of_an_ask_on_the_stack_cancels_its_run_in_the_actor(
     stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
 ) -> None:
-    github.add_repo("acme/rocket", stars=42, contributors=250)
-    gate = github.hold()
-    llm.script("route", ROUTE)
-    asking = subprocess.Popen([AGENTCTL, "ask", REQUEST], env=stack, start_new_session=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert github.arrived.wait(timeout=120)
+    with _asking_while_github_holds(stack, llm, github) as asking:
         os.killpg(asking.pid, signal.SIGINT)
         _, stderr = asking.communicate(timeout=60)
         # The actors outlive the CLI: the request must end there too, while GitHub still holds it.
         assert _newest_run_state(stack, "Cancelled") == "Cancelled"
         assert [a["busy"] for a in _status(stack)["actors"]] == [0, 0]
+    assert asking.returncode == 130 and "Traceback" not in stderr
+
+
+@contextmanager
+def _asking_while_github_holds(
+    env: dict[str, str], llm: FakeLLM, github: FakeGitHub, *flags: str
+) -> Iterator[subprocess.Popen[str]]:
+    """An ``ask`` whose run has reached GitHub, which holds the request until the block ends."""
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    gate = github.hold()
+    llm.script("route", ROUTE)
+    asking = subprocess.Popen([AGENTCTL, "ask", *flags, REQUEST], env=env, start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert github.arrived.wait(timeout=120)
+        yield asking
     finally:
         gate.set()
         if asking.poll() is None:
             asking.kill()
-    assert asking.returncode == 130 and "Traceback" not in stderr
 
 
 def _newest_run_state(env: dict[str, str], expected: str) -> str:
@@ -185,21 +195,11 @@ def _newest_run_state(env: dict[str, str], expected: str) -> str:
 def test_an_actor_killed_mid_request_is_replaced_and_its_run_marked_crashed(
     stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
 ) -> None:
-    github.add_repo("acme/rocket", stars=42, contributors=250)
-    gate = github.hold()
-    llm.script("route", ROUTE)
-    asking = subprocess.Popen([AGENTCTL, "ask", "--json", REQUEST], env=stack, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        assert github.arrived.wait(timeout=120)
+    with _asking_while_github_holds(stack, llm, github, "--json") as asking:
         busy = [a for a in _status(stack)["actors"] if a["busy"]]
         assert len(busy) == 1
         os.kill(busy[0]["pid"], signal.SIGKILL)
         stdout, stderr = asking.communicate(timeout=120)
-    finally:
-        gate.set()
-        if asking.poll() is None:
-            asking.kill()
     assert asking.returncode == 1, stderr
     error = json.loads(stdout)["error"]["message"]
     assert "router actor died" in error and "marked Crashed" in error and "ask again" in error
