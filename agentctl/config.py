@@ -137,10 +137,11 @@ class Settings(_Section):
         """Environment variables that hold secrets this configuration may use."""
         return frozenset({self.llm.key_env(), self.github.token_env, "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"})
 
-    def secret_values(self) -> list[str]:
-        """Values of every secret this configuration refers to, for redaction."""
-        values = [v for v in (os.environ.get(n, "") for n in self.secret_names()) if v]
-        return values + _url_password(self.database.url)
+    def secret_values(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        """Values of every secret this configuration refers to in ``environ`` (default: the
+        environment), for redaction."""
+        env = os.environ if environ is None else environ
+        return [v for v in (env.get(n, "") for n in self.secret_names()) if v] + _url_password(self.database.url)
 
 
 # Environment variables each key also reads, besides the generic AGENTCTL_<SECTION>__<KEY>.

@@ -10,6 +10,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+# How agentctl's runs are found again in Prefect (``agentctl runs``): their tags and result artifact.
+RUN_TAG = "agentctl"
+PROCESS_TAG = "process:"
+RESULT_ARTIFACT = "agentctl result"
+
+
+def run_page(ui_url: str | None, kind: str, run_id: str | None) -> str | None:
+    """The run's page in the Prefect UI at ``ui_url``, or None without a UI or an id."""
+    ui = (ui_url or "").rstrip("/")
+    return f"{ui}/runs/{kind}-run/{run_id}" if ui and run_id else None
+
 
 class Routed(BaseModel):
     """The LLM chose a process and its arguments validated."""

@@ -19,7 +19,7 @@ from pydantic_core import to_jsonable_python
 
 from agentctl import runtime
 from agentctl.errors import AgentctlError, ProcessFailed, redact
-from agentctl.events import Event, Failed, Log, Result, RunInfo
+from agentctl.events import PROCESS_TAG, RESULT_ARTIFACT, RUN_TAG, Event, Failed, Log, Result, RunInfo, run_page
 from agentctl.llm import TokenCount, current_model, current_usage
 from agentctl.registry import Process
 
@@ -176,12 +176,9 @@ def prefect_callable(process: Process) -> Any:
     return _prepared[process.name]
 
 
-RESULT_ARTIFACT = "agentctl result"
-
-
 def run_tags_of(process: Process) -> tuple[str, ...]:
     """Tags of the process's Prefect runs: ``agentctl`` and ``process:<name>`` find them in the history."""
-    return ("agentctl", f"process:{process.name}", *process.tags)
+    return (RUN_TAG, f"{PROCESS_TAG}{process.name}", *process.tags)
 
 
 async def _call(target: Any, arguments: dict[str, Any], tags: tuple[str, ...]) -> Any:
@@ -240,8 +237,7 @@ def run_url(kind: str, run_id: Any) -> str | None:
     (agentctl up sets it; "" for none), else the UI beside a configured API."""
     from prefect.settings import get_current_settings
 
-    ui = (get_current_settings().ui_url or "").rstrip("/")
-    return f"{ui}/runs/{kind}-run/{run_id}" if ui and run_id else None
+    return run_page(get_current_settings().ui_url, kind, run_id)
 
 
 def _failure(process: Process, state: Any, value: Any) -> str:

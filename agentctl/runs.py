@@ -20,10 +20,9 @@ import httpx
 
 from agentctl.config import Settings
 from agentctl.errors import NotFound, StackError, UsageError
-from agentctl.runner import RESULT_ARTIFACT
+from agentctl.events import PROCESS_TAG, RESULT_ARTIFACT, RUN_TAG, run_page
 
 STATES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED")
-PROCESS_TAG = "process:"
 
 
 @dataclass
@@ -100,7 +99,7 @@ def _temporary(settings: Settings) -> Iterator[History]:
 
 def recent(h: History, limit: int, state: str | None = None, process: str | None = None) -> list[dict[str, Any]]:
     """The newest ``limit`` runs agentctl started, flow runs and top-level task runs, newest first."""
-    tags = ["agentctl", *([f"{PROCESS_TAG}{process}"] if process else [])]
+    tags = [RUN_TAG, *([f"{PROCESS_TAG}{process}"] if process else [])]
     where: dict[str, Any] = {"tags": {"all_": tags}}
     if state is not None:
         where["state"] = {"type": {"any_": [state_type(state)]}}
@@ -127,7 +126,7 @@ def _row(h: History, run: dict[str, Any], kind: str) -> dict[str, Any]:
         "state": state.get("name") or state.get("type"),
         "started": run.get("start_time") or run.get("expected_start_time"),
         "duration": run.get("estimated_run_time" if running else "total_run_time"),
-        "url": f"{h.ui_url}/runs/{kind}-run/{run['id']}" if h.ui_url else None,
+        "url": run_page(h.ui_url, kind, run["id"]),
     }
 
 

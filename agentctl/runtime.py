@@ -60,5 +60,4 @@ def environ() -> Mapping[str, str]:
 
 def secret_values() -> list[str]:
     """Values of the secrets the current settings name, for redaction."""
-    values = environ()
-    return [v for v in (values.get(n, "") for n in settings().secret_names()) if v]
+    return settings().secret_values(environ())

@@ -99,11 +99,8 @@ class Session:
         self._pool = Pool.create(self.settings, self._secrets(), deadline)
 
     def _mark_crashed(self, run_id: str, kind: str) -> bool:
-        try:
-            mark_crashed(self.prefect_url, run_id, kind, "the router actor running it died (agentctl)")
-        except StackError:  # the request's own error says so, and says more
-            return False
-        return True
+        # Not marked is no error of its own: the request's error says whether it was.
+        return mark_crashed(self.prefect_url, run_id, kind, "the router actor running it died (agentctl)")
 
     @property
     def prefect_url(self) -> str:
@@ -116,11 +113,6 @@ class Session:
     def on_stack(self) -> bool:
         """Whether this session uses the stack of ``agentctl up``."""
         return self._stack is not None
-
-    @property
-    def ui_url(self) -> str | None:
-        """The Prefect UI, when one is up (the stack's)."""
-        return self._stack.ui_url if self._stack is not None else None
 
     def ask(self, request: str, model: str | None = None) -> Iterator[Event]:
         """Route (with ``model``, if given) and run ``request``; yield its events as they happen."""

@@ -129,16 +129,12 @@ def unusable(settings: Settings, state: StackState) -> str | None:
     return f"its {', '.join(dead)} died" if dead else None
 
 
-def running(settings: Settings) -> StackState | None:
-    """The recorded stack if it finished starting and all it started still runs."""
-    state = read_state(settings)
-    return state if state is not None and unusable(settings, state) is None else None
-
-
 def prefect_of(settings: Settings) -> StackState | None:
     """The recorded stack if its Prefect API is alive and is the one ``settings`` use (for history)."""
     state = read_state(settings)
-    if state is None or not state.prefect_url or "Prefect server" in dead_pieces(state):
+    if state is None or not state.prefect_url:
+        return None
+    if state.prefect_pid is not None and not _ours(state.prefect_pid, state.prefect_url):
         return None
     configured = settings.prefect.api_url
     return state if not configured or configured.rstrip("/") == state.prefect_url.rstrip("/") else None
@@ -168,11 +164,12 @@ def up(
 ) -> tuple[StackState, bool]:
     """Start what is missing; return the state and whether it was already up."""
     with locked(settings, waiting):
-        if (state := running(settings)) is not None:
+        state = read_state(settings)
+        if state is not None and unusable(settings, state) is None:
             _complete(settings, state, secrets, postgres)
             return state, True
-        if (stale := read_state(settings)) is not None:
-            _stop(settings, stale)  # a stack that crashed or whose up failed: clean up what is left
+        if state is not None:
+            _stop(settings, state)  # a stack that crashed or whose up failed: clean up what is left
         return _start(settings, secrets, postgres), False
 
 
@@ -362,21 +359,33 @@ def _stop_ray(temp_dir: str) -> list[str]:
 
 
 def _kill_actors(settings: Settings, state: StackState) -> list[str]:
-    from agentctl import cluster
+    from agentctl.cluster import NAMESPACE
 
     if not state.actors:
         return []
+    with on_ray(settings, state) as ray:
+        if ray is None:
+            return []
+        for name in state.actors:
+            with contextlib.suppress(ValueError):  # already gone
+                ray.kill(ray.get_actor(name, namespace=NAMESPACE))
+        return [f"router actors {', '.join(state.actors)}"]
+
+
+@contextlib.contextmanager
+def on_ray(settings: Settings, state: StackState) -> Iterator[Any]:
+    """The ``ray`` module connected to the stack's Ray for the block, or None when it cannot be reached."""
+    from agentctl import cluster
+
     try:
         cluster.connect(connected(settings, state), {})  # before importing ray: it sets what ray reads at import
     except StackError:
-        return []
+        yield None
+        return
     import ray
 
     try:
-        for name in state.actors:
-            with contextlib.suppress(ValueError):  # already gone
-                ray.kill(ray.get_actor(name, namespace=cluster.NAMESPACE))
-        return [f"router actors {', '.join(state.actors)}"]
+        yield ray
     finally:
         cluster.shutdown()
 

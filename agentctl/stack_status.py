@@ -6,7 +6,8 @@ from importlib.metadata import version
 from typing import Any
 
 from agentctl.config import Settings
-from agentctl.stack import StackState, busy, connected, dead_pieces, read_state, state_path, unusable
+from agentctl.prefect_api import healthy_api
+from agentctl.stack import StackState, busy, dead_pieces, on_ray, read_state, state_path, unusable
 
 
 def status(settings: Settings) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def status(settings: Settings) -> dict[str, Any]:
     dead = dead_pieces(state)
     actors = _actors(settings, state, "Ray head" in dead)
     dead += [a["name"] for a in actors if not a["alive"]]
-    healthy = _healthy(state.prefect_url)
+    healthy = healthy_api(state.prefect_url)
     if not healthy and "Prefect server" not in dead:
         dead.append("Prefect API (not answering)")
     return {
@@ -31,41 +32,25 @@ def status(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _healthy(url: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(f"{url.rstrip('/')}/health", timeout=2, trust_env=False).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _actors(settings: Settings, state: StackState, ray_dead: bool) -> list[dict[str, Any]]:
-    from agentctl import cluster
-    from agentctl.errors import StackError
-
     if ray_dead:
-        return [{"name": n, "alive": False, "busy": None, "pid": None} for n in state.actors]
-    try:
-        cluster.connect(connected(settings, state), {})  # before importing ray: it sets what ray reads at import
-    except StackError:
-        return [{"name": n, "alive": False, "busy": None, "pid": None} for n in state.actors]
-    import ray
-
-    try:
-        return [_one_actor(ray, name) for name in state.actors]
-    finally:
-        cluster.shutdown()
+        return [_dead(name) for name in state.actors]
+    with on_ray(settings, state) as ray:
+        return [_one_actor(ray, name) if ray is not None else _dead(name) for name in state.actors]
 
 
 def _one_actor(ray: Any, name: str) -> dict[str, Any]:
-    from agentctl import cluster
+    from agentctl.cluster import NAMESPACE
 
     try:
-        stats = ray.get(ray.get_actor(name, namespace=cluster.NAMESPACE).stats.remote(), timeout=5)
+        stats = ray.get(ray.get_actor(name, namespace=NAMESPACE).stats.remote(), timeout=5)
         return {"name": name, "alive": True, **stats}
     except (ValueError, ray.exceptions.RayError):
-        return {"name": name, "alive": False, "busy": None, "pid": None}
+        return _dead(name)
+
+
+def _dead(name: str) -> dict[str, Any]:
+    return {"name": name, "alive": False, "busy": None, "pid": None}
 
 
 def versions() -> dict[str, str]:
