@@ -14,6 +14,7 @@ from agentctl.events import Event, Log
 
 _events: TypeAdapter[Event] = TypeAdapter(Event)
 CANCEL_WAIT = 10.0  # seconds a cancelled request gets to end (its Prefect run set Cancelled) before we exit
+REPLACE_WAIT = 10.0  # seconds Ray's control store gets to free a dead named actor's name
 
 
 Crashed = Callable[[str, str], bool]  # (run id, run kind): mark that Prefect run Crashed; whether it was
@@ -59,11 +60,30 @@ class Pool:
             done = "is marked Crashed" if self.on_crash(*run) else "could not be marked Crashed"
             marked = f"; its Prefect {run[1]} run {run[0]} {done}"
         try:
-            self._actors[index] = self._spawn(index)
+            self._actors[index] = self._respawn(index)
         except Exception as failed:  # the head itself may be gone: say so instead of a traceback
             return ActorDied(f"{exc}{marked}; no new router actor could start ({first_line(str(failed))}): "
                              "see agentctl status")
         return ActorDied(f"{exc}{marked}; a new router actor took its place: ask again")
+
+    def _respawn(self, index: int) -> Any:
+        """A new actor in slot ``index``, never the dead one.
+
+        The request can learn of a death before Ray's control store does, and until then a named
+        actor's ``get_if_exists`` hands back the dead actor: it is killed for good, and the name is
+        awaited (``REPLACE_WAIT`` seconds at most).
+        """
+        import contextlib
+
+        import ray
+
+        dead = self._actors[index]
+        with contextlib.suppress(Exception):
+            ray.kill(dead, no_restart=True)
+        deadline = time.monotonic() + REPLACE_WAIT
+        while (actor := self._spawn(index)) == dead and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return actor
 
     @classmethod
     def create(

@@ -114,7 +114,17 @@ async def run(
             await _cancel(call, capture)
     if tagging is not None:
         await tagging
-    yield await _outcome(process, await call, capture.run_name)
+    state = await call
+    await _flush_logs()
+    yield await _outcome(process, state, capture.run_name)
+
+
+async def _flush_logs() -> None:
+    # Prefect sends run logs to its API in batches, every 2 s: the result comes after them, so that
+    # `agentctl runs show` right after a call has every log line of its run.
+    from prefect.logging.handlers import APILogHandler
+
+    await APILogHandler.aflush()
 
 
 async def _tag_flow_run(run_id: str, tags: tuple[str, ...]) -> None:

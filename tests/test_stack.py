@@ -208,7 +208,7 @@ def test_an_actor_killed_mid_request_is_replaced_and_its_run_marked_crashed(
     assert run_cli(stack, "runs", "show", run_id.group(), "--json").json()["state"] == "Crashed"
 
     after = _status(stack)
-    assert after["up"] and len(after["actors"]) == 2 and all(a["alive"] for a in after["actors"])
+    assert after["up"] and len(after["actors"]) == 2 and all(a["alive"] for a in after["actors"]), after
     assert busy[0]["pid"] not in [a["pid"] for a in after["actors"]]
     gate_free = github.hold()
     gate_free.set()
