@@ -14,7 +14,7 @@ import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agentctl import llm, router, runner, runtime
+from agentctl import llm, router, runner, runtime, secrecy
 from agentctl.config import Settings
 from agentctl.discovery import discover
 from agentctl.errors import AgentctlError, StackError, UsageError, redact
@@ -45,6 +45,7 @@ class RouterActor:
         self._secrets = [v for v in secrets.values() if v]
         self.settings = Settings.model_validate_json(settings_json)
         runtime.install(self.settings)
+        secrecy.install()  # before Prefect logs anything: its records reach its API and Ray's log files
         found = discover(self.settings)
         self.registry, self._problems = found.registry, found.problems
         self._api_deadline = api_deadline

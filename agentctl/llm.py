@@ -13,7 +13,7 @@ from typing import Any
 
 from agentctl import runtime
 from agentctl.config import LLMSettings, Settings
-from agentctl.errors import LLMError, MissingCredential, UsageError
+from agentctl.errors import LLMError, MissingCredential, UsageError, redact
 
 _client: Any = None
 _client_key: tuple[Any, ...] | None = None
@@ -152,5 +152,6 @@ def _short(exc: Any) -> str:
     if isinstance(body, dict):
         message = body.get("message") or (body.get("error") or {}).get("message")
         if message:
-            return str(message)[:200]
+            # A server may echo the key it was sent ("Incorrect API key provided: sk-...").
+            return redact(str(message), runtime.secret_values())[:200]
     return type(exc).__name__

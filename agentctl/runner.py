@@ -22,6 +22,7 @@ from agentctl.errors import AgentctlError, ProcessFailed, redact
 from agentctl.events import PROCESS_TAG, RESULT_ARTIFACT, RUN_TAG, Event, Failed, Log, Result, RunInfo, run_page
 from agentctl.llm import TokenCount, current_model, current_usage
 from agentctl.registry import Process
+from agentctl.secrecy import masked
 
 _sink: contextvars.ContextVar[Callable[[logging.LogRecord], None] | None] = contextvars.ContextVar(
     "agentctl_log_sink", default=None
@@ -174,15 +175,20 @@ _prepared: dict[str, Any] = {}
 
 
 def prefect_callable(process: Process) -> Any:
-    """The Prefect flow or task to run: plain functions become flows; @process options applied."""
+    """The Prefect flow or task to run: plain functions become flows; @process options applied; its
+    exceptions carry no secret (``secrecy.masked``)."""
     if process.name not in _prepared:
         from prefect import Flow, Task, flow
 
         obj = process.load()
         if isinstance(obj, Flow | Task):
-            _prepared[process.name] = obj.with_options(**process.options) if process.options else obj
+            # A copy, whose function raises its errors redacted: Prefect stores their message as
+            # the run's state message, in its database and UI.
+            prepared = obj.with_options(**process.options)
+            prepared.fn = masked(prepared.fn)
+            _prepared[process.name] = prepared
         else:
-            _prepared[process.name] = flow(obj, name=process.name.replace("_", "-"), **process.options)
+            _prepared[process.name] = flow(masked(obj), name=process.name.replace("_", "-"), **process.options)
     return _prepared[process.name]
 
 
