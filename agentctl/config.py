@@ -53,6 +53,7 @@ class GitHubSettings(_Section):
     timeout: float = Field(default=30.0, gt=0)
     retries: int = Field(default=3, ge=0, le=10)
     retry_delay_seconds: float = Field(default=2.0, ge=0)
+    max_pages: int = Field(default=100, ge=1)
 
 
 class PoolSettings(_Section):

@@ -219,6 +219,8 @@ class FakeGitHub(_Server):
         self.arrived = threading.Event()
         self.gate: threading.Event | None = None
         self.moved: dict[str, str] = {}  # old full name -> Location base (this server or another)
+        self.links = "paged"  # "paged"; hostile: "self" (next is this page), "back" (to page 1), "endless"
+        self.echo_auth = False  # hostile: error bodies quote the Authorization header they got
 
     def reset(self) -> None:
         with self.lock:
@@ -228,6 +230,8 @@ class FakeGitHub(_Server):
             self.link_base = None
             self.arrived.clear()
             self.moved.clear()
+            self.links = "paged"
+            self.echo_auth = False
             if self.gate is not None:
                 self.gate.set()
             self.gate = None
@@ -256,7 +260,8 @@ class FakeGitHub(_Server):
         with self.lock:
             fault = self.faults.popleft() if self.faults else None
         if fault:
-            return fault[0], fault[1], {"message": "scripted failure"}
+            said = f" (you sent {request.headers.get('authorization')})" if self.echo_auth else ""
+            return fault[0], fault[1], {"message": f"scripted failure{said}"}
         parts = urlsplit(request.path)
         segments = parts.path.strip("/").split("/")
         if len(segments) < 3 or segments[0] != "repos":
@@ -283,7 +288,10 @@ class FakeGitHub(_Server):
         people = [{"login": f"user{i}", "contributions": 1} for i in range(start, min(start + per_page, total))]
         base = f"{self.link_base or self.url}/repos/{full_name}/contributors?per_page={per_page}"
         links = []
-        if page < last:
+        hostile = {"self": page, "back": 2 if page == 1 else 1, "endless": page + 1}.get(self.links)
+        if hostile is not None:
+            links.append(f'<{base}&page={hostile}>; rel="next"')
+        elif page < last:
             links.append(f'<{base}&page={page + 1}>; rel="next"')
             links.append(f'<{base}&page={last}>; rel="last"')
         return 200, ({"link": ", ".join(links)} if links else {}), people

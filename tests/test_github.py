@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
-from agentctl.processes.github import ForeignURL, GitHub, RateLimited, RepoNotFound, TransientGitHubError, next_link
+from agentctl.processes.github import (
+    BadRepoName,
+    EndlessPages,
+    ForeignURL,
+    GitHub,
+    GitHubError,
+    RateLimited,
+    RepoNotFound,
+    TransientGitHubError,
+    next_link,
+)
 from tests.servers import FakeGitHub
 
 TOKEN = "ghp_secret_for_tests_only"
@@ -46,12 +57,41 @@ def test_not_found(github: FakeGitHub) -> None:
 
 def test_rate_limit_says_when_it_resets(github: FakeGitHub) -> None:
     github.rate_limit(reset_epoch=4102444800)
-    with pytest.raises(RateLimited, match=r"resets at 00:00:00 UTC"):
+    with pytest.raises(RateLimited, match=r"resets at 2100-01-01 00:00 UTC \(in \d+ h \d\d min\); set GITHUB_TOKEN"):
         run(github, lambda g: g.repo("acme/rocket"))
     github.reset()
     github.fail_next(429, {"x-ratelimit-remaining": "0", "retry-after": "30"})
     with pytest.raises(RateLimited, match="in 30 s"):
         run(github, lambda g: g.repo("acme/rocket"))
+
+
+def test_rate_limit_with_a_token_does_not_suggest_one(github: FakeGitHub) -> None:
+    github.rate_limit(reset_epoch=int(time.time()) + 600)
+    with pytest.raises(RateLimited) as caught:
+        run(github, lambda g: g.repo("acme/rocket"), token=TOKEN)
+    assert "GITHUB_TOKEN" not in str(caught.value)
+
+
+@pytest.mark.parametrize("links", ["self", "back"])
+def test_looping_links_stop_at_the_first_repeated_page(github: FakeGitHub, links: str) -> None:
+    github.add_repo("acme/rocket", stars=1, contributors=150)
+    github.links = links
+    with pytest.raises(EndlessPages, match="link back to a page already read"):
+        run(github, lambda g: _count(g, "acme/rocket"))
+
+
+def test_an_error_body_that_echoes_the_token_is_redacted(github: FakeGitHub) -> None:
+    github.echo_auth = True
+    github.fail_next(401)
+    with pytest.raises(GitHubError) as caught:
+        run(github, lambda g: g.repo("acme/rocket"), token=TOKEN)
+    assert "you sent Bearer ***" in str(caught.value) and TOKEN not in str(caught.value)
+
+
+def test_dot_segments_never_leave_the_client(github: FakeGitHub) -> None:
+    with pytest.raises(BadRepoName, match="not owner/name"):
+        run(github, lambda g: g.repo("../admin"), token=TOKEN)
+    assert github.requests == []
 
 
 def test_server_errors_are_transient(github: FakeGitHub) -> None:

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, Field
 
-from agentctl.errors import AgentctlError
+from agentctl.errors import AgentctlError, UsageError, redact
 
-REPO_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+# owner/name, each part with at least one character other than a dot: "." and ".." would be
+# resolved by the client as path segments (``repo=../admin`` -> ``GET /admin``, with the token).
+_PART = r"[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+REPO_PATTERN = rf"^{_PART}/{_PART}$"
 Repo = Annotated[str, Field(pattern=REPO_PATTERN, max_length=200)]
 
 
@@ -58,12 +63,22 @@ class ForeignURL(GitHubError):
     """A response pointed at a host other than the configured API."""
 
 
+class EndlessPages(GitHubError):
+    """The ``Link: rel="next"`` chain came back to a page already read, or went past the page cap."""
+
+
+class BadRepoName(UsageError):
+    """The repository is not a plain owner/name."""
+
+
 class GitHub:
     """A small async client for the configured GitHub API."""
 
-    def __init__(self, api_url: str, token: str | None, timeout: float) -> None:
+    def __init__(self, api_url: str, token: str | None, timeout: float, token_env: str = "GITHUB_TOKEN",
+                 max_pages: int = 100) -> None:
         self.api_url = api_url.rstrip("/")
         self._origin = _origin(self.api_url)
+        self._token, self._token_env, self._max_pages = token, token_env, max_pages
         headers = {"Accept": "application/vnd.github+json", "User-Agent": "agentctl"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -77,19 +92,38 @@ class GitHub:
 
     async def repo(self, full_name: str) -> dict[str, Any]:
         """The repository record."""
-        response = await self._get(f"{self.api_url}/repos/{full_name}", full_name)
+        response = await self._get(self._repo_url(full_name), full_name)
         return dict(response.json())
 
     async def contributor_pages(self, full_name: str) -> Any:
-        """Yield the number of contributors on each page, following ``Link: rel="next"``."""
-        url: str | None = f"{self.api_url}/repos/{full_name}/contributors?per_page=100"
+        """Yield the number of contributors on each page, following ``Link: rel="next"`` to the end,
+        a page already read, or ``max_pages`` pages (both an ``EndlessPages`` error)."""
+        url: str | None = f"{self._repo_url(full_name)}/contributors?per_page=100"
+        seen: set[str] = set()
         while url:
+            self._check_next(url, seen, full_name)
             response = await self._get(url, full_name)
             page = [] if response.status_code == 204 else response.json()
             if not isinstance(page, list):
                 raise GitHubError(f"GitHub answered contributors of {full_name} with something other than a list")
             yield len(page)
             url = next_link(response.headers.get("link", ""))
+
+    def _repo_url(self, full_name: str) -> str:
+        # Checked here too, not only by the parameter's pattern: no request leaves for another path.
+        if not re.fullmatch(REPO_PATTERN, full_name):
+            raise BadRepoName(f"repository {full_name!r} is not owner/name (no '.' or '..' parts): "
+                              "give it as owner/name, for example PrefectHQ/prefect")
+        return f"{self.api_url}/repos/{full_name}"
+
+    def _check_next(self, url: str, seen: set[str], full_name: str) -> None:
+        if url in seen:
+            raise EndlessPages(f"GitHub's contributor pages of {full_name} link back to a page already read "
+                               f"({url}): stopped after {len(seen)} pages")
+        if len(seen) >= self._max_pages:
+            raise EndlessPages(f"GitHub's contributor pages of {full_name} go on past {self._max_pages} pages: "
+                               "stopped (raise github.max_pages for a larger repository)")
+        seen.add(url)
 
     async def _get(self, url: str, full_name: str, hops: int = 3) -> httpx.Response:
         if _origin(url) != self._origin:
@@ -103,8 +137,13 @@ class GitHub:
         if response.is_redirect and response.next_request is not None and hops > 0:
             # A renamed or moved repository: follow, on the same host only.
             return await self._get(str(response.next_request.url), full_name, hops - 1)
-        _raise_for_status(response, full_name)
+        _raise_for_status(response, full_name, self._advice())
         return response
+
+    def _advice(self) -> _Advice:
+        # A token GitHub echoes in an error body is redacted in the message made of it.
+        return _Advice(token_env=None if self._token else self._token_env,
+                       secrets=[self._token] if self._token else [])
 
 
 def _origin(url: str) -> str:
@@ -121,30 +160,45 @@ def next_link(header: str) -> str | None:
     return None
 
 
-def _raise_for_status(response: httpx.Response, full_name: str) -> None:
+@dataclass(frozen=True)
+class _Advice:
+    """What an error message may say: the token variable to set (None when one is set), what to hide."""
+
+    token_env: str | None
+    secrets: list[str]
+
+
+def _raise_for_status(response: httpx.Response, full_name: str, advice: _Advice) -> None:
     status = response.status_code
     if status < 300:
         return
     if status < 400:
         raise GitHubError(f"GitHub answered {status} for {full_name} without a usable Location")
     if status in (403, 429) and response.headers.get("x-ratelimit-remaining") == "0":
-        raise RateLimited(f"GitHub rate limit reached; it resets {_reset_time(response)}. "
-                          "Set GITHUB_TOKEN for a higher limit")
+        hint = f"; set {advice.token_env} for a higher limit" if advice.token_env else ""
+        raise RateLimited(f"GitHub rate limit reached; it resets {_reset_time(response)}{hint}")
     if status == 404:
         raise RepoNotFound(f"repository {full_name} not found or not accessible")
     if status >= 500:
         raise TransientGitHubError(f"GitHub answered {status} for {full_name}")
-    raise GitHubError(f"GitHub answered {status} for {full_name}: {_message(response)}")
+    raise GitHubError(f"GitHub answered {status} for {full_name}: {redact(_message(response), advice.secrets)}")
 
 
 def _reset_time(response: httpx.Response) -> str:
     reset = response.headers.get("x-ratelimit-reset", "")
     if not reset.isdigit():
         retry_after = response.headers.get("retry-after", "")
-        return f"in {retry_after} s" if retry_after.isdigit() else "at an unknown time"
-    when = time.strftime("%H:%M:%S UTC", time.gmtime(int(reset)))
-    minutes = max(0, round((int(reset) - time.time()) / 60))
-    return f"at {when} (in {minutes} min)"
+        return f"in {wait(int(retry_after))}" if retry_after.isdigit() else "at an unknown time"
+    when = datetime.fromtimestamp(int(reset), UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"at {when} (in {wait(int(reset) - time.time())})"
+
+
+def wait(seconds: float) -> str:
+    """A wait as people say it: ``45 s``, ``12 min``, ``3 h 05 min``."""
+    if seconds < 60:
+        return f"{max(0, round(seconds))} s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
 def _message(response: httpx.Response) -> str:

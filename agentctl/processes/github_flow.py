@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger, task
 
 from agentctl import runtime
 from agentctl.processes.github import GitHub, Repo, RepoInfo, TransientGitHubError
+from agentctl.secrecy import masked
 
 
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -18,10 +19,12 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
 def _client() -> GitHub:
     settings = runtime.settings().github
     token = runtime.environ().get(settings.token_env) or None
-    return GitHub(settings.api_url, token, settings.timeout)
+    return GitHub(settings.api_url, token, settings.timeout, settings.token_env, settings.max_pages)
 
 
+# The runner masks the flow; its tasks' errors become task run states of their own.
 @task(name="get-repo", retry_condition_fn=_transient)
+@masked
 async def get_repo(repo: str) -> dict[str, Any]:
     """Fetch the repository record."""
     async with _client() as github:
@@ -29,6 +32,7 @@ async def get_repo(repo: str) -> dict[str, Any]:
 
 
 @task(name="count-contributors", retry_condition_fn=_transient)
+@masked
 async def count_contributors(repo: str) -> int:
     """Count every contributor, page by page."""
     logger = get_run_logger()
@@ -36,7 +40,7 @@ async def count_contributors(repo: str) -> int:
     async with _client() as github:
         async for page, count in _numbered(github.contributor_pages(repo)):
             total += count
-            logger.debug("page %d: %d contributors", page, count)
+            logger.debug("page %d: %s", page, counted(count, "contributor"))
     return total
 
 
@@ -54,15 +58,20 @@ async def github_repo_info(repo: Repo) -> RepoInfo:
     retry = _retry_options()
     record = await get_repo.with_options(**retry)(repo)
     stars = int(record.get("stargazers_count", 0))
-    logger.info("%s has %d stars", record.get("full_name", repo), stars)
+    logger.info("%s has %s", record.get("full_name", repo), counted(stars, "star"))
     contributors = await count_contributors.with_options(**retry)(repo)
-    logger.info("%s has %d contributors", record.get("full_name", repo), contributors)
+    logger.info("%s has %s", record.get("full_name", repo), counted(contributors, "contributor"))
     return RepoInfo(
         full_name=str(record.get("full_name", repo)),
         stars=stars,
         contributors=contributors,
         url=str(record.get("html_url", "")),
     )
+
+
+def counted(number: int, noun: str) -> str:
+    """``1 star``, ``2 stars``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _retry_options() -> dict[str, Any]:
