@@ -136,6 +136,7 @@ class FakeLLM(_Server):
         self.scripts: dict[str, deque[Reply]] = {"route": deque(), "text": deque()}
         self.supports_tools = True
         self.responder: Callable[[dict[str, Any]], Reply] | None = None
+        self.echo_key = False  # hostile: error bodies quote the key they were sent
 
     def reset(self) -> None:
         with self.lock:
@@ -144,6 +145,7 @@ class FakeLLM(_Server):
                 script.clear()
             self.supports_tools = True
             self.responder = None
+            self.echo_key = False
 
     def script(self, kind: str, *replies: Reply) -> None:
         self.scripts[kind].extend(replies)
@@ -172,7 +174,8 @@ class FakeLLM(_Server):
         if reply.delay:
             time.sleep(reply.delay)  # the server is slow; the client's timeout is what is tested
         if reply.status != 200:
-            return reply.status, reply.headers, {"error": {"message": reply.error, "type": "server_error"}}
+            said = f" (you sent {sent})" if self.echo_key else ""
+            return reply.status, reply.headers, {"error": {"message": f"{reply.error}{said}", "type": "server_error"}}
         return 200, reply.headers, _completion(request.body.get("model", "?"), reply)
 
 

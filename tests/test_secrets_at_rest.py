@@ -1,0 +1,87 @@
+"""A secret echoed by GitHub, the LLM or a process's own code is stored nowhere: not in Prefect's
+state messages and logs, not in Ray's log files, not in what agentctl prints."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import API_KEY, GITHUB_TOKEN, run_cli
+from tests.servers import FakeGitHub, FakeLLM, fail, tool_call
+from tests.test_declare import FIXTURES
+
+
+@pytest.fixture
+def ray_tmp() -> Iterator[Path]:
+    # Ray's socket paths must stay short: not under pytest's tmp_path.
+    path = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _github_echoes_the_token(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> list[str]:
+    github.echo_auth = True
+    github.fail_next(401)
+    llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
+    return ["ask", "--json", "stars of acme/rocket"]
+
+
+def _llm_echoes_the_key(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> list[str]:
+    llm.echo_key = True
+    llm.script("route", tool_call("text_processing", {"instruction": "shout", "text": "hi"}))
+    llm.script("text", fail(400, "model overloaded"))
+    return ["ask", "--json", "shout hi"]
+
+
+def _process_code_leaks_the_token(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> list[str]:
+    env["AGENTCTL_PROCESSES__MODULES"] = "leaky"
+    return ["processes", "run", "leaky_call", "--param", "service=billing", "--json"]
+
+
+@pytest.mark.parametrize("leak", [_github_echoes_the_token, _llm_echoes_the_key, _process_code_leaks_the_token])
+def test_an_echoed_secret_is_stored_nowhere(
+    env: dict[str, str], llm: FakeLLM, github: FakeGitHub, ray_tmp: Path, tmp_path: Path, leak: Any
+) -> None:
+    env = {**env, "GITHUB_TOKEN": GITHUB_TOKEN, "RAY_TMPDIR": str(ray_tmp)}
+    args = leak(env, llm, github)
+
+    asked = run_cli(env, *args, cwd=FIXTURES)
+
+    assert asked.code == 1, asked.stderr
+    run = asked.json()["run"]
+    run_id = run["id"]
+    shown = [run_cli(env, "runs", "show", run_id, *flag) for flag in ([], ["--json"])]
+    assert all(s.code == 0 for s in shown), [s.stderr for s in shown]
+    stored = _prefect_records(env["PREFECT_API_URL"], run_id, run["kind"])
+    assert "refused" in stored or "you sent" in stored  # the error itself was stored, masked
+    ray_logs = _files_text(ray_tmp, "worker-")
+    assert ray_logs, "no Ray worker log found under RAY_TMPDIR"
+    for where, text in [("ask", asked.stdout + asked.stderr), *[("runs show", s.stdout) for s in shown],
+                        ("Prefect API", stored), ("Ray logs", ray_logs)]:
+        assert GITHUB_TOKEN not in text and API_KEY not in text, f"a secret in {where}"
+
+
+def _prefect_records(api: str, run_id: str, kind: str) -> str:
+    """The run, its task runs, every state they went through and their logs, as the API keeps them."""
+    with httpx.Client(base_url=api, trust_env=False, timeout=10) as client:
+        if kind == "task":
+            tasks, texts = [client.get(f"/task_runs/{run_id}").json()], []
+            logs = {"task_run_id": {"any_": [run_id]}}
+        else:
+            tasks = client.post("/task_runs/filter", json={"flow_runs": {"id": {"any_": [run_id]}}}).json()
+            texts = [client.get(f"/flow_runs/{run_id}").text,
+                     client.get("/flow_run_states/", params={"flow_run_id": run_id}).text]
+            logs = {"flow_run_id": {"any_": [run_id]}}
+        texts += [str(tasks), *[client.get("/task_run_states/", params={"task_run_id": t["id"]}).text for t in tasks],
+                  client.post("/logs/filter", json={"logs": logs}).text]
+    return "\n".join(texts)
+
+
+def _files_text(root: Path, prefix: str) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in root.rglob(f"{prefix}*") if p.is_file())
