@@ -57,6 +57,8 @@ def root(
 
 def main() -> None:
     """Entry point: run the app, print errors as one line, exit without waiting on stragglers."""
+    # What agentctl and its children (Prefect's server, Ray, PostgreSQL) create is the user's alone.
+    os.umask(0o077)
     code = _run()
     sys.stdout.flush()
     sys.stderr.flush()

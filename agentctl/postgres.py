@@ -1,12 +1,16 @@
 """A PostgreSQL server for the Prefect API of ``agentctl up --postgres``, from the system's
 installation, with its data under ``<data_dir>/postgres`` and a password kept beside it (0600).
 
-PostgreSQL refuses to run as root; as root it runs as the ``postgres`` user the Debian package creates.
+PostgreSQL refuses to run as root; as root it runs as the ``postgres`` user the Debian package
+creates, which cannot enter root's private data dir (0700): its cluster then lives in that user's
+home, ``~postgres/agentctl/<digest of the data dir>``, owned by it and 0700 too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -16,6 +20,7 @@ from pathlib import Path
 from agentctl import proctree
 from agentctl.errors import StackError
 from agentctl.prefect_api import free_port
+from agentctl.private import private_dir
 
 INSTALL_HINT = "install it (Debian/Ubuntu: sudo apt-get install postgresql) or set database.url"
 USER, DATABASE = "agentctl", "prefect"
@@ -42,11 +47,28 @@ def _major(name: str) -> int:
     return int(name) if name.isdigit() else 0
 
 
+def home_of(data_dir: Path) -> Path:
+    """Where the cluster of ``data_dir`` lives: ``<data_dir>/postgres``, or as root in the postgres
+    user's home, the one place that user reaches while the data dir stays private."""
+    if os.geteuid() != 0:
+        return data_dir / "postgres"
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    return Path(_postgres_user().pw_dir) / "agentctl" / digest
+
+
+def _postgres_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        raise StackError("PostgreSQL does not run as root and there is no postgres user: run agentctl up "
+                         f"--postgres as an ordinary user, or {INSTALL_HINT}") from None
+
+
 class LocalPostgres:
     """One PostgreSQL server on 127.0.0.1 (no Unix socket), its cluster created on first use."""
 
     def __init__(self, data_dir: Path, bin_dir: str | None = None, env: dict[str, str] | None = None) -> None:
-        self.home = data_dir / "postgres"
+        self.data_dir, self.home = data_dir, home_of(data_dir)
         self.pgdata = self.home / "data"
         self.log_path = self.home / "server.log"
         self.port = free_port()
@@ -65,7 +87,7 @@ class LocalPostgres:
             self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_path), "-o", options, "-w", "start")
             self._create_database()
         except BaseException:  # failed or interrupted half way: leave no server running
-            stop(self.home.parent, str(self._bin), self._env)
+            stop(self.data_dir, str(self._bin), self._env)
             raise
         return self.url(with_password=True)
 
@@ -84,7 +106,7 @@ class LocalPostgres:
         return self.home / "password"
 
     def _prepare(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)
         if not self._password_file.exists():
             self._password_file.write_text(secrets.token_urlsafe(24))
         self._password_file.chmod(0o600)
@@ -92,16 +114,12 @@ class LocalPostgres:
             self._hand_to_postgres()
 
     def _hand_to_postgres(self) -> None:
-        try:
-            shutil.chown(self.home, "postgres", "postgres")
-            for path in self.home.rglob("*"):
-                shutil.chown(path, "postgres", "postgres")
-        except LookupError:
-            raise StackError("PostgreSQL does not run as root and there is no postgres user: run agentctl up "
-                             f"--postgres as an ordinary user, or {INSTALL_HINT}") from None
+        user = _postgres_user()
+        for path in (self.home.parent, self.home, *self.home.rglob("*")):
+            os.chown(path, user.pw_uid, user.pw_gid)
         if _execute([*self._as, "test", "-w", str(self.home)], self._env).returncode != 0:
-            raise StackError(f"the postgres user cannot reach {self.home}: make its parent directories "
-                             "searchable (chmod o+x) or set data_dir elsewhere")
+            raise StackError(f"the postgres user cannot reach {self.home}: make its home "
+                             f"({user.pw_dir}) its own, or run agentctl up --postgres as an ordinary user")
 
     def _create_database(self) -> None:
         env = {**self._env, "PGPASSWORD": self._password_file.read_text().strip()}
@@ -132,7 +150,7 @@ def postmaster(pgdata: Path) -> int | None:
 
 def stop(data_dir: Path, bin_dir: str | None = None, env: dict[str, str] | None = None) -> bool:
     """Stop the server of ``data_dir`` if it runs; True when it did."""
-    pgdata = data_dir / "postgres" / "data"
+    pgdata = home_of(data_dir) / "data"
     if (pid := postmaster(pgdata)) is None:
         return False
     try:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from agentctl.errors import StackError
+from agentctl.private import private_dir
 
 
 def free_port() -> int:
@@ -28,7 +29,7 @@ class LocalPrefectAPI:
         self, data_dir: Path, telemetry: bool, secret_names: frozenset[str] = frozenset(), ui: bool = False,
         database: str | None = None,
     ) -> None:
-        self.home = data_dir / "prefect"
+        self.data_dir, self.home = data_dir, data_dir / "prefect"
         self.database = database or f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
@@ -40,7 +41,8 @@ class LocalPrefectAPI:
 
     def start(self) -> None:
         """Start the server; readiness is awaited by whoever first needs it."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
+        private_dir(self.home)
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
                 self._command(), env=self._env(), stdout=log, stderr=subprocess.STDOUT,

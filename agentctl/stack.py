@@ -27,6 +27,7 @@ from agentctl.config import Settings
 from agentctl.discovery import anchored, import_path
 from agentctl.errors import StackError, UsageError
 from agentctl.prefect_api import LocalPrefectAPI, free_port
+from agentctl.private import private_dir
 from agentctl.worker_env import without_secrets
 
 ACTOR_PREFIX = "agentctl-router-"
@@ -86,7 +87,7 @@ def locked(settings: Settings, waiting: Callable[[], None] = lambda: None) -> It
 def _lock_file(settings: Settings) -> IO[str]:
     path = settings.data_dir / "stack.lock"
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         return path.open("a")
     except OSError as exc:
         raise StackError(f"cannot open {path} ({exc.strerror}): run as the user who ran agentctl up") from None
@@ -264,6 +265,9 @@ def _ray(settings: Settings, state: StackState) -> None:
         state.ray_address = settings.ray.address
         return
     state.ray_temp_dir = temp_dir = _ray_temp_dir(settings)
+    # Ray makes its temp dir and the session, log and socket dirs in it world-writable (0777):
+    # a private parent keeps everyone else out of them.
+    private_dir(Path(temp_dir).parent)
     _write(settings, state)  # ray start can stop half way: its daemons are found by this directory
     port = free_port()
     command = _ray_start(settings, temp_dir, port)
@@ -290,7 +294,7 @@ def _ray_start(settings: Settings, temp_dir: str, port: int) -> list[str]:
 def _ray_temp_dir(settings: Settings) -> str:
     # Ray's socket paths must stay under 108 bytes, so a short directory named after the data dir.
     digest = hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:10]
-    return str(Path(tempfile.gettempdir()) / f"agentctl-ray-{digest}")
+    return str(Path(tempfile.gettempdir()) / f"agentctl-ray-{digest}" / "ray")
 
 
 def connected(settings: Settings, state: StackState) -> Settings:

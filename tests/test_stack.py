@@ -23,9 +23,11 @@ import psutil
 import pytest
 
 from agentctl import proctree
+from agentctl.postgres import home_of
 from tests.conftest import AGENTCTL, API_KEY, base_env, run_cli
 from tests.servers import FakeGitHub, FakeLLM, tool_call
 from tests.test_cli_lifecycle import _alive_with, _loopback
+from tests.test_private_files import open_to_others
 
 REQUEST = "Give me the stars and contributors for acme/rocket"
 ROUTE = tool_call("github_repo_info", {"repo": "acme/rocket"})
@@ -139,6 +141,18 @@ def test_runs_lists_history_and_shows_one_run(stack: dict[str, str], llm: FakeLL
     assert any("acme/rocket has 42 stars" in log["message"] for log in detail["logs"])
     rich = run_cli(stack, "runs", "show", run_id)
     assert "acme/rocket has 42 stars" in rich.stdout and asked["run"]["url"] in rich.stdout
+
+
+def test_what_the_stack_keeps_is_the_users_alone(stack: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    llm.script("route", ROUTE)
+    assert run_cli(stack, "ask", REQUEST).code == 0
+
+    assert open_to_others(Path(stack["AGENTCTL_DATA_DIR"])) == []
+    # Ray makes its own directories world-writable: the one they are in is private.
+    ray_home = Path(_state(stack)["ray_temp_dir"]).parent
+    assert ray_home.stat().st_mode & 0o777 == 0o700
+    assert [f for f in ray_home.rglob("*.log") if f.stat().st_mode & 0o077] == []
 
 
 def test_runs_errors_name_the_fix(stack: dict[str, str]) -> None:
@@ -263,22 +277,24 @@ def _postgres_missing() -> str | None:
 
 @pytest.mark.skipif(_postgres_missing() is not None, reason=f"PostgreSQL is not installed: {_postgres_missing()}")
 def test_up_postgres_runs_prefect_on_a_local_postgresql(llm: FakeLLM, github: FakeGitHub) -> None:
-    # As root PostgreSQL runs as the postgres user, which must be able to reach the data directory.
+    # As root PostgreSQL runs as the postgres user, which cannot enter a private (0700) HOME.
     home = Path(tempfile.mkdtemp(prefix="agentctl-pg-"))
-    home.chmod(0o755)
     env = base_env(home, llm, github)
     _up(env, "--postgres")
     try:
         _postgres_stack_serves_and_stops(env, home, llm, github)
     finally:
         run_cli(env, "down")
+        shutil.rmtree(home_of(Path(env["AGENTCTL_DATA_DIR"])), ignore_errors=True)  # as root: not under home
         shutil.rmtree(home, ignore_errors=True)
 
 
 def _postgres_stack_serves_and_stops(env: dict[str, str], home: Path, llm: FakeLLM, github: FakeGitHub) -> None:
     status = _status(env)
     assert status["up"] and status["prefect"]["database"].startswith("postgresql+asyncpg://agentctl@127.0.0.1:")
-    password = (home / "data" / "postgres" / "password").read_text().strip()
+    cluster = Path(_state(env)["postgres_data"]).parent
+    password = (cluster / "password").read_text().strip()
+    assert open_to_others(home) == [] and open_to_others(cluster) == []
     assert password not in json.dumps(status) + run_cli(env, "status").stdout
     assert password not in (home / "data" / "stack.json").read_text()
 
@@ -289,7 +305,7 @@ def _postgres_stack_serves_and_stops(env: dict[str, str], home: Path, llm: FakeL
     assert run_cli(env, "runs", "--json").json()[0]["id"] == asked.json()["run"]["id"]
     result = run_cli(env, "down")
     assert "stopped PostgreSQL" in result.stdout
-    assert not (home / "data" / "postgres" / "data" / "postmaster.pid").exists()
+    assert not (cluster / "data" / "postmaster.pid").exists()
 
 
 def test_up_postgres_without_postgresql_names_the_package(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -14,7 +15,12 @@ from agentctl.errors import redact
 def settings(ctx: typer.Context, overrides: dict[str, Any] | None = None) -> Settings:
     """Settings from the root ``--config`` option, the environment and ``overrides`` (flags)."""
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return load(ctx.obj.get("config") if ctx.obj else None, given)
+    loaded = load(ctx.obj.get("config") if ctx.obj else None, given)
+    if not loaded.prefect.telemetry:
+        # Prefect's client telemetry reads this when Prefect is imported, and a user's process module
+        # (discovery) may import it in this process too: off here as in the actors and the server.
+        os.environ.setdefault("DO_NOT_TRACK", "1")
+    return loaded
 
 
 def consoles() -> tuple[Console, Console]:
