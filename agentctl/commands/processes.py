@@ -62,7 +62,9 @@ def run(
 ) -> int:
     """Run a process by hand, without the LLM: the same pool, Prefect run and streaming as ask.
 
-    Example: agentctl processes run github_repo_info --param repo=PrefectHQ/prefect
+    Example:
+
+    `agentctl processes run github_repo_info --param repo=PrefectHQ/prefect`
     """
     from agentctl.params import parse
     from agentctl.render import JsonRenderer, RichRenderer

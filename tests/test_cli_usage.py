@@ -1,0 +1,86 @@
+"""What a user sees for command-line mistakes and help: one error line and exit 2, or the help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import base_env, run_cli
+from tests.servers import FakeGitHub, FakeLLM
+
+
+@pytest.fixture
+def user(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> dict[str, str]:
+    return base_env(tmp_path, llm, github)
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--foo"], "error: no such option: --foo; see agentctl --help"),
+        (["ask", "--foo", "x"], "error: no such option: --foo; see agentctl ask --help"),
+        (["nope"], "error: no such command 'nope'; see agentctl --help"),
+        (["processes", "nope"], "error: no such command 'nope'; see agentctl processes --help"),
+        (["ask"], "error: missing argument 'request'; see agentctl ask --help"),
+        (["ask", ""], "error: invalid value for REQUEST: the request is empty; see agentctl ask --help"),
+        (["ask", "--model"], "error: option '--model' requires an argument; see agentctl ask --help"),
+    ],
+)
+def test_a_usage_mistake_is_one_line_and_exit_2(user: dict[str, str], args: list[str], line: str) -> None:
+    result = run_cli(user, *args)
+
+    assert (result.code, result.stderr.splitlines(), result.stdout) == (2, [line], "")
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "command"),
+    [(["ask", "--pool-size", "abc", "x"], "'--pool-size'", "agentctl ask"),
+     (["runs", "--limit", "-1"], "'--limit' / '-n'", "agentctl runs"),
+     (["eval", "cases.toml", "--concurrency", "0"], "'--concurrency'", "agentctl eval")],
+)
+def test_a_bad_option_value_names_the_option(user: dict[str, str], args: list[str], option: str, command: str) -> None:
+    result = run_cli(user, *args)
+
+    assert result.code == 2 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"error: invalid value for {option}: ")
+    assert result.stderr.rstrip().endswith(f"; see {command} --help")
+
+
+@pytest.mark.parametrize("args", [[], ["processes"]])
+def test_a_bare_group_shows_its_help_and_exits_0(user: dict[str, str], args: list[str]) -> None:
+    result = run_cli(user, *args)
+
+    assert (result.code, result.stderr) == (0, "")
+    assert f"Usage: agentctl {' '.join([*args, ''])}[OPTIONS] COMMAND" in result.stdout
+
+
+HELP_PAGES = [["--help"], ["ask", "--help"], ["eval", "--help"], ["processes", "run", "--help"], ["up", "--help"]]
+
+
+@pytest.mark.parametrize("args", HELP_PAGES)
+def test_help_shows_flags_as_flags_and_rewraps_paragraphs(user: dict[str, str], args: list[str]) -> None:
+    result = run_cli({**user, "COLUMNS": "80"}, *args)
+
+    assert result.code == 0 and "--help" in result.stdout
+    assert "<bool>" not in result.stdout
+    for paragraph in _description(result.stdout):
+        assert all(len(line) > 60 for line in paragraph[:-1]), paragraph  # no hard break mid-paragraph
+
+
+def test_help_keeps_examples_on_their_own_line_and_brackets_literal(user: dict[str, str]) -> None:
+    env = {**user, "COLUMNS": "80"}
+    ask = run_cli(env, "ask", "--help").stdout.splitlines()
+    run = run_cli(env, "processes", "run", "--help").stdout.splitlines()
+    cases = run_cli(env, "eval", "--help").stdout
+
+    assert 'agentctl ask "Give me the stars and contributors for PrefectHQ/prefect"' in [s.strip() for s in ask]
+    assert "agentctl processes run github_repo_info --param repo=PrefectHQ/prefect" in [s.strip() for s in run]
+    assert "A TOML file of [[case]] tables" in cases
+
+
+def _description(help_text: str) -> list[list[str]]:
+    """The paragraphs between the usage line and the first panel, as lists of stripped lines."""
+    lines = help_text.split("Usage:", 1)[1].splitlines()[1:]
+    text = [line.strip() for line in lines[: next(i for i, s in enumerate(lines) if s.startswith("╭"))]]
+    return [[line for line in p.splitlines() if line] for p in "\n".join(text).split("\n\n") if p.strip()]
