@@ -84,3 +84,21 @@ def _description(help_text: str) -> list[list[str]]:
     lines = help_text.split("Usage:", 1)[1].splitlines()[1:]
     text = [line.strip() for line in lines[: next(i for i, s in enumerate(lines) if s.startswith("╭"))]]
     return [[line for line in p.splitlines() if line] for p in "\n".join(text).split("\n\n") if p.strip()]
+
+
+def test_a_config_file_that_is_not_utf8_is_named(user: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "latin1.toml"
+    config.write_bytes('[llm]\nmodel = "caf\xe9"\n'.encode("latin-1"))
+
+    result = run_cli(user, "--config", str(config), "processes", "list")
+
+    assert result.code == 2
+    assert result.stderr.splitlines() == [f"error: config file {config} is not UTF-8 text (line 2): save it as UTF-8"]
+
+
+def test_config_given_a_directory_says_so(user: dict[str, str], tmp_path: Path) -> None:
+    result = run_cli(user, "--config", str(tmp_path), "processes", "list")
+
+    assert result.code == 2
+    assert result.stderr.splitlines() == [f"error: config file {tmp_path} is a directory: give --config or "
+                                          "AGENTCTL_CONFIG a file"]
