@@ -69,7 +69,7 @@ class _Server:
         status, headers, payload = self.respond(record)
         with self.lock:
             self.busy_seconds += time.perf_counter() - started
-        data = b"" if payload is None else json.dumps(payload).encode()
+        data = payload if isinstance(payload, bytes) else b"" if payload is None else json.dumps(payload).encode()
         handler.send_response(status)
         for key, value in {"content-type": "application/json", **headers}.items():
             handler.send_header(key, value)
@@ -100,6 +100,12 @@ class Reply:
     refusal: str | None = None
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # sent as the body of a 200 instead of a completion
+
+
+def garbage(body: bytes, content_type: str = "text/html") -> Reply:
+    """A 200 whose body is not a chat completion: a captive portal, a proxy's page, a broken server."""
+    return Reply(raw=body, headers={"content-type": content_type})
 
 
 def tool_call(name: str, arguments: dict[str, Any] | str, *more: tuple[str, dict[str, Any] | str]) -> Reply:
@@ -171,6 +177,8 @@ class FakeLLM(_Server):
             return 500, {}, {"error": {"message": f"no scripted reply left for a {kind} request"}}
         if reply.delay:
             time.sleep(reply.delay)  # the server is slow; the client's timeout is what is tested
+        if reply.raw is not None:
+            return 200, reply.headers, reply.raw
         if reply.status != 200:
             return reply.status, reply.headers, {"error": {"message": reply.error, "type": "server_error"}}
         return 200, reply.headers, _completion(request.body.get("model", "?"), reply)

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import base_env, run_cli
-from tests.servers import FakeGitHub, FakeLLM
+from tests.servers import FakeGitHub, FakeLLM, garbage
+
+# Nothing listens here: a dry run that tried to use Ray or Prefect would fail.
+NOWHERE = {"RAY_ADDRESS": "127.0.0.1:1", "PREFECT_API_URL": "http://127.0.0.1:1/api"}
 
 
 @pytest.fixture
@@ -102,3 +105,21 @@ def test_config_given_a_directory_says_so(user: dict[str, str], tmp_path: Path) 
     assert result.code == 2
     assert result.stderr.splitlines() == [f"error: config file {tmp_path} is a directory: give --config or "
                                           "AGENTCTL_CONFIG a file"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [(b"<html><body>Sign in to the guest Wi-Fi</body></html>", "text/html"),
+     (b"{not json", "application/json"),
+     (b'{"status": "ok"}', "application/json")],
+)
+def test_an_llm_answering_200_with_no_completion_is_one_line(
+    user: dict[str, str], llm: FakeLLM, body: bytes, content_type: str
+) -> None:
+    llm.script("route", garbage(body, content_type))
+
+    result = run_cli({**user, **NOWHERE}, "ask", "--dry-run", "stars for acme/rocket")
+
+    assert result.code == 1
+    assert result.stderr.splitlines() == [f"error: the LLM at {llm.url}/v1 answered 200 with no chat completion: "
+                                          "check llm.base_url / OPENAI_BASE_URL"]
