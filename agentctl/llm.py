@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -107,7 +108,7 @@ async def complete(
         completion = await client().chat.completions.create(model=model, messages=messages, **extra)
     except openai.OpenAIError as exc:
         raise translate(exc, llm, model) from None
-    except ValueError:  # the body of a 200 was not JSON
+    except json.JSONDecodeError:  # the body of a 200 was not JSON
         completion = None
     _check(completion, llm)
     usage = current_usage.get()
