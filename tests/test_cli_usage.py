@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import base_env, run_cli
-from tests.servers import FakeGitHub, FakeLLM, garbage
+from tests.servers import FakeGitHub, FakeLLM, garbage, say
+from tests.test_declare import install_example
 
 # Nothing listens here: a dry run that tried to use Ray or Prefect would fail.
 NOWHERE = {"RAY_ADDRESS": "127.0.0.1:1", "PREFECT_API_URL": "http://127.0.0.1:1/api"}
@@ -123,3 +124,20 @@ def test_an_llm_answering_200_with_no_completion_is_one_line(
     assert result.code == 1
     assert result.stderr.splitlines() == [f"error: the LLM at {llm.url}/v1 answered 200 with no chat completion: "
                                           "check llm.base_url / OPENAI_BASE_URL"]
+
+
+def test_a_process_is_described_by_its_docstrings_first_paragraph(
+    user: dict[str, str], llm: FakeLLM, tmp_path: Path
+) -> None:
+    env = {**user, **NOWHERE, "PYTHONPATH": str(install_example(tmp_path))}
+    llm.script("route", say("no process needed"))
+
+    shown = run_cli(env, "processes", "show", "fibonacci", "--json").json()
+    run_cli(env, "ask", "--dry-run", "fibonacci numbers?")
+
+    first_paragraph = "List the first numbers of the Fibonacci sequence."
+    assert shown["description"] == first_paragraph
+    assert [p["description"] for p in shown["parameters"]] == ["How many numbers to list (1 to 90).",
+                                                               "ascending or descending."]
+    offered = {t["function"]["name"]: t["function"] for t in llm.calls("route")[0].body["tools"]}
+    assert offered["fibonacci"]["description"] == first_paragraph
