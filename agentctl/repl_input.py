@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
+from rich.text import Text
 
 from agentctl.config import Settings
-from agentctl.errors import EXIT_OK
+from agentctl.errors import EXIT_OK, EXIT_USAGE
 from agentctl.repl import Repl
 
 PROMPT = "agentctl> "
@@ -38,11 +39,30 @@ def joined(lines: Iterable[str]) -> Iterator[str]:
 
 def piped(repl: Repl, stream: IO[str]) -> int:
     """One request per line until end of input; the worst exit code of the requests."""
-    for line in joined(stream):
+    for line in joined(decoded(stream, lambda message: _refuse(repl, message))):
         repl.handle(line)
         if not repl.running:
             break
     return repl.state.worst
+
+
+def decoded(stream: IO[str], refuse: Callable[[str], None]) -> Iterator[str]:
+    """The stream's lines; one that is not text in its encoding is refused alone, the rest still come."""
+    raw = getattr(stream, "buffer", None)
+    if raw is None:  # already text, nothing to decode
+        yield from stream
+        return
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    for number, data in enumerate(raw, 1):
+        try:
+            yield data.decode(encoding)
+        except UnicodeDecodeError:
+            refuse(f"input line {number} is not {encoding} text; skipped it")
+
+
+def _refuse(repl: Repl, message: str) -> None:
+    repl.err.print(Text(f"error: {message}", style="bold red"))
+    repl.state.worst = max(repl.state.worst, EXIT_USAGE)
 
 
 def interactive(repl: Repl, history_path: Path) -> int:
