@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import base_env, run_cli
-from tests.servers import FakeGitHub, FakeLLM, garbage, say
+from tests.conftest import AGENTCTL, base_env, run_cli
+from tests.servers import FakeGitHub, FakeLLM, Reply, garbage, say
 from tests.test_declare import install_example
 
 # Nothing listens here: a dry run that tried to use Ray or Prefect would fail.
@@ -141,3 +146,25 @@ def test_a_process_is_described_by_its_docstrings_first_paragraph(
                                                                "ascending or descending."]
     offered = {t["function"]["name"]: t["function"] for t in llm.calls("route")[0].body["tools"]}
     assert offered["fibonacci"]["description"] == first_paragraph
+
+
+def test_ctrl_c_while_routing_prints_one_interrupted_line(user: dict[str, str], llm: FakeLLM) -> None:
+    llm.script("route", Reply(content="too late", delay=60))  # the LLM is still thinking at Ctrl-C
+    asking = subprocess.Popen([AGENTCTL, "ask", "--dry-run", "stars for acme/rocket"], env={**user, **NOWHERE},
+                              start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: llm.calls("route") != [] or asking.poll() is not None)
+        os.killpg(asking.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        _, stderr = asking.communicate(timeout=60)
+    finally:
+        if asking.poll() is None:
+            os.killpg(asking.pid, signal.SIGKILL)
+    assert (asking.returncode, stderr.splitlines()) == (130, ["interrupted"])
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    """Readiness polling of a process we started, up to a minute."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.05)
