@@ -1,6 +1,7 @@
 """agentctl up / status / ask on the stack / runs / down, with a real Ray head, a real Prefect server
 and the local LLM and GitHub servers; a configured Ray and Prefect used, not started or stopped;
-faults: a stale stack, a state file of a stack gone or unreadable, an actor killed mid-request,
+faults: a stale stack, a state file of a stack gone or unreadable, an actor, the Prefect server
+(the stack's or a configured one) or the raylet killed mid-request,
 Ctrl-C of a request and of up, two ups at once; and Prefect on PostgreSQL where the machine has it."""
 
 from __future__ import annotations
