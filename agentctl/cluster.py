@@ -28,6 +28,7 @@ def connect(settings: Settings, env_vars: dict[str, str]) -> bool:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray's own telemetry, off like Prefect's
     import ray
 
+    quiet_console()
     try:
         _init(ray, settings, env_vars, local)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -46,6 +47,25 @@ def _init(ray: Any, settings: Settings, env_vars: dict[str, str], local: bool) -
         logging_level=logging.ERROR,
         log_to_driver=False,
     )
+
+
+def quiet_console() -> None:
+    """Keep what Ray's cluster pushes to a driver (a raylet's death with its last 20 log lines, a
+    worker's) off this process's output: Ray prints it to stdout, which breaks ``--json``, and
+    agentctl reports the failure itself in one line; Ray's logs under its temp dir keep it."""
+    import importlib
+
+    worker = importlib.import_module("ray._private.worker")
+    printing = worker.print_to_stdstream
+    if getattr(printing, "quiet", False):
+        return
+
+    def quiet(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") != "raylet":  # the cluster's errors; workers' output is not sent (log_to_driver)
+            printing(data, ignore_prefix)
+
+    quiet.quiet = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = quiet  # type: ignore[attr-defined]
 
 
 def shutdown() -> None:

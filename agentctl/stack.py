@@ -107,7 +107,7 @@ def busy(settings: Settings) -> bool:
 def dead_pieces(state: StackState) -> list[str]:
     """The pieces ``up`` started that no longer run (a cheap check: no network, no Ray import)."""
     dead = []
-    if state.ray_temp_dir is not None and not proctree.ray_pids(state.ray_temp_dir):
+    if state.ray_temp_dir is not None and not proctree.ray_head_runs(state.ray_temp_dir):
         dead.append("Ray head")
     if state.prefect_pid is not None and not _ours(state.prefect_pid, state.prefect_url):
         dead.append("Prefect server")
