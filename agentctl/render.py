@@ -209,14 +209,15 @@ class JsonRenderer:
         return None
 
 
-def processes_table(processes: Iterable[Process]) -> Table:
-    """The registry as a table: name, kind, description, parameters with types."""
-    table = Table(title="processes", title_justify="left", expand=False)
-    for column in ("name", "kind", "description", "parameters"):
-        table.add_column(column, overflow="fold")
+PROCESS_COLUMNS = [Column("name"), Column("kind"), Column("description", wrap=True), Column("parameters", wrap=True)]
+
+
+def processes_table(processes: Iterable[Process]) -> FittedTable:
+    """The registry as a table: name, kind, description, parameters with types; names are never cut."""
+    table = FittedTable(PROCESS_COLUMNS, title="processes", title_justify="left")
     for p in processes:
         params = "\n".join(f"{n}: {t}" + ("" if req else " (optional)") for n, t, req in p.parameters())
-        table.add_row(*cells(literal(p.name, style="bold"), p.kind, p.description, params))
+        table.add_row(literal(p.name, style="bold"), p.kind, p.description, params)
     return table
 
 
