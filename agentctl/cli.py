@@ -24,6 +24,7 @@ import typer
 from agentctl import __version__
 from agentctl.commands import ask, evaluate, processes, repl, runs, stack
 from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AgentctlError
+from agentctl.untrusted import printable
 
 app = typer.Typer(
     name="agentctl",
@@ -162,7 +163,7 @@ def _print_interrupted() -> None:
 
 def _print_error(message: str) -> None:
     """The one place an error line is printed."""
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {printable(message)}", file=sys.stderr)
 
 
 def _redacted(text: str) -> str:

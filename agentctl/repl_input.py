@@ -18,6 +18,7 @@ from rich.text import Text
 from agentctl.config import Settings
 from agentctl.errors import EXIT_OK, EXIT_USAGE
 from agentctl.repl import Repl
+from agentctl.untrusted import literal
 
 PROMPT = "agentctl> "
 CONTINUATION = "      ... "
@@ -150,21 +151,21 @@ def run(
 
     found = discover(settings)
     for problem in found.problems:
-        err.print(f"warning: {problem}", markup=False, highlight=False)
+        err.print(literal(f"warning: {problem}"), highlight=False)
     session = Session(settings, standalone=standalone)
     try:
         with err.status("Starting Ray, the Prefect API and the router pool…"):
             session.open()
             session.warm()
         if session.notice:
-            err.print(f"warning: {session.notice}", markup=False, highlight=False)
+            err.print(literal(f"warning: {session.notice}"), highlight=False)
         repl = Repl(settings, session, found.registry, out, err, redact)
         if not stdin.isatty():
             return piped(repl, stdin)
         where = f"{session.prefect_url} (agentctl up)" if session.on_stack else session.prefect_url
-        err.print(f"agentctl repl · {len(found.registry)} processes · model {settings.llm.model} · "
-                  f"Prefect API {where} · /help for commands, Ctrl-D to leave",
-                  style="dim", highlight=False, soft_wrap=True)
+        err.print(literal(f"agentctl repl · {len(found.registry)} processes · model {settings.llm.model} · "
+                          f"Prefect API {where} · /help for commands, Ctrl-D to leave", style="dim"),
+                  highlight=False, soft_wrap=True)
         return interactive(repl, settings.data_dir / "repl_history")
     finally:
         session.close()

@@ -227,6 +227,8 @@ class FakeGitHub(_Server):
         self.arrived = threading.Event()
         self.gate: threading.Event | None = None
         self.moved: dict[str, str] = {}  # old full name -> Location base (this server or another)
+        self.fields: dict[str, dict[str, Any]] = {}  # full name -> fields the repository record says instead
+        self.fault_message = "scripted failure"  # the "message" of a scripted failure's body
 
     def reset(self) -> None:
         with self.lock:
@@ -236,6 +238,8 @@ class FakeGitHub(_Server):
             self.link_base = None
             self.arrived.clear()
             self.moved.clear()
+            self.fields.clear()
+            self.fault_message = "scripted failure"
             if self.gate is not None:
                 self.gate.set()
             self.gate = None
@@ -264,7 +268,7 @@ class FakeGitHub(_Server):
         with self.lock:
             fault = self.faults.popleft() if self.faults else None
         if fault:
-            return fault[0], fault[1], {"message": "scripted failure"}
+            return fault[0], fault[1], {"message": self.fault_message}
         parts = urlsplit(request.path)
         segments = parts.path.strip("/").split("/")
         if len(segments) < 3 or segments[0] != "repos":
@@ -276,7 +280,8 @@ class FakeGitHub(_Server):
             return 404, {}, {"message": "Not Found"}
         stars, contributors = self.repos[full_name.lower()]
         if len(segments) == 3:
-            return 200, {}, {"full_name": full_name, "stargazers_count": stars, "html_url": f"https://github.com/{full_name}"}
+            record = {"full_name": full_name, "stargazers_count": stars, "html_url": f"https://github.com/{full_name}"}
+            return 200, {}, {**record, **self.fields.get(full_name.lower(), {})}
         if segments[3:] == ["contributors"]:
             return self._contributors(full_name, contributors, parse_qs(parts.query))
         return 404, {}, {"message": "Not Found"}
