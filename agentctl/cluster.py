@@ -51,21 +51,16 @@ def _init(ray: Any, settings: Settings, env_vars: dict[str, str], local: bool) -
 
 def quiet_console() -> None:
     """Keep what Ray's cluster pushes to a driver (a raylet's death with its last 20 log lines, a
-    worker's) off this process's output: Ray prints it to stdout, which breaks ``--json``, and
-    agentctl reports the failure itself in one line; Ray's logs under its temp dir keep it."""
+    worker's error) off this process's output: Ray prints it to stdout, which breaks ``--json``, and
+    agentctl reports every failure itself in one line; Ray's logs under its temp dir keep it all."""
     import importlib
 
     worker = importlib.import_module("ray._private.worker")
-    printing = worker.print_to_stdstream
-    if getattr(printing, "quiet", False):
-        return
+    worker.print_to_stdstream = _print_nothing  # type: ignore[attr-defined]
 
-    def quiet(data: dict[str, Any], ignore_prefix: bool) -> None:
-        if data.get("pid") != "raylet":  # the cluster's errors; workers' output is not sent (log_to_driver)
-            printing(data, ignore_prefix)
 
-    quiet.quiet = True  # type: ignore[attr-defined]
-    worker.print_to_stdstream = quiet  # type: ignore[attr-defined]
+def _print_nothing(data: dict[str, Any], ignore_prefix: bool) -> None:
+    """Ray's console output, dropped (see ``quiet_console``)."""
 
 
 def shutdown() -> None:

@@ -324,7 +324,8 @@ def status_view(report: dict[str, Any]) -> Group:
         table.add_row(*cells(actor["name"], _state(actor["alive"], f"alive, {actor['busy']} busy"), where))
     parts: list[Any] = [table, Text(_versions(report), style="dim")]
     if dead:
-        hint = f"dead: {', '.join(sorted(dead))}. agentctl up restarts dead actors; agentctl down cleans up the rest"
+        fix = "agentctl up restarts them (the whole stack when Ray, Prefect or PostgreSQL died)"
+        hint = f"dead: {', '.join(sorted(dead))}. {fix}"
         parts.append(literal(hint, style="bold red"))
     return Group(*parts)
 
