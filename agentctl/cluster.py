@@ -9,6 +9,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from agentctl import ray_auth
@@ -17,7 +18,18 @@ from agentctl.errors import StackError
 
 NAMESPACE = "agentctl"
 PROBE_TIMEOUT = 5.0  # seconds for a configured cluster to answer; Ray's own retries take ~20 s
-_own_temp_dir: str | None = None  # the private temp dir of the local cluster connect started
+_own_temp_dir: Path | None = None  # the private dir of the local cluster connect started
+
+
+def private_ray_dir(parent: Path) -> str:
+    """Ray's temp dir inside ``parent``, made the user's alone (0700): Ray's logs hold what runs print,
+    and Ray makes every directory of its own tree 0777, so only a parent it does not touch can."""
+    try:
+        parent.mkdir(mode=0o700, exist_ok=True)
+        parent.chmod(0o700)  # an older agentctl let Ray own it, and Ray made it 0777
+    except OSError as exc:
+        raise StackError(f"cannot make Ray's temp dir {parent} ({exc.strerror}): remove it and try again") from None
+    return str(parent / "ray")
 
 
 def connect(settings: Settings, env_vars: dict[str, str]) -> bool:
@@ -50,10 +62,11 @@ def _prepare_env(settings: Settings, address: str | None) -> None:
 def _init(ray: Any, settings: Settings, env_vars: dict[str, str], address: str | None) -> None:
     global _own_temp_dir
     local = not address
+    temp_dir = None
     if local:
-        # Ray's logs hold what the runs print: a private directory (0700), not the shared /tmp/ray;
-        # under /tmp because Ray's socket paths must stay under 108 bytes.
-        _own_temp_dir = tempfile.mkdtemp(prefix="agentctl-ray-s")
+        # Not the shared /tmp/ray; under /tmp because Ray's socket paths must stay under 108 bytes.
+        _own_temp_dir = Path(tempfile.mkdtemp(prefix="agentctl-ray-s"))
+        temp_dir = private_ray_dir(_own_temp_dir)
     ray.init(
         address="local" if local else address,
         namespace=NAMESPACE,
@@ -62,7 +75,7 @@ def _init(ray: Any, settings: Settings, env_vars: dict[str, str], address: str |
         runtime_env={"env_vars": env_vars},
         logging_level=logging.ERROR,
         log_to_driver=False,
-        _temp_dir=_own_temp_dir if local else None,
+        _temp_dir=temp_dir,
     )
 
 

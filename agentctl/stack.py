@@ -289,16 +289,11 @@ def _ray_start(settings: Settings, temp_dir: str, port: int) -> list[str]:
 
 
 def _ray_temp_dir(settings: Settings) -> str:
-    """A directory of the user's alone (0700: Ray's logs hold what runs print), made now."""
+    from agentctl.cluster import private_ray_dir
+
     # Ray's socket paths must stay under 108 bytes, so a short directory named after the data dir.
     digest = hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:10]
-    path = Path(tempfile.gettempdir()) / f"agentctl-ray-{digest}"
-    try:
-        path.mkdir(mode=0o700, exist_ok=True)
-        path.chmod(0o700)  # made by an older agentctl, or by Ray itself, 0755
-    except OSError as exc:
-        raise StackError(f"cannot make Ray's temp dir {path} ({exc.strerror}): remove it, then agentctl up") from None
-    return str(path)
+    return private_ray_dir(Path(tempfile.gettempdir()) / f"agentctl-ray-{digest}")
 
 
 def connected(settings: Settings, state: StackState) -> Settings:
