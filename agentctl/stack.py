@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel
 
-from agentctl import proctree
+from agentctl import proctree, ray_auth
 from agentctl.config import Settings
 from agentctl.discovery import anchored, import_path
 from agentctl.errors import StackError, UsageError
@@ -269,7 +269,8 @@ def _ray(settings: Settings, state: StackState) -> None:
     command = _ray_start(settings, temp_dir, port)
     # Cluster mode off: the head binds to loopback only, as the one-call cluster does.
     # Ray's workers inherit the head's environment: no secrets there, requests bring their own.
-    env = {**without_secrets(settings), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    # Token auth on, its token made first: `ray start` alone would start the head without auth.
+    env = {**without_secrets(settings), **ray_auth.prepare(starting=True), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     except OSError as exc:
@@ -288,9 +289,11 @@ def _ray_start(settings: Settings, temp_dir: str, port: int) -> list[str]:
 
 
 def _ray_temp_dir(settings: Settings) -> str:
+    from agentctl.cluster import private_ray_dir
+
     # Ray's socket paths must stay under 108 bytes, so a short directory named after the data dir.
     digest = hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:10]
-    return str(Path(tempfile.gettempdir()) / f"agentctl-ray-{digest}")
+    return private_ray_dir(Path(tempfile.gettempdir()) / f"agentctl-ray-{digest}")
 
 
 def connected(settings: Settings, state: StackState) -> Settings:

@@ -393,8 +393,9 @@ def test_an_unreadable_state_file_is_named_not_ignored(tmp_path: Path, llm: Fake
 def test_up_uses_a_configured_ray_and_prefect_and_down_leaves_them_running(
     tmp_path: Path, llm: FakeLLM, github: FakeGitHub, prefect_api: str
 ) -> None:
-    address, head = _ray_head_of_our_own()
-    env = {**base_env(tmp_path, llm, github), "RAY_ADDRESS": address, "PREFECT_API_URL": prefect_api}
+    env = base_env(tmp_path, llm, github)
+    address, head = _ray_head_of_our_own(env)
+    env = {**env, "RAY_ADDRESS": address, "PREFECT_API_URL": prefect_api}
     try:
         started = run_cli(env, "up", timeout=240)
         assert started.code == 0, started.stderr
@@ -417,16 +418,19 @@ def test_up_uses_a_configured_ray_and_prefect_and_down_leaves_them_running(
         _stop_ray_head(head)
 
 
-def _ray_head_of_our_own() -> tuple[str, str]:
-    """A Ray head on loopback that agentctl did not start: its address and temp dir."""
+def _ray_head_of_our_own(env: dict[str, str], ip: str = "127.0.0.1") -> tuple[str, str]:
+    """A Ray head on loopback that agentctl did not start, with token auth on as Ray's docs set it up
+    (``ray get-auth-token --generate``, then ``ray start``) in ``env``'s HOME: its address and temp dir."""
     from agentctl.prefect_api import free_port
 
+    ray = str(Path(AGENTCTL).with_name("ray"))
     port, temp_dir = free_port(), tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    command = [str(Path(AGENTCTL).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1",
-               f"--port={port}", f"--temp-dir={temp_dir}", "--include-dashboard=false", "--disable-usage-stats"]
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
-    return f"127.0.0.1:{port}", temp_dir
+    subprocess.run([ray, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=120)
+    command = [ray, "start", "--head", f"--node-ip-address={ip}", f"--port={port}", f"--temp-dir={temp_dir}",
+               "--include-dashboard=false", "--disable-usage-stats"]
+    subprocess.run(command, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}, check=True, capture_output=True,
+                   timeout=120)
+    return f"{ip}:{port}", temp_dir
 
 
 def _gone(pids: list[int]) -> None:
