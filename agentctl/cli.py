@@ -1,7 +1,15 @@
 """The command line: wires the commands, turns errors into one line and an exit code.
 
-Exit codes: 0 success; 1 a run, the LLM or the stack failed; 2 a usage or configuration error
-(bad flag or value, missing API key, an LLM answer that could not be made valid); 130 Ctrl-C.
+Exit codes: 0 success, and for ``--help`` or a bare ``agentctl`` / ``agentctl processes``, which
+show the help (as git and prefect do for their help); 1 a run, the LLM or the stack failed; 2 a
+usage or configuration error (an unknown option or command, a missing or bad argument or value, a
+missing API key, an LLM answer that could not be made valid); 130 Ctrl-C, after one ``interrupted``
+line.
+
+Typer runs with its own copy of click (``typer._click``): the app is invoked here below typer's
+``main``, so its usage errors, ``Exit`` and ``KeyboardInterrupt`` all reach ``_run`` as they are,
+and every error is printed by ``_print_error``. Help is rendered in typer's markdown mode for the
+whole app: paragraphs rewrap, an indented block (an example) stays as it is, ``[`` is literal.
 """
 
 from __future__ import annotations
@@ -9,13 +17,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from agentctl import __version__
 from agentctl.commands import ask, evaluate, processes, repl, runs, stack
-from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, AgentctlError
+from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AgentctlError
+from agentctl.untrusted import printable
 
 app = typer.Typer(
     name="agentctl",
@@ -23,6 +32,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 app.command("ask")(ask.ask)
 app.add_typer(processes.app, name="processes")
@@ -59,39 +69,103 @@ def main() -> None:
     """Entry point: run the app, print errors as one line, exit without waiting on stragglers."""
     # What agentctl and its children (Prefect's server, Ray, PostgreSQL) create is the user's alone.
     os.umask(0o077)
-    code = _run()
+    code = _run(sys.argv[1:])
     sys.stdout.flush()
     sys.stderr.flush()
     # A normal interpreter exit waits on Ray's and Prefect's background threads; nothing is left to do.
     os._exit(code)
 
 
-def _run() -> int:
-    import click
-
-    debug = "--debug" in sys.argv
+def _run(args: list[str]) -> int:
+    debug = "--debug" in args
     try:
-        result = app(standalone_mode=False)
-        return result if isinstance(result, int) else 0
-    except click.ClickException as exc:
-        exc.show()
-        return EXIT_USAGE
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        print("\ninterrupted", file=sys.stderr)
+        return _invoke(args)
+    except KeyboardInterrupt:
+        _print_interrupted()
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (``agentctl ... | head``): say nothing more, as click does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     except AgentctlError as exc:
         if debug:
             import traceback
 
             traceback.print_exc()
-        print(f"error: {_redacted(str(exc))}", file=sys.stderr)
+        _print_error(_redacted(str(exc)))
         return exc.exit_code
     except Exception as exc:
         if debug:
             raise
-        message = f"internal error: {type(exc).__name__}: {_redacted(str(exc))} (run with --debug for details)"
-        print(f"error: {message}", file=sys.stderr)
+        _print_error(f"internal error: {type(exc).__name__}: {_redacted(str(exc))} (run with --debug for details)")
         return EXIT_FAILED
+
+
+def _invoke(args: list[str]) -> int:
+    """Run the command ``args`` name; typer's and click's own exits become exit codes here."""
+    from typer._click.exceptions import NoArgsIsHelpError
+
+    command = typer.main.get_command(app)
+    _flags_as_flags(command)
+    try:
+        with command.make_context("agentctl", args) as ctx:
+            result = command.invoke(ctx)
+        return result if isinstance(result, int) else EXIT_OK
+    except NoArgsIsHelpError as exc:
+        print(exc.format_message(), end="")  # empty when rich already printed the help
+        return EXIT_OK
+    except typer.Exit as exc:  # --help, --version
+        return exc.exit_code
+    except typer.Abort:
+        _print_interrupted()
+        return EXIT_INTERRUPTED
+    except typer.TyperException as exc:  # click's usage errors, as typer vendors them
+        where = getattr(exc, "ctx", None)
+        path = where.command_path if where is not None else _command_path(command, args)
+        _print_error(f"{_one_line(exc.format_message())}; see {path} --help")
+        return EXIT_USAGE
+
+
+def _one_line(message: str) -> str:
+    """click's message on one line, starting lower case like every other error line."""
+    message = " ".join(message.split()).rstrip(".")
+    return message[:1].lower() + message[1:]
+
+
+def _command_path(command: Any, args: list[str]) -> str:
+    """``agentctl`` and the (sub)commands ``args`` name, for errors click raises without a context."""
+    words = ["agentctl"]
+    for arg in args:
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None and not arg.startswith("-"):
+            break
+        if sub is not None:
+            words.append(arg)
+            command = sub
+    return " ".join(words)
+
+
+def _flags_as_flags(command: Any) -> None:
+    """Show on/off options as bare flags in help, with no ``<bool>`` value: they take none."""
+    from typer._click import Context
+    from typer.core import TyperOption
+
+    help_option = command.get_help_option(Context(command))
+    for param in [*command.params, help_option]:
+        if isinstance(param, TyperOption) and param.is_flag:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _flags_as_flags(sub)
+
+
+def _print_interrupted() -> None:
+    # A terminal shows ^C where the cursor was: start the line afresh there only.
+    print("\ninterrupted" if sys.stderr.isatty() else "interrupted", file=sys.stderr)
+
+
+def _print_error(message: str) -> None:
+    """The one place an error line is printed."""
+    print(f"error: {printable(message)}", file=sys.stderr)
 
 
 def _redacted(text: str) -> str:

@@ -190,7 +190,9 @@ def load(config_path: Path | None = None, overrides: dict[str, Any] | None = Non
 
 def _choose_file(explicit: Path | None) -> Path | None:
     if explicit is not None:
-        if not explicit.is_file():
+        if explicit.is_dir():
+            raise ConfigError(f"config file {explicit} is a directory: give --config or AGENTCTL_CONFIG a file")
+        if not explicit.exists():
             raise ConfigError(f"config file {explicit} does not exist: fix --config or AGENTCTL_CONFIG")
         return explicit
     from_env = os.environ.get("AGENTCTL_CONFIG")
@@ -205,6 +207,11 @@ def _read_file(path: Path | None) -> dict[str, Any]:
         return {}
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"config file {path} is not UTF-8 text (line {line}): save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 

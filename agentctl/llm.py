@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -107,12 +108,23 @@ async def complete(
         completion = await client().chat.completions.create(model=model, messages=messages, **extra)
     except openai.OpenAIError as exc:
         raise translate(exc, llm, model) from None
+    except json.JSONDecodeError:  # the body of a 200 was not JSON
+        completion = None
+    _check(completion, llm)
     usage = current_usage.get()
     if usage is not None:
         usage.add(completion)
-    if not completion.choices:
-        raise LLMError(f"the LLM at {endpoint(llm)} answered with no choices")
     return completion
+
+
+def _check(completion: Any, llm: LLMSettings) -> None:
+    """Refuse a 200 that is no chat completion: openai hands back a proxy's or portal's page as is."""
+    choices = getattr(completion, "choices", None)
+    if not isinstance(choices, list):
+        raise LLMError(f"the LLM at {endpoint(llm)} answered 200 with no chat completion: "
+                       "check llm.base_url / OPENAI_BASE_URL")
+    if not choices:
+        raise LLMError(f"the LLM at {endpoint(llm)} answered with no choices")
 
 
 def endpoint(llm: LLMSettings) -> str:

@@ -18,6 +18,19 @@ REPLACE_WAIT = 10.0  # seconds Ray's control store gets to free a dead named act
 
 
 Crashed = Callable[[str, str], bool]  # (run id, run kind): mark that Prefect run Crashed; whether it was
+Run = tuple[str, str]  # (run id, run kind)
+
+
+class Died(StackError):
+    """What a request's ``check`` raises: a piece the request needs died (``what``), and ``fix``.
+
+    ``api_dead``: the Prefect API is gone, so the request's run cannot be marked Crashed;
+    ``ray_dead``: Ray is gone, so the request cannot be cancelled in its actor either.
+    """
+
+    def __init__(self, what: str, fix: str, api_dead: bool = False, ray_dead: bool = False) -> None:
+        super().__init__(f"{what}: {fix}")
+        self.what, self.fix, self.api_dead, self.ray_dead = what, fix, api_dead, ray_dead
 
 
 class Pool:
@@ -42,23 +55,45 @@ class Pool:
     def _streamed(self, call: Callable[[Any], Any], check: Callable[[], None]) -> Iterator[Event]:
         index = self._pick()
         self._busy[index] += 1
-        run: tuple[str, str] | None = None
+        run: Run | None = None
         try:
             for event in _stream(call(self._actors[index]), check):
                 if isinstance(event, Log) and event.run_id and run is None:
                     run = (event.run_id, event.run_kind or "flow")
                 yield event
         except ActorDied as exc:
-            raise self._replace(index, run, exc) from None
+            raise self._actor_died(index, run, exc, check) from None
+        except Died as exc:
+            raise self._died(exc, run) from None
         finally:
             self._busy[index] -= 1
 
-    def _replace(self, index: int, run: tuple[str, str] | None, exc: ActorDied) -> ActorDied:
-        """Start a new actor in the dead one's place; mark its run Crashed; the error to raise."""
-        marked = ""
-        if run is not None:
+    def _actor_died(self, index: int, run: Run | None, exc: ActorDied, check: Callable[[], None]) -> StackError:
+        """The error for an actor that died: with a piece it needed (``check`` says which), or alone,
+        and then a new actor takes its place."""
+        try:
+            check()
+        except Died as cause:
+            return self._died(cause, run)
+        return self._replace(index, run, exc)
+
+    def _died(self, exc: Died, run: Run | None) -> StackError:
+        """One line: what died, what became of the request's run, the fix."""
+        return StackError(f"{exc.what}{self._marked(run, exc.api_dead)}: {exc.fix}")
+
+    def _marked(self, run: Run | None, api_dead: bool = False) -> str:
+        """What became of the run a dead actor or a dead piece left behind (marked Crashed if it can be)."""
+        if run is None:
+            return ""
+        if api_dead:
+            done = "cannot be marked Crashed while the Prefect API is down"
+        else:
             done = "is marked Crashed" if self.on_crash(*run) else "could not be marked Crashed"
-            marked = f"; its Prefect {run[1]} run {run[0]} {done}"
+        return f"; its Prefect {run[1]} run {run[0]} {done}"
+
+    def _replace(self, index: int, run: Run | None, exc: ActorDied) -> ActorDied:
+        """Start a new actor in the dead one's place; mark its run Crashed; the error to raise."""
+        marked = self._marked(run)
         try:
             self._actors[index] = self._respawn(index)
         except Exception as failed:  # the head itself may be gone: say so instead of a traceback
@@ -179,6 +214,10 @@ def _stream(stream: Any, check: Callable[[], None]) -> Iterator[Event]:
             yield _events.validate_python(ray.get(ref))
     except ray.exceptions.RayActorError as exc:
         raise ActorDied(f"the router actor died while handling the request ({first_line(exc.error_msg)})") from None
+    except Died as exc:
+        if not exc.ray_dead:  # a cancel travels through Ray
+            _cancel(stream)
+        raise
     except BaseException:
         _cancel(stream)
         raise

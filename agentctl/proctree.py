@@ -10,6 +10,8 @@ import signal
 import time
 from pathlib import Path
 
+_RAYLET, _GCS = "/raylet/raylet", "/gcs/gcs_server"  # the head's daemons, by their programs
+
 
 def ray_pids(temp_dir: str) -> list[int]:
     """Processes of the Ray head started with ``temp_dir``: the daemons that name it, and their
@@ -30,10 +32,17 @@ def ray_pids(temp_dir: str) -> list[int]:
     return sorted(pid for pid in parents if _descends(pid, found, parents))
 
 
+def ray_head_runs(temp_dir: str) -> bool:
+    """Whether the Ray head started with ``temp_dir`` can serve: its GCS server and its raylet both
+    run (without either, what is left of it only makes Ray's clients wait a minute, then fail)."""
+    programs = [_program(pid) for pid in ray_pids(temp_dir)]
+    return any(p.endswith(_RAYLET) for p in programs) and any(p.endswith(_GCS) for p in programs)
+
+
 def ray_stop_order(pids: list[int]) -> list[list[int]]:
     """``pids`` in the order ``ray stop`` terminates them: the raylets, the rest, the GCS servers."""
-    raylets = [p for p in pids if _program(p).endswith("/raylet/raylet")]
-    gcs = [p for p in pids if _program(p).endswith("/gcs/gcs_server")]
+    raylets = [p for p in pids if _program(p).endswith(_RAYLET)]
+    gcs = [p for p in pids if _program(p).endswith(_GCS)]
     return [raylets, [p for p in pids if p not in raylets and p not in gcs], gcs]
 
 

@@ -76,7 +76,7 @@ def from_signature(
     if not NAME_PATTERN.match(name):
         raise ConfigError(f"process name {name!r} must match {NAME_PATTERN.pattern}")
     doc = inspect.getdoc(fn) or ""
-    summary = description or " ".join(doc.split("\n\n")[0].split()) or name
+    summary = _summary(description, doc) or name
     model = _arguments_model(fn, name, _param_docs(doc))
     return Process(name=name, description=summary, kind=kind, entrypoint=entrypoint, arguments=model, **extra)
 
@@ -94,18 +94,44 @@ def _arguments_model(fn: Callable[..., Any], name: str, docs: dict[str, str]) ->
     return create_model(f"{name}_arguments", __config__=config, **fields)
 
 
+def _summary(description: str | None, doc: str) -> str:
+    """A given description as it is; the docstring (Prefect's default description) by its first paragraph.
+
+    The rest of a docstring (``Args:``, notes for developers) is for readers of the code: the
+    parameters' part goes into the schema, the rest is not shown to users or the model.
+    """
+    if description and " ".join(description.split()) != " ".join(doc.split()):
+        return description
+    return " ".join(doc.split("\n\n")[0].split())
+
+
 def _param_docs(doc: str) -> dict[str, str]:
-    """Parameter descriptions from a Google-style ``Args:`` section."""
+    """Parameter descriptions from a Google-style ``Args:`` section; deeper-indented lines continue one."""
     found: dict[str, str] = {}
-    in_args = False
-    for line in doc.splitlines():
-        if line.strip() in ("Args:", "Arguments:", "Parameters:"):
-            in_args = True
-        elif in_args and (m := re.match(r"^\s+(\w+)(?:\s*\(.*?\))?:\s*(.+)$", line)):
-            found[m.group(1)] = m.group(2).strip()
-        elif in_args and line and not line.startswith(" "):
-            in_args = False
+    indent, name = 0, ""
+    for line in _args_section(doc):
+        depth = len(line) - len(line.lstrip())
+        entry = re.match(r"^\s+(\w+)(?:\s*\(.*?\))?:\s*(.*)$", line)
+        if entry and (not name or depth <= indent):
+            indent, name = depth, entry.group(1)
+            found[name] = entry.group(2).strip()
+        elif name and depth > indent and line.strip():
+            found[name] = f"{found[name]} {line.strip()}".strip()
     return found
+
+
+def _args_section(doc: str) -> list[str]:
+    """The lines of the ``Args:`` section, up to the next line that is not indented."""
+    lines = doc.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() in ("Args:", "Arguments:", "Parameters:")]
+    if not starts:
+        return []
+    section = []
+    for line in lines[starts[0] + 1:]:
+        if line and not line.startswith(" "):
+            break
+        section.append(line)
+    return section
 
 
 def _type_label(prop: dict[str, Any]) -> str:

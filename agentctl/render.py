@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.panel import Panel
 from rich.pretty import Pretty
+from rich.status import Status
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
@@ -21,6 +22,8 @@ from rich.text import Text
 from agentctl.errors import EXIT_OK, AgentctlError
 from agentctl.events import ChatReply, Event, Failed, Log, Result, Routed, Usage
 from agentctl.registry import Process
+from agentctl.tables import Column, FittedTable
+from agentctl.untrusted import cells, literal, printable
 
 LEVEL_STYLES = {"DEBUG": "dim", "INFO": "cyan", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
 REPLY_STYLE: dict[str, Any] = {"title": "reply", "title_align": "left", "border_style": "blue"}
@@ -32,47 +35,73 @@ class RichRenderer:
 
     def __init__(self, out: Console, err: Console, redact: Redact, debug: bool = False, verbose: bool = False) -> None:
         self.out, self.err, self._redact, self._debug, self._verbose = out, err, redact, debug, verbose
+        self._status: Status | None = None
 
     def render(self, events: Iterable[Event]) -> int:
         """Print every event; return the exit code."""
         code = EXIT_OK
-        with self.err.status("Asking the LLM…", spinner="dots") as status:
+        with self.err.status("Asking the LLM…", spinner="dots") as self._status:
             for event in events:
-                code = self._one(event, status) or code
+                code = self._one(event) or code
         return code
 
-    def _one(self, event: Event, status: Any) -> int | None:
+    def _show(self, *renderables: RenderableType) -> None:
+        """Print on stdout with the spinner out of the way.
+
+        The spinner lives on the stderr console, which does not see what the stdout console writes:
+        on a terminal the two would share a line. Stopping it clears its line; it starts again after.
+        """
+        status = self._status
+        if status is not None:
+            status.stop()
+        for renderable in renderables:
+            self.out.print(renderable)
+        if status is not None:
+            status.start()
+
+    def _one(self, event: Event) -> int | None:
         if isinstance(event, Routed):
-            status.update(f"Running {event.process}…")
-            self.out.print(route_line(event, self._redact))
-            if event.reason:
-                self.out.print(Text(f"  reason: {self._redact(event.reason)}", style="dim"))
-            if event.policy is not None:
-                self.out.print(policy_text(event.policy))
+            if self._status is not None:
+                self._status.update(literal(f"Running {event.process}…", lines=False))
+            self._show(*route_view(event, self._redact))
         elif isinstance(event, Log):
-            self.out.print(log_line(event, self._redact))
+            self._show(log_line(event, self._redact))
         elif isinstance(event, Result):
-            self.out.print(result_panel(event, self._redact))
+            self._show(result_panel(event, self._redact))
         elif isinstance(event, ChatReply):
-            self.out.print(Panel(Text(self._redact(event.text)), **REPLY_STYLE))
+            self._show(Panel(literal(self._redact(event.text)), **REPLY_STYLE))
         elif isinstance(event, Usage):
             if self._verbose:
                 self.err.print(Text(usage_line(event), style="dim"))
         elif isinstance(event, Failed):
-            self.err.print(Text(f"error: {self._redact(event.message)}", style="bold red"))
-            if event.run and event.run.url:
-                self.err.print(Text(f"run: {event.run.url}", style="dim"))
-            if self._debug and event.detail:
-                self.err.print(Text(self._redact(event.detail), style="dim"))
+            self._failed(event)
             return event.exit_code
         return None
+
+    def _failed(self, event: Failed) -> None:
+        self.err.print(literal(f"error: {self._redact(event.message)}", style="bold red"))
+        if event.run and event.run.url:
+            self.err.print(literal(f"run: {event.run.url}", style="dim"))
+        if self._debug and event.detail:
+            self.err.print(literal(self._redact(event.detail), style="dim"))
+
+
+def route_view(event: Routed, redact: Redact) -> list[RenderableType]:
+    """The route line, the model's reason and, on a dry run, the retry policy."""
+    shown: list[RenderableType] = [route_line(event, redact)]
+    if event.reason:
+        shown.append(literal(f"  reason: {redact(event.reason)}", style="dim"))
+    if event.policy is not None:
+        shown.append(policy_text(event.policy))
+    return shown
 
 
 def route_line(event: Routed, redact: Redact) -> Text:
     """``→ process(arg=value, …)``"""
-    args = redact(", ".join(f"{k}={v!r}" for k, v in event.arguments.items()))
-    kind = f"  [{event.process_kind}]"
-    return Text.assemble(("→ ", "bold green"), (event.process, "bold"), (f"({args})", "green"), (kind, "dim"))
+    args = printable(redact(", ".join(f"{k}={v!r}" for k, v in event.arguments.items())), lines=False)
+    kind = printable(f"  [{event.process_kind}]")
+    name = printable(event.process, lines=False)
+    return Text.assemble(("→ ", "bold green"), (name, "bold"), (f"({args})", "green"), (kind, "dim"))
 
 
 def policy_text(policy: dict[str, Any]) -> Text:
@@ -88,7 +117,7 @@ def policy_text(policy: dict[str, Any]) -> Text:
     if policy.get("note"):
         lines.append(f"  note: {policy['note']}")
     lines.append("dry run: nothing ran")
-    return Text("\n".join(lines), style="dim")
+    return literal("\n".join(lines), style="dim")
 
 
 def usage_line(event: Usage) -> str:
@@ -101,8 +130,8 @@ def log_line(event: Log, redact: Redact) -> Text:
     """``12:00:01 INFO     run-name │ message``"""
     stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
     style = LEVEL_STYLES.get(event.level, "")
-    level, run = (f"{event.level:<8}", style), (f"{event.run_name} │ ", "magenta")
-    return Text.assemble((stamp, "dim"), " ", level, run, redact(event.message))
+    level, run = (f"{event.level:<8}", style), (printable(f"{event.run_name} │ ", lines=False), "magenta")
+    return Text.assemble((stamp, "dim"), " ", level, run, printable(redact(event.message)))
 
 
 def result_panel(event: Result, redact: Redact) -> Panel:
@@ -111,7 +140,9 @@ def result_panel(event: Result, redact: Redact) -> Panel:
     title = f"{event.process} · {run.kind} run {run.name or run.id or '?'} · {run.state}"
     value = json.loads(redact(json.dumps(event.value)))
     body: Any = _table(value) if isinstance(value, dict) else Pretty(value)
-    return Panel(body, title=title, title_align="left", subtitle=run.url, subtitle_align="left", border_style="green")
+    subtitle = literal(run.url, lines=False) if run.url else None
+    return Panel(body, title=literal(title, lines=False), title_align="left", subtitle=subtitle, subtitle_align="left",
+                 border_style="green")
 
 
 def _table(value: dict[str, Any]) -> Table:
@@ -120,16 +151,17 @@ def _table(value: dict[str, Any]) -> Table:
     table.add_column()
     for key, item in value.items():
         if item is not None:
-            table.add_row(str(key), _cell(item))
+            table.add_row(literal(str(key)), _cell(item))
     return table
 
 
-def _cell(item: Any) -> Any:
+def _cell(item: Any) -> RenderableType:
+    """A value of a result: text as typed, a flat mapping on one line, anything else by ``Pretty``."""
     if isinstance(item, str):
-        return item
+        return literal(item)
     if isinstance(item, dict) and all(isinstance(v, str | int | float) for v in item.values()):
-        return ", ".join(f"{k} {v}" for k, v in item.items())
-    return Pretty(item)
+        return literal(", ".join(f"{k} {v}" for k, v in item.items()))
+    return Pretty(item)  # strings inside are shown as their repr: escaped, never markup
 
 
 class JsonRenderer:
@@ -152,7 +184,8 @@ class JsonRenderer:
             self.doc["error"] = {"message": str(exc), "type": type(exc).__name__, "exit_code": exc.exit_code}
             raise
         finally:
-            self.out.print_json(self._redact(json.dumps(self.doc)), highlight=False)
+            # Plain text, not through rich: a console would wrap long strings and break the JSON.
+            print(self._redact(json.dumps(self.doc, indent=2)), file=self.out.file, flush=True)
         return code
 
     def _one(self, event: Event) -> int | None:
@@ -176,14 +209,15 @@ class JsonRenderer:
         return None
 
 
-def processes_table(processes: Iterable[Process]) -> Table:
-    """The registry as a table: name, kind, description, parameters with types."""
-    table = Table(title="processes", title_justify="left", expand=False)
-    for column in ("name", "kind", "description", "parameters"):
-        table.add_column(column, overflow="fold")
+PROCESS_COLUMNS = [Column("name"), Column("kind"), Column("description", wrap=True), Column("parameters", wrap=True)]
+
+
+def processes_table(processes: Iterable[Process]) -> FittedTable:
+    """The registry as a table: name, kind, description, parameters with types; names are never cut."""
+    table = FittedTable(PROCESS_COLUMNS, title="processes", title_justify="left")
     for p in processes:
         params = "\n".join(f"{n}: {t}" + ("" if req else " (optional)") for n, t, req in p.parameters())
-        table.add_row(Text(p.name, style="bold"), p.kind, p.description, params)
+        table.add_row(literal(p.name, style="bold"), p.kind, p.description, params)
     return table
 
 
@@ -224,20 +258,38 @@ def process_view(process: Process) -> Group:
                          ("entrypoint", process.entrypoint), ("source", process.source() or "unknown"),
                          ("options", _cell(process.options) if process.options else "-"),
                          ("tags", ", ".join(process.tags) or "-")):
-        head.add_row(label, value)
+        head.add_row(*cells(label, value))
     params = Table("parameter", "type", "required", "default", "description", title="parameters", title_justify="left")
     for row in parameter_rows(process):
         default = "" if row["required"] else json.dumps(row["default"])
-        params.add_row(row["name"], row["type"], "yes" if row["required"] else "no", default, row["description"])
-    schema = Syntax(json.dumps(process.schema(), indent=2), "json", theme="ansi_dark", word_wrap=True)
-    return Group(Panel(head, title=process.name, title_align="left"), params, schema)
+        required = "yes" if row["required"] else "no"
+        params.add_row(*cells(row["name"], row["type"], required, default, row["description"]))
+    schema = JsonBlock(process.schema())
+    return Group(Panel(head, title=literal(process.name, lines=False), title_align="left"), params, schema)
+
+
+EVAL_COLUMNS = [Column("model"), Column("cases", drop=5, justify="right"), Column("accuracy", justify="right"),
+                Column("argument accuracy", wrap=True, justify="right"), Column("errors", drop=4, justify="right"),
+                Column("p50 s", drop=6, justify="right"), Column("p90 s", drop=2, justify="right"),
+                Column("p99 s", drop=1, justify="right"), Column("tokens", drop=3, justify="right")]
+FAILURE_COLUMNS = [Column("model"), *(Column(header, wrap=True) for header in ("prompt", "expected", "got"))]
+
+
+class JsonBlock:
+    """JSON to read: highlighted and wrapped on a terminal, whole lines (valid JSON to copy) off one."""
+
+    def __init__(self, value: Any) -> None:
+        self.text = json.dumps(value, indent=2)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
+        # Soft wrap (no terminal, see commands.common.consoles) asks for lines unbroken; Syntax would crop them.
+        yield Text(self.text) if options.no_wrap else Syntax(self.text, "json", theme="ansi_dark", word_wrap=True)
 
 
 def eval_view(report: dict[str, dict[str, Any]]) -> Group:
-    """Per-model routing figures, then the failing cases."""
-    table = Table("model", "cases", "accuracy", "argument accuracy", "errors", "p50 s", "p90 s", "p99 s", "tokens",
-                  title="routing evaluation", title_justify="left")
-    failures = Table("model", "prompt", "expected", "got", title="failing cases", title_justify="left")
+    """Per-model routing figures, then the failing cases; model names are never cut."""
+    table = FittedTable(EVAL_COLUMNS, title="routing evaluation", title_justify="left")
+    failures = FittedTable(FAILURE_COLUMNS, title="failing cases", title_justify="left")
     for model, r in report.items():
         args = "-" if r["argument_accuracy"] is None else f"{r['argument_accuracy']:.0%}"
         lat = r["latency"]
@@ -256,54 +308,56 @@ def status_view(report: dict[str, Any]) -> Group:
     if "ray" not in report:
         if report.get("unready"):
             fix = "wait for it" if report["starting"] else "agentctl up starts it afresh"
-            table.add_row("stack", Text("not ready", style="red"), f"{report['unready']}: {fix}")
+            table.add_row(*cells("stack", Text("not ready", style="red"), f"{report['unready']}: {fix}"))
         else:
-            table.add_row("stack", Text("down", style="red"), "start one with agentctl up")
+            table.add_row(*cells("stack", Text("down", style="red"), "start one with agentctl up"))
         return Group(table, Text(_versions(report), style="dim"))
     dead = set(report["dead"])
     ray, prefect = report["ray"], report["prefect"]
     origin = "started by up" if ray["started_by_up"] else "configured"
-    table.add_row("Ray", _state("Ray head" not in dead, f"up ({origin})"), ray["address"])
-    table.add_row("Prefect API", _state(prefect["healthy"], "healthy", "not answering"), prefect["api_url"])
-    table.add_row("Prefect UI", "", prefect["ui_url"] or "none (configured API)")
-    table.add_row("database", _state("PostgreSQL" not in dead, "up"), prefect["database"])
+    table.add_row(*cells("Ray", _state("Ray head" not in dead, f"up ({origin})"), ray["address"]))
+    table.add_row(*cells("Prefect API", _state(prefect["healthy"], "healthy", "not answering"), prefect["api_url"]))
+    table.add_row(*cells("Prefect UI", "", prefect["ui_url"] or "none (configured API)"))
+    table.add_row(*cells("database", _state("PostgreSQL" not in dead, "up"), prefect["database"]))
     for actor in report["actors"]:
         where = f"router actor, pid {actor['pid']}" if actor["alive"] else "router actor"
-        table.add_row(actor["name"], _state(actor["alive"], f"alive, {actor['busy']} busy"), where)
+        table.add_row(*cells(actor["name"], _state(actor["alive"], f"alive, {actor['busy']} busy"), where))
     parts: list[Any] = [table, Text(_versions(report), style="dim")]
     if dead:
-        hint = f"dead: {', '.join(sorted(dead))}. agentctl up restarts dead actors; agentctl down cleans up the rest"
-        parts.append(Text(hint, style="bold red"))
+        fix = "agentctl up restarts them (the whole stack when Ray, Prefect or PostgreSQL died)"
+        hint = f"dead: {', '.join(sorted(dead))}. {fix}"
+        parts.append(literal(hint, style="bold red"))
     return Group(*parts)
 
 
 def _state(ok: bool, good: str, bad: str = "dead") -> Text:
-    return Text(good, style="green") if ok else Text(bad, style="red")
+    return literal(good, style="green") if ok else literal(bad, style="red")
 
 
 def _versions(report: dict[str, Any]) -> str:
-    return "versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items())
+    return printable("versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
 
 
-def runs_table(rows: list[dict[str, Any]], api_url: str) -> Table:
-    """``agentctl runs``: one row per run, newest first; the id is never cut, to copy it."""
-    table = Table(title=f"runs · {api_url}", title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("id", no_wrap=True, min_width=36)
-    for column, width in (("started", 11), ("state", 9), ("duration", 8), ("process", 8), ("run", 8)):
-        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=width)
+RUNS_COLUMNS = [Column("id"), Column("started", drop=3), Column("state"), Column("duration", drop=2, justify="right"),
+                Column("process"), Column("run", wrap=True, drop=1)]
+
+
+def runs_table(rows: list[dict[str, Any]], api_url: str) -> FittedTable:
+    """``agentctl runs``: one row per run, newest first; the id and the process are never cut."""
+    caption = None if rows else "no runs yet: agentctl ask starts one"
+    table = FittedTable(RUNS_COLUMNS, title=literal(f"runs · {api_url}", lines=False), title_justify="left",
+                        box=box.SIMPLE_HEAD, caption=caption)
     for row in rows:
         started = (row["started"] or "")[5:16].replace("T", " ")
         duration = f"{row['duration']:.2f}s" if row["duration"] is not None else ""
-        table.add_row(row["id"], started, _run_state(row["state"]), duration, row["process"] or "",
+        table.add_row(row["id"], started, _run_state(row["state"]), duration, row["process"],
                       f"{row['name']} ({row['kind']})")
-    if not rows:
-        table.caption = "no runs yet: agentctl ask starts one"
     return table
 
 
 def _run_state(state: str | None) -> Text:
     styles = {"Completed": "green", "Failed": "red", "Crashed": "red", "Cancelled": "yellow", "Running": "cyan"}
-    return Text(state or "?", style=styles.get(state or "", ""))
+    return literal(state or "?", style=styles.get(state or "", ""), lines=False)
 
 
 def run_view(detail: dict[str, Any], redact: Redact) -> Group:
@@ -314,18 +368,19 @@ def run_view(detail: dict[str, Any], redact: Redact) -> Group:
     for label, key in (("id", "id"), ("process", "process"), ("started", "started"), ("UI", "url"),
                        ("message", "message")):
         if detail.get(key):
-            head.add_row(label, redact(str(detail[key])))
+            head.add_row(*cells(label, redact(str(detail[key]))))
     duration = detail["duration"]
-    head.add_row("duration", f"{duration:.2f} s" if duration is not None else "")
+    head.add_row(*cells("duration", f"{duration:.2f} s" if duration is not None else ""))
     head.add_row("parameters", _json_cell(detail["parameters"], redact, "not recorded for task runs"))
     head.add_row("result", _json_cell(detail["result"], redact, "none recorded"))
-    title = f"{detail['name']} · {detail['kind']} run · {detail['state']}"
+    title = literal(f"{detail['name']} · {detail['kind']} run · {detail['state']}", lines=False)
     states = Table("time", "state", "message", title="state history", title_justify="left")
     for state in detail["states"]:
-        states.add_row(state["time"][:23].replace("T", " "), _run_state(state["state"]), state["message"] or "")
+        message = redact(state["message"] or "")
+        states.add_row(*cells(state["time"][:23].replace("T", " "), _run_state(state["state"]), message))
     logs = Table("time", "level", "message", title="logs", title_justify="left")
     for log in detail["logs"]:
-        logs.add_row(log["time"][11:23], log["level"], Text(redact(log["message"])))
+        logs.add_row(*cells(log["time"][11:23], log["level"], redact(log["message"])))
     return Group(Panel(head, title=title, title_align="left"), states, logs)
 
 

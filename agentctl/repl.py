@@ -20,6 +20,7 @@ from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, 
 from agentctl.events import Event
 from agentctl.registry import Registry
 from agentctl.session import Session
+from agentctl.untrusted import literal
 
 COMMANDS = {
     "/help": "this list",
@@ -69,13 +70,14 @@ class Repl:
         try:
             code = self._command(text) if text.startswith("/") else self._request(text)
         except AgentctlError as exc:
-            self.err.print(Text(f"error: {self.redact(str(exc))}", style="bold red"))
+            self.err.print(literal(f"error: {self.redact(str(exc))}", style="bold red"))
             code = exc.exit_code
         except KeyboardInterrupt:
             self.err.print(Text("cancelled", style="yellow"))
             code = EXIT_INTERRUPTED
         except Exception as exc:  # one bad line must not end the session
-            self.err.print(Text(f"error: {type(exc).__name__}: {self.redact(first_line(str(exc)))}", style="bold red"))
+            message = f"error: {type(exc).__name__}: {self.redact(first_line(str(exc)))}"
+            self.err.print(literal(message, style="bold red"))
             code = EXIT_FAILED
         if code not in (EXIT_OK, EXIT_INTERRUPTED):
             self.state.worst = max(self.state.worst, code)
@@ -114,7 +116,7 @@ class Repl:
         handler = self._commands.get(name)
         if handler is None:
             known = ", ".join(c.split()[0] for c in COMMANDS)
-            self.err.print(Text(f"unknown command {name}; the commands are: {known}", style="yellow"))
+            self.err.print(literal(f"unknown command {name}; the commands are: {known}", style="yellow"))
             return EXIT_USAGE
         return handler(args)
 
@@ -169,12 +171,12 @@ class Repl:
     def _model(self, args: list[str]) -> int:
         if args:
             self.state.model = None if args[0] == "default" else args[0]
-        self.out.print(f"model: {self.state.model or self.settings.llm.model}")
+        self.out.print(literal(f"model: {self.state.model or self.settings.llm.model}"))
         return EXIT_OK
 
     def _history(self, args: list[str]) -> int:
         for number, entry in enumerate(self.state.history[-21:-1], 1):
-            self.out.print(Text(f"{number:>3}  {entry}"))
+            self.out.print(literal(f"{number:>3}  {entry}"))
         return EXIT_OK
 
     def _exit(self, args: list[str]) -> int:

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
+from rich.text import Text
 
 from agentctl.config import Settings
-from agentctl.errors import EXIT_OK
+from agentctl.errors import EXIT_OK, EXIT_USAGE
 from agentctl.repl import Repl
+from agentctl.untrusted import literal
 
 PROMPT = "agentctl> "
 CONTINUATION = "      ... "
@@ -38,11 +40,30 @@ def joined(lines: Iterable[str]) -> Iterator[str]:
 
 def piped(repl: Repl, stream: IO[str]) -> int:
     """One request per line until end of input; the worst exit code of the requests."""
-    for line in joined(stream):
+    for line in joined(decoded(stream, lambda message: _refuse(repl, message))):
         repl.handle(line)
         if not repl.running:
             break
     return repl.state.worst
+
+
+def decoded(stream: IO[str], refuse: Callable[[str], None]) -> Iterator[str]:
+    """The stream's lines; one that is not text in its encoding is refused alone, the rest still come."""
+    raw = getattr(stream, "buffer", None)
+    if raw is None:  # already text, nothing to decode
+        yield from stream
+        return
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    for number, data in enumerate(raw, 1):
+        try:
+            yield data.decode(encoding)
+        except UnicodeDecodeError:
+            refuse(f"input line {number} is not {encoding} text; skipped it")
+
+
+def _refuse(repl: Repl, message: str) -> None:
+    repl.err.print(Text(f"error: {message}", style="bold red"))
+    repl.state.worst = max(repl.state.worst, EXIT_USAGE)
 
 
 def interactive(repl: Repl, history_path: Path) -> int:
@@ -130,21 +151,21 @@ def run(
 
     found = discover(settings)
     for problem in found.problems:
-        err.print(f"warning: {problem}", markup=False, highlight=False)
+        err.print(literal(f"warning: {problem}"), highlight=False)
     session = Session(settings, standalone=standalone)
     try:
         with err.status("Starting Ray, the Prefect API and the router pool…"):
             session.open()
             session.warm()
         if session.notice:
-            err.print(f"warning: {session.notice}", markup=False, highlight=False)
+            err.print(literal(f"warning: {session.notice}"), highlight=False)
         repl = Repl(settings, session, found.registry, out, err, redact)
         if not stdin.isatty():
             return piped(repl, stdin)
         where = f"{session.prefect_url} (agentctl up)" if session.on_stack else session.prefect_url
-        err.print(f"agentctl repl · {len(found.registry)} processes · model {settings.llm.model} · "
-                  f"Prefect API {where} · /help for commands, Ctrl-D to leave",
-                  style="dim", highlight=False, soft_wrap=True)
+        err.print(literal(f"agentctl repl · {len(found.registry)} processes · model {settings.llm.model} · "
+                          f"Prefect API {where} · /help for commands, Ctrl-D to leave", style="dim"),
+                  highlight=False, soft_wrap=True)
         return interactive(repl, settings.data_dir / "repl_history")
     finally:
         session.close()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-from agentctl import cluster
+from agentctl import cluster, watch
 from agentctl.config import Settings
 from agentctl.discovery import anchored
 from agentctl.errors import StackError
@@ -35,6 +35,7 @@ class Session:
         self._ray_connected = False
         self._pool: Pool | None = None
         self._stack: StackState | None = None
+        self._watch: watch.Check = watch.nothing
         self.notice: str | None = None
 
     def __enter__(self) -> Session:
@@ -57,6 +58,15 @@ class Session:
             self._start()
         assert self._pool is not None
         self._pool.on_crash = self._mark_crashed
+        self._watch = self._what_to_watch()
+
+    def _what_to_watch(self) -> watch.Check:
+        """What requests depend on and ``watch`` can tell dead in seconds."""
+        if self._api is not None:
+            return watch.own_server(self._api)
+        if self._stack is not None:
+            return watch.stack(self._stack)
+        return watch.api(self.prefect_url) if self.prefect_url else watch.nothing
 
     def _usable_stack(self) -> StackState | None:
         try:
@@ -117,12 +127,12 @@ class Session:
     def ask(self, request: str, model: str | None = None) -> Iterator[Event]:
         """Route (with ``model``, if given) and run ``request``; yield its events as they happen."""
         assert self._pool is not None, "open() the session first"
-        return self._pool.ask(request, model, check=self._check_api)
+        return self._pool.ask(request, model, check=self._watch)
 
     def run(self, name: str, arguments: dict[str, Any]) -> Iterator[Event]:
         """Run process ``name`` with ``arguments``, without the LLM; yield its events."""
         assert self._pool is not None, "open() the session first"
-        return self._pool.run(name, arguments, check=self._check_api)
+        return self._pool.run(name, arguments, check=self._watch)
 
     def warm(self) -> None:
         """Wait until every router actor is ready to run a process at once (for long sessions)."""
@@ -147,10 +157,6 @@ class Session:
         """A warning event for what the session chose that the user should know (the stack not used)."""
         if self.notice:
             yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=self.notice)
-
-    def _check_api(self) -> None:
-        if self._api is not None and self._api.exit_code() is not None:
-            raise self._api.failure()
 
     def _secrets(self) -> dict[str, str]:
         return secrets_of(self.settings)

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel
 
-from agentctl import proctree
+from agentctl import proctree, ray_auth
 from agentctl.config import Settings
 from agentctl.discovery import anchored, import_path
 from agentctl.errors import StackError, UsageError
@@ -108,7 +108,7 @@ def busy(settings: Settings) -> bool:
 def dead_pieces(state: StackState) -> list[str]:
     """The pieces ``up`` started that no longer run (a cheap check: no network, no Ray import)."""
     dead = []
-    if state.ray_temp_dir is not None and not proctree.ray_pids(state.ray_temp_dir):
+    if state.ray_temp_dir is not None and not proctree.ray_head_runs(state.ray_temp_dir):
         dead.append("Ray head")
     if state.prefect_pid is not None and not _ours(state.prefect_pid, state.prefect_url):
         dead.append("Prefect server")
@@ -265,15 +265,13 @@ def _ray(settings: Settings, state: StackState) -> None:
         state.ray_address = settings.ray.address
         return
     state.ray_temp_dir = temp_dir = _ray_temp_dir(settings)
-    # Ray makes its temp dir and the session, log and socket dirs in it world-writable (0777):
-    # a private parent keeps everyone else out of them.
-    private_dir(Path(temp_dir).parent)
     _write(settings, state)  # ray start can stop half way: its daemons are found by this directory
     port = free_port()
     command = _ray_start(settings, temp_dir, port)
     # Cluster mode off: the head binds to loopback only, as the one-call cluster does.
     # Ray's workers inherit the head's environment: no secrets there, requests bring their own.
-    env = {**without_secrets(settings), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    # Token auth on, its token made first: `ray start` alone would start the head without auth.
+    env = {**without_secrets(settings), **ray_auth.prepare(starting=True), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     except OSError as exc:
@@ -292,9 +290,11 @@ def _ray_start(settings: Settings, temp_dir: str, port: int) -> list[str]:
 
 
 def _ray_temp_dir(settings: Settings) -> str:
+    from agentctl.cluster import private_ray_dir
+
     # Ray's socket paths must stay under 108 bytes, so a short directory named after the data dir.
     digest = hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:10]
-    return str(Path(tempfile.gettempdir()) / f"agentctl-ray-{digest}" / "ray")
+    return private_ray_dir(Path(tempfile.gettempdir()) / f"agentctl-ray-{digest}")
 
 
 def connected(settings: Settings, state: StackState) -> Settings:

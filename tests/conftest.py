@@ -1,18 +1,23 @@
-"""Shared fixtures: the local LLM and GitHub servers, a shared Prefect API, a network guard.
+"""Shared fixtures: the local LLM and GitHub servers, a shared Prefect API, a network guard, and a
+fresh HOME for every CLI a test starts (and one for this process).
 
 Nothing here reaches the internet: every client is pointed at a local server through the same
 configuration a user sets, and any other connection is refused (in this process by a socket guard,
-in child processes by a proxy that does not exist).
+in child processes by a proxy that does not exist). Nothing here reads or writes the developer's
+HOME: what Ray, Prefect and agentctl keep there (Ray's auth token, Prefect's profiles) would make
+the tests pass where a new user's first call fails.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +34,33 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 # Any client that ignores the local servers hits this proxy, which refuses every connection.
 DEAD_PROXY = "http://127.0.0.1:9"
 NO_PROXY = "127.0.0.1,localhost,::1"
+# The developer's settings for agentctl, Prefect, Ray and the LLM client never reach a test.
+FOREIGN = ("AGENTCTL_", "OPENAI_", "AZURE_", "PREFECT_", "RAY_", "XDG_")
+
+
+def fresh_home(root: Path) -> dict[str, str]:
+    """HOME, the XDG directories and PREFECT_HOME of a user who never ran anything, under ``root``."""
+    home = root / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    return {"HOME": str(home), "XDG_CONFIG_HOME": str(root / "config"), "XDG_DATA_HOME": str(home / ".local/share"),
+            "XDG_CACHE_HOME": str(home / ".cache"), "PREFECT_HOME": str(home / ".prefect")}
+
+
+def _own_home_for_this_process() -> Path:
+    """This process (the shared Prefect API, tests that import Prefect or Ray) gets a fresh HOME too;
+    set at import, before anything imports Prefect, which reads PREFECT_HOME then."""
+    root = Path(tempfile.mkdtemp(prefix="agentctl-tests-"))
+    for name in [n for n in os.environ if n.startswith(FOREIGN)]:
+        del os.environ[name]
+    os.environ.update(fresh_home(root))
+    return root
+
+
+_PROCESS_HOME = _own_home_for_this_process()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_PROCESS_HOME, ignore_errors=True)
 
 
 def _guard_connect(original: Any) -> Any:
@@ -120,17 +152,24 @@ def _wait_healthy(url: str) -> None:
     raise RuntimeError("the shared Prefect API did not start")
 
 
+def isolated_env(tmp_path: Path) -> dict[str, str]:
+    """This process's environment for a program a test starts (agentctl, ``ray start``): a fresh HOME
+    under ``tmp_path``, none of the developer's agentctl, Prefect, Ray or LLM settings. Ray's temp dirs
+    are agentctl's own private ones (``ray start`` helpers pass their own): under ``tmp_path`` they would
+    pass the 107 bytes Ray's socket paths may have."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)}
+    keep.pop("GITHUB_TOKEN", None)
+    return {**keep, **fresh_home(tmp_path)}
+
+
 def base_env(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> dict[str, str]:
     """The environment a user would set, pointed at the local servers; no user config is read."""
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTCTL_", "OPENAI_", "PREFECT_", "RAY_"))}
-    keep.pop("GITHUB_TOKEN", None)
     return {
-        **keep,
+        **isolated_env(tmp_path),
         "OPENAI_API_KEY": API_KEY,
         "OPENAI_BASE_URL": f"{llm.url}/v1",
         "GITHUB_API_URL": github.url,
         "AGENTCTL_DATA_DIR": str(tmp_path / "data"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "AGENTCTL_GITHUB__RETRY_DELAY_SECONDS": "0",
         "AGENTCTL_LLM__MAX_RETRIES": "0",
         "AGENTCTL_POOL__SIZE": "1",

@@ -69,7 +69,7 @@ class _Server:
         status, headers, payload = self.respond(record)
         with self.lock:
             self.busy_seconds += time.perf_counter() - started
-        data = b"" if payload is None else json.dumps(payload).encode()
+        data = payload if isinstance(payload, bytes) else b"" if payload is None else json.dumps(payload).encode()
         handler.send_response(status)
         for key, value in {"content-type": "application/json", **headers}.items():
             handler.send_header(key, value)
@@ -100,6 +100,12 @@ class Reply:
     refusal: str | None = None
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # sent as the body of a 200 instead of a completion
+
+
+def garbage(body: bytes, content_type: str = "text/html") -> Reply:
+    """A 200 whose body is not a chat completion: a captive portal, a proxy's page, a broken server."""
+    return Reply(raw=body, headers={"content-type": content_type})
 
 
 def tool_call(name: str, arguments: dict[str, Any] | str, *more: tuple[str, dict[str, Any] | str]) -> Reply:
@@ -173,6 +179,8 @@ class FakeLLM(_Server):
             return 500, {}, {"error": {"message": f"no scripted reply left for a {kind} request"}}
         if reply.delay:
             time.sleep(reply.delay)  # the server is slow; the client's timeout is what is tested
+        if reply.raw is not None:
+            return 200, reply.headers, reply.raw
         if reply.status != 200:
             said = f" (you sent {sent})" if self.echo_key else ""
             return reply.status, reply.headers, {"error": {"message": f"{reply.error}{said}", "type": "server_error"}}
@@ -224,6 +232,8 @@ class FakeGitHub(_Server):
         self.moved: dict[str, str] = {}  # old full name -> Location base (this server or another)
         self.links = "paged"  # "paged"; hostile: "self" (next is this page), "back" (to page 1), "endless"
         self.echo_auth = False  # hostile: error bodies quote the Authorization header they got
+        self.fields: dict[str, dict[str, Any]] = {}  # full name -> fields the repository record says instead
+        self.fault_message = "scripted failure"  # the "message" of a scripted failure's body
 
     def reset(self) -> None:
         with self.lock:
@@ -235,6 +245,8 @@ class FakeGitHub(_Server):
             self.moved.clear()
             self.links = "paged"
             self.echo_auth = False
+            self.fields.clear()
+            self.fault_message = "scripted failure"
             if self.gate is not None:
                 self.gate.set()
             self.gate = None
@@ -264,7 +276,7 @@ class FakeGitHub(_Server):
             fault = self.faults.popleft() if self.faults else None
         if fault:
             said = f" (you sent {request.headers.get('authorization')})" if self.echo_auth else ""
-            return fault[0], fault[1], {"message": f"scripted failure{said}"}
+            return fault[0], fault[1], {"message": f"{self.fault_message}{said}"}
         parts = urlsplit(request.path)
         segments = parts.path.strip("/").split("/")
         if len(segments) < 3 or segments[0] != "repos":
@@ -276,7 +288,8 @@ class FakeGitHub(_Server):
             return 404, {}, {"message": "Not Found"}
         stars, contributors = self.repos[full_name.lower()]
         if len(segments) == 3:
-            return 200, {}, {"full_name": full_name, "stargazers_count": stars, "html_url": f"https://github.com/{full_name}"}
+            record = {"full_name": full_name, "stargazers_count": stars, "html_url": f"https://github.com/{full_name}"}
+            return 200, {}, {**record, **self.fields.get(full_name.lower(), {})}
         if segments[3:] == ["contributors"]:
             return self._contributors(full_name, contributors, parse_qs(parts.query))
         return 404, {}, {"message": "Not Found"}

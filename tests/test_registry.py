@@ -25,6 +25,36 @@ def sample(repo: str, limit: int = 10, labels: list[str] | None = None, state: L
     """
 
 
+def test_an_argument_description_may_go_on_over_more_lines() -> None:
+    def grep(pattern: str, path: str = ".") -> None:
+        """Search files.
+
+        More about it, for developers.
+
+        Args:
+            pattern: A regular expression,
+                matched against each line.
+            path: Where to search.
+
+        Returns:
+            Nothing.
+        """
+
+    process = from_signature(grep, name="grep", kind="flow", entrypoint="x:y")
+    properties = process.schema()["properties"]
+    assert process.description == "Search files."
+    assert properties["pattern"]["description"] == "A regular expression, matched against each line."
+    assert properties["path"]["description"] == "Where to search."
+
+
+def test_a_prefect_style_description_that_is_the_docstring_is_cut_to_its_first_paragraph() -> None:
+    doc = inspect.getdoc(sample) or ""
+    assert from_signature(sample, name="count", kind="flow", entrypoint="x:y", description=doc).description == (
+        "Count issues.")
+    given = "Count issues.\n\nOnly open ones."
+    assert from_signature(sample, name="count", kind="flow", entrypoint="x:y", description=given).description == given
+
+
 def test_schema_from_signature_and_docstring() -> None:
     process = from_signature(sample, name="count", kind="flow", entrypoint="x:y")
     schema = process.schema()

@@ -146,3 +146,17 @@ def test_completion_of_commands_and_process_names(tmp_path: Path) -> None:
     assert "/show" in _completions(repl, "/sh")[0]
     assert _completions(repl, "/show gi") == (["github_repo_info", "text_processing"], "gi")
     assert _completions(repl, "/run text_processing x")[0] == []
+
+
+def test_a_line_that_is_not_utf8_is_refused_alone(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
+    llm.script("route", say("first"), say("second"))
+    lines = b"first?\n" + "caf\xe9?\n".encode("latin-1") + b"second?\n"
+
+    proc = subprocess.run([AGENTCTL, "repl"], env={**base_env(tmp_path, llm, github), "LC_ALL": "C.UTF-8"},
+                          input=lines, capture_output=True, timeout=180)
+
+    stdout, stderr = proc.stdout.decode(), proc.stderr.decode()
+    assert proc.returncode == 2
+    assert [s for s in stderr.splitlines() if "error" in s] == ["error: input line 2 is not utf-8 text; skipped it"]
+    assert "first" in stdout and "second" in stdout  # the session carried on
+    assert len(llm.calls("route")) == 2

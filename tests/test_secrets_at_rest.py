@@ -3,8 +3,6 @@ state messages and logs, not in Ray's log files, not in what agentctl prints."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,14 +13,16 @@ import pytest
 from tests.conftest import API_KEY, GITHUB_TOKEN, run_cli
 from tests.servers import FakeGitHub, FakeLLM, fail, tool_call
 from tests.test_declare import FIXTURES
+from tests.test_stack import _ray_head_of_our_own, _stop_ray_head
 
 
 @pytest.fixture
-def ray_tmp() -> Iterator[Path]:
-    # Ray's socket paths must stay short: not under pytest's tmp_path.
-    path = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def ray_head(env: dict[str, str]) -> Iterator[tuple[str, Path]]:
+    """A Ray head of the test's own, whose worker logs outlive the call (a session's own cluster
+    removes its temp dir when it stops): its address and temp dir."""
+    address, temp_dir = _ray_head_of_our_own(env)
+    yield address, Path(temp_dir)
+    _stop_ray_head(temp_dir)
 
 
 def _github_echoes_the_token(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> list[str]:
@@ -46,9 +46,10 @@ def _process_code_leaks_the_token(env: dict[str, str], llm: FakeLLM, github: Fak
 
 @pytest.mark.parametrize("leak", [_github_echoes_the_token, _llm_echoes_the_key, _process_code_leaks_the_token])
 def test_an_echoed_secret_is_stored_nowhere(
-    env: dict[str, str], llm: FakeLLM, github: FakeGitHub, ray_tmp: Path, tmp_path: Path, leak: Any
+    env: dict[str, str], llm: FakeLLM, github: FakeGitHub, ray_head: tuple[str, Path], leak: Any
 ) -> None:
-    env = {**env, "GITHUB_TOKEN": GITHUB_TOKEN, "RAY_TMPDIR": str(ray_tmp)}
+    address, ray_tmp = ray_head
+    env = {**env, "GITHUB_TOKEN": GITHUB_TOKEN, "RAY_ADDRESS": address}
     args = leak(env, llm, github)
 
     asked = run_cli(env, *args, cwd=FIXTURES)
@@ -61,7 +62,7 @@ def test_an_echoed_secret_is_stored_nowhere(
     stored = _prefect_records(env["PREFECT_API_URL"], run_id, run["kind"])
     assert "refused" in stored or "you sent" in stored  # the error itself was stored, masked
     ray_logs = _files_text(ray_tmp, "worker-")
-    assert ray_logs, "no Ray worker log found under RAY_TMPDIR"
+    assert ray_logs, "no Ray worker log found in the head's temp dir"
     for where, text in [("ask", asked.stdout + asked.stderr), *[("runs show", s.stdout) for s in shown],
                         ("Prefect API", stored), ("Ray logs", ray_logs)]:
         assert GITHUB_TOKEN not in text and API_KEY not in text, f"a secret in {where}"

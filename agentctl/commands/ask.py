@@ -34,7 +34,9 @@ def ask(
     as a Prefect flow or task on the router pool, and its log lines and result are shown as they
     happen. When no process fits, the LLM's answer is shown as a chat reply.
 
-    Example: agentctl ask "Give me the stars and contributors for PrefectHQ/prefect"
+    Example:
+
+    `agentctl ask "Give me the stars and contributors for PrefectHQ/prefect"`
     """
     from agentctl.render import JsonRenderer, RichRenderer
 

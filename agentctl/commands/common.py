@@ -25,7 +25,15 @@ def settings(ctx: typer.Context, overrides: dict[str, Any] | None = None) -> Set
 
 def consoles() -> tuple[Console, Console]:
     """stdout and stderr consoles."""
-    return Console(), Console(stderr=True)
+    return _console(stderr=False), _console(stderr=True)
+
+
+def _console(stderr: bool) -> Console:
+    console = Console(stderr=stderr)
+    # Off a terminal there is no width to fit: rich would break every long line at 80 columns,
+    # cutting an error line in two and a JSON string in a schema. Tables still fit COLUMNS (80).
+    console.soft_wrap = not console.is_terminal
+    return console
 
 
 def redactor(settings: Settings) -> Any:

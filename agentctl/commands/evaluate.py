@@ -28,7 +28,9 @@ def evaluate(
     Every case goes through the router only (nothing executes), for each model, in parallel across
     the actor pool; the failing cases are listed.
 
-    Example: agentctl eval evals/builtins.toml --models gpt-4o-mini,gpt-4o
+    Example:
+
+    `agentctl eval evals/builtins.toml --models gpt-4o-mini,gpt-4o`
     """
     from agentctl.evaluation import load_cases, run_cases, summarize
     from agentctl.render import eval_view

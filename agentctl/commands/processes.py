@@ -9,6 +9,7 @@ import typer
 from rich.text import Text
 
 from agentctl.commands.common import consoles, redactor, settings
+from agentctl.untrusted import literal
 
 if TYPE_CHECKING:
     from agentctl.registry import Process, Registry
@@ -62,7 +63,9 @@ def run(
 ) -> int:
     """Run a process by hand, without the LLM: the same pool, Prefect run and streaming as ask.
 
-    Example: agentctl processes run github_repo_info --param repo=PrefectHQ/prefect
+    Example:
+
+    `agentctl processes run github_repo_info --param repo=PrefectHQ/prefect`
     """
     from agentctl.params import parse
     from agentctl.render import JsonRenderer, RichRenderer
@@ -85,7 +88,7 @@ def _registry(ctx: typer.Context) -> Registry:
     found = discover(settings(ctx))
     _, err = consoles()
     for problem in found.problems:
-        err.print(Text.assemble(("warning: ", "yellow"), problem), highlight=False)
+        err.print(Text.assemble(("warning: ", "yellow"), literal(problem)), highlight=False)
     return found.registry
 
 
