@@ -249,7 +249,7 @@ def _stale_stack_is_reported_and_replaced(env: dict[str, str], llm: FakeLLM, git
 
     status = _status(env)
     assert status["exit_code"] == 1 and "Prefect server" in status["dead"]
-    assert "agentctl down" in run_cli(env, "status").stdout
+    assert "agentctl up restarts them" in run_cli(env, "status").stdout
 
     github.add_repo("acme/rocket", stars=42, contributors=250)
     llm.script("route", ROUTE)
