@@ -24,6 +24,7 @@ def up(
     """
     from agentctl.stack import describe
     from agentctl.stack import up as start
+    from agentctl.untrusted import literal
     from agentctl.worker_env import secrets_of
 
     config = settings(ctx)
@@ -32,16 +33,18 @@ def up(
         state, already = start(config, secrets_of(config), postgres,
                                lambda: spinner.update("Waiting for another agentctl up or down to finish…"))
     out.print("already up" if already else "up", style="bold green")
-    out.print(describe(state), highlight=False)
+    out.print(literal(describe(state)), highlight=False)  # paths and URLs of the user's: never markup
 
 
 def down(ctx: typer.Context) -> None:
     """Stop what agentctl up started, and nothing else (configured Ray or Prefect stay up)."""
     from agentctl.stack import down as stop
+    from agentctl.untrusted import literal
 
     out, err = consoles()
     stopped = stop(settings(ctx), lambda: err.print("waiting for another agentctl up or down to finish…"))
-    out.print("\n".join(f"stopped {piece}" for piece in stopped) if stopped else "nothing was up", highlight=False)
+    out.print(literal("\n".join(f"stopped {piece}" for piece in stopped) if stopped else "nothing was up"),
+              highlight=False)
 
 
 def status(
