@@ -41,7 +41,7 @@ FOREIGN = ("AGENTCTL_", "OPENAI_", "AZURE_", "PREFECT_", "RAY_", "XDG_")
 def fresh_home(root: Path) -> dict[str, str]:
     """HOME, the XDG directories and PREFECT_HOME of a user who never ran anything, under ``root``."""
     home = root / "home"
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # as root's and most users' HOME: others cannot enter
     return {"HOME": str(home), "XDG_CONFIG_HOME": str(root / "config"), "XDG_DATA_HOME": str(home / ".local/share"),
             "XDG_CACHE_HOME": str(home / ".cache"), "PREFECT_HOME": str(home / ".prefect")}
 
@@ -187,10 +187,49 @@ class CLIResult:
         return json.loads(self.stdout)
 
 
+def start_ray_head(env: dict[str, str], ip: str = "127.0.0.1") -> tuple[str, str]:
+    """A Ray head on loopback that agentctl did not start, with token auth on as Ray's docs set it up
+    (``ray get-auth-token --generate``, then ``ray start``) in ``env``'s HOME: its address and temp dir."""
+    from agentctl.prefect_api import free_port
+
+    ray = str(Path(AGENTCTL).with_name("ray"))
+    env = {k: v for k, v in env.items() if not k.startswith("RAY_")}
+    port, temp_dir = free_port(), tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    subprocess.run([ray, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=120)
+    command = [ray, "start", "--head", f"--node-ip-address={ip}", f"--port={port}", f"--temp-dir={temp_dir}",
+               "--include-dashboard=false", "--disable-usage-stats"]
+    subprocess.run(command, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}, check=True, capture_output=True,
+                   timeout=120)
+    return f"{ip}:{port}", temp_dir
+
+
+def stop_ray_head(temp_dir: str) -> None:
+    """Stop the head ``start_ray_head`` started, and nothing else."""
+    from agentctl import proctree
+
+    for pids in proctree.ray_stop_order(proctree.ray_pids(temp_dir)):
+        for pid in pids:
+            proctree.send(pid, signal.SIGKILL)
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One Ray head for the CLI tests of routing and runs, joined as a user joins their own ``ray
+    start`` cluster: its address and its token's file. The calls that start a cluster of their own
+    (a fresh machine) are tested with ``base_env``."""
+    home = isolated_env(tmp_path_factory.mktemp("ray-shared"))
+    address, temp_dir = start_ray_head(home)
+    yield {"RAY_ADDRESS": address, "RAY_AUTH_TOKEN_PATH": str(Path(home["HOME"]) / ".ray" / "auth_token")}
+    stop_ray_head(temp_dir)
+
+
 @pytest.fixture
-def env(tmp_path: Path, llm: FakeLLM, github: FakeGitHub, prefect_api: str) -> dict[str, str]:
-    """User environment with the shared Prefect API configured."""
-    return {**base_env(tmp_path, llm, github), "PREFECT_API_URL": prefect_api}
+def env(
+    tmp_path: Path, llm: FakeLLM, github: FakeGitHub, prefect_api: str, ray_cluster: dict[str, str]
+) -> dict[str, str]:
+    """User environment with the shared Prefect API and Ray cluster configured."""
+    return {**base_env(tmp_path, llm, github), "PREFECT_API_URL": prefect_api, **ray_cluster}
 
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 180, cwd: Path | None = None) -> CLIResult:

@@ -17,9 +17,9 @@ import psutil
 import pytest
 
 from agentctl.prefect_api import free_port
-from tests.conftest import AGENTCTL, base_env, run_cli
+from tests.conftest import AGENTCTL, base_env, run_cli, start_ray_head, stop_ray_head
 from tests.servers import FakeGitHub, FakeLLM, tool_call
-from tests.test_stack import REQUEST, ROUTE, _down, _ray_head_of_our_own, _state, _status, _stop_ray_head, _up
+from tests.test_stack import REQUEST, ROUTE, _down, _state, _status, _up
 
 
 def _mode(path: Path) -> int:
@@ -53,9 +53,9 @@ def users_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     from tests.conftest import isolated_env
 
     env = isolated_env(tmp_path_factory.mktemp("ray-user"))
-    address, temp_dir = _ray_head_of_our_own(env, ip="127.0.0.2")
+    address, temp_dir = start_ray_head(env, ip="127.0.0.2")
     yield address, env["HOME"]
-    _stop_ray_head(temp_dir)
+    stop_ray_head(temp_dir)
 
 
 def test_a_users_cluster_at_the_address_ray_prints_serves_asks(

@@ -114,9 +114,9 @@ def test_piped_input(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
     assert PROMPT not in proc.stdout
 
 
-def test_piped_input_all_good_exits_0(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
+def test_piped_input_all_good_exits_0(env: dict[str, str], llm: FakeLLM) -> None:
     llm.script("route", say("Paris."))
-    proc = subprocess.run([AGENTCTL, "repl"], env=base_env(tmp_path, llm, github), input="/model gpt-x\ncapital?\n",
+    proc = subprocess.run([AGENTCTL, "repl"], env=env, input="/model gpt-x\ncapital?\n",
                           text=True, capture_output=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert "model: gpt-x" in proc.stdout and "Paris." in proc.stdout
@@ -124,11 +124,11 @@ def test_piped_input_all_good_exits_0(tmp_path: Path, llm: FakeLLM, github: Fake
     assert not re.search(r"Traceback", proc.stderr)
 
 
-def test_a_bad_line_does_not_end_the_session(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
+def test_a_bad_line_does_not_end_the_session(env: dict[str, str], llm: FakeLLM) -> None:
     llm.script("route", say("first"), say("second"))
     lines = '/run text_processing text="it\'s\n/dry-run on\nfirst?\nsecond?\n'
 
-    proc = subprocess.run([AGENTCTL, "repl"], env=base_env(tmp_path, llm, github), input=lines, text=True,
+    proc = subprocess.run([AGENTCTL, "repl"], env=env, input=lines, text=True,
                           capture_output=True, timeout=180)
 
     assert proc.returncode == 2
@@ -148,11 +148,11 @@ def test_completion_of_commands_and_process_names(tmp_path: Path) -> None:
     assert _completions(repl, "/run text_processing x")[0] == []
 
 
-def test_a_line_that_is_not_utf8_is_refused_alone(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
+def test_a_line_that_is_not_utf8_is_refused_alone(env: dict[str, str], llm: FakeLLM) -> None:
     llm.script("route", say("first"), say("second"))
     lines = b"first?\n" + "caf\xe9?\n".encode("latin-1") + b"second?\n"
 
-    proc = subprocess.run([AGENTCTL, "repl"], env={**base_env(tmp_path, llm, github), "LC_ALL": "C.UTF-8"},
+    proc = subprocess.run([AGENTCTL, "repl"], env={**env, "LC_ALL": "C.UTF-8"},
                           input=lines, capture_output=True, timeout=180)
 
     stdout, stderr = proc.stdout.decode(), proc.stderr.decode()

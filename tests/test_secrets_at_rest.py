@@ -10,19 +10,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, GITHUB_TOKEN, run_cli
+from tests.conftest import API_KEY, GITHUB_TOKEN, run_cli, start_ray_head, stop_ray_head
 from tests.servers import FakeGitHub, FakeLLM, fail, tool_call
 from tests.test_declare import FIXTURES
-from tests.test_stack import _ray_head_of_our_own, _stop_ray_head
 
 
 @pytest.fixture
 def ray_head(env: dict[str, str]) -> Iterator[tuple[str, Path]]:
     """A Ray head of the test's own, whose worker logs outlive the call (a session's own cluster
     removes its temp dir when it stops): its address and temp dir."""
-    address, temp_dir = _ray_head_of_our_own(env)
+    address, temp_dir = start_ray_head(env)
     yield address, Path(temp_dir)
-    _stop_ray_head(temp_dir)
+    stop_ray_head(temp_dir)
 
 
 def _github_echoes_the_token(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> list[str]:
@@ -50,6 +49,7 @@ def test_an_echoed_secret_is_stored_nowhere(
 ) -> None:
     address, ray_tmp = ray_head
     env = {**env, "GITHUB_TOKEN": GITHUB_TOKEN, "RAY_ADDRESS": address}
+    env.pop("RAY_AUTH_TOKEN_PATH")  # its own head's token is in the test's HOME
     args = leak(env, llm, github)
 
     asked = run_cli(env, *args, cwd=FIXTURES)

@@ -25,7 +25,7 @@ import pytest
 
 from agentctl import proctree
 from agentctl.postgres import home_of
-from tests.conftest import AGENTCTL, API_KEY, base_env, run_cli
+from tests.conftest import AGENTCTL, API_KEY, base_env, run_cli, start_ray_head, stop_ray_head
 from tests.servers import FakeGitHub, FakeLLM, tool_call
 from tests.test_cli_lifecycle import _alive_with, _loopback
 from tests.test_private_files import open_to_others
@@ -410,7 +410,7 @@ def test_up_uses_a_configured_ray_and_prefect_and_down_leaves_them_running(
     tmp_path: Path, llm: FakeLLM, github: FakeGitHub, prefect_api: str
 ) -> None:
     env = base_env(tmp_path, llm, github)
-    address, head = _ray_head_of_our_own(env)
+    address, head = start_ray_head(env)
     env = {**env, "RAY_ADDRESS": address, "PREFECT_API_URL": prefect_api}
     try:
         started = run_cli(env, "up", timeout=240)
@@ -431,22 +431,7 @@ def test_up_uses_a_configured_ray_and_prefect_and_down_leaves_them_running(
         assert httpx.get(f"{prefect_api}/health", trust_env=False).status_code == 200
     finally:
         run_cli(env, "down")
-        _stop_ray_head(head)
-
-
-def _ray_head_of_our_own(env: dict[str, str], ip: str = "127.0.0.1") -> tuple[str, str]:
-    """A Ray head on loopback that agentctl did not start, with token auth on as Ray's docs set it up
-    (``ray get-auth-token --generate``, then ``ray start``) in ``env``'s HOME: its address and temp dir."""
-    from agentctl.prefect_api import free_port
-
-    ray = str(Path(AGENTCTL).with_name("ray"))
-    port, temp_dir = free_port(), tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    subprocess.run([ray, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=120)
-    command = [ray, "start", "--head", f"--node-ip-address={ip}", f"--port={port}", f"--temp-dir={temp_dir}",
-               "--include-dashboard=false", "--disable-usage-stats"]
-    subprocess.run(command, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}, check=True, capture_output=True,
-                   timeout=120)
-    return f"{ip}:{port}", temp_dir
+        stop_ray_head(head)
 
 
 def _gone(pids: list[int]) -> None:
@@ -463,13 +448,6 @@ def _gone(pids: list[int]) -> None:
 
 def _routers(temp_dir: str) -> list[int]:
     return [p for p in proctree.ray_pids(temp_dir) if "RouterActor" in proctree.cmdline(p)]
-
-
-def _stop_ray_head(temp_dir: str) -> None:
-    for pids in proctree.ray_stop_order(proctree.ray_pids(temp_dir)):
-        for pid in pids:
-            proctree.send(pid, signal.SIGKILL)
-    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture
