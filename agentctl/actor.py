@@ -117,10 +117,16 @@ class RouterActor:
                 decision = await self._decide(request, usage, model, settings)
         except AgentctlError as exc:
             hidden = [*self._secrets, *secrets.values()]
-            return {"error": redact(str(exc), hidden), "latency": time.perf_counter() - started,
-                    "usage": usage.as_dict()}
-        chosen = {"process": None, "arguments": None} if isinstance(decision, ChatReply) else {
-            "process": decision.process.name, "arguments": decision.arguments}
+            return {
+                "error": redact(str(exc), hidden),
+                "latency": time.perf_counter() - started,
+                "usage": usage.as_dict(),
+            }
+        chosen = (
+            {"process": None, "arguments": None}
+            if isinstance(decision, ChatReply)
+            else {"process": decision.process.name, "arguments": decision.arguments}
+        )
         return {**chosen, "error": None, "latency": time.perf_counter() - started, "usage": usage.as_dict()}
 
     async def _decide(

@@ -126,10 +126,14 @@ def _probe(address: str) -> str | None:
 
 def _refusal(address: str) -> str:
     if ray_auth.token_on():
-        return (f"Ray at {address} refused the auth token in {ray_auth.token_path()}: put that cluster's token "
-                "there (or set RAY_AUTH_TOKEN_PATH to its file)")
-    return (f"Ray at {address} requires token auth: set {ray_auth.MODE_VAR}=token and put its token in "
-            f"{ray_auth.token_path()}")
+        return (
+            f"Ray at {address} refused the auth token in {ray_auth.token_path()}: put that cluster's token "
+            "there (or set RAY_AUTH_TOKEN_PATH to its file)"
+        )
+    return (
+        f"Ray at {address} requires token auth: set {ray_auth.MODE_VAR}=token and put its token in "
+        f"{ray_auth.token_path()}"
+    )
 
 
 @contextlib.contextmanager

@@ -133,8 +133,14 @@ def to_process(obj: Any) -> Process:
     name = declared.name or fn.__name__
     description = declared.description or getattr(obj, "description", None)
     return from_signature(
-        fn, name=name, kind=kind_of(obj), entrypoint=f"{fn.__module__}:{fn.__qualname__}",  # type: ignore[arg-type]
-        description=description, target=obj, options=declared.options, tags=declared.tags,
+        fn,
+        name=name,
+        kind=kind_of(obj),  # type: ignore[arg-type]
+        entrypoint=f"{fn.__module__}:{fn.__qualname__}",
+        description=description,
+        target=obj,
+        options=declared.options,
+        tags=declared.tags,
     )
 
 

@@ -30,8 +30,13 @@ def dry_run(settings: Settings, request: str) -> Iterator[Event]:
         yield decision
     else:
         process = decision.process
-        yield Routed(process=process.name, process_kind=process.kind, arguments=decision.arguments,
-                     reason=decision.reason, policy=retry_policy(process, settings))
+        yield Routed(
+            process=process.name,
+            process_kind=process.kind,
+            arguments=decision.arguments,
+            reason=decision.reason,
+            policy=retry_policy(process, settings),
+        )
     yield Usage.model_validate(usage.as_dict())
 
 

@@ -121,8 +121,9 @@ def _check(completion: Any, llm: LLMSettings) -> None:
     """Refuse a 200 that is no chat completion: openai hands back a proxy's or portal's page as is."""
     choices = getattr(completion, "choices", None)
     if not isinstance(choices, list):
-        raise LLMError(f"the LLM at {endpoint(llm)} answered 200 with no chat completion: "
-                       "check llm.base_url / OPENAI_BASE_URL")
+        raise LLMError(
+            f"the LLM at {endpoint(llm)} answered 200 with no chat completion: check llm.base_url / OPENAI_BASE_URL"
+        )
     if not choices:
         raise LLMError(f"the LLM at {endpoint(llm)} answered with no choices")
 
@@ -141,8 +142,10 @@ def translate(exc: Exception, llm: LLMSettings, model: str | None = None) -> Exc
     where = endpoint(llm)
     model = model or llm.model
     if isinstance(exc, openai.APITimeoutError):
-        return LLMError(f"the LLM at {where} did not answer within {llm.timeout:g} s "
-                        f"({llm.max_retries + 1} tries; llm.timeout, llm.max_retries)")
+        return LLMError(
+            f"the LLM at {where} did not answer within {llm.timeout:g} s "
+            f"({llm.max_retries + 1} tries; llm.timeout, llm.max_retries)"
+        )
     if isinstance(exc, openai.APIConnectionError):
         return LLMError(f"could not reach the LLM at {where}: check llm.base_url / OPENAI_BASE_URL")
     if isinstance(exc, openai.AuthenticationError):
@@ -150,10 +153,12 @@ def translate(exc: Exception, llm: LLMSettings, model: str | None = None) -> Exc
     if isinstance(exc, openai.NotFoundError):
         return UsageError(f"the LLM at {where} does not know model {model!r} (404): check llm.model / --model")
     if isinstance(exc, openai.RateLimitError):
-        return LLMError(f"the LLM at {where} is still rate limiting (429) after {llm.max_retries} retries "
-                        "(llm.max_retries); try again later")
+        return LLMError(
+            f"the LLM at {where} is still rate limiting (429) after {llm.max_retries} retries "
+            "(llm.max_retries); try again later"
+        )
     if isinstance(exc, openai.BadRequestError) and "tool" in _short(exc).lower() and llm.mode == "tools":
-        return UsageError(f"the LLM at {where} rejected tool calling ({_short(exc)}): set llm.mode = \"json_schema\"")
+        return UsageError(f'the LLM at {where} rejected tool calling ({_short(exc)}): set llm.mode = "json_schema"')
     if isinstance(exc, openai.APIStatusError):
         return LLMError(f"the LLM at {where} answered {exc.status_code}: {_short(exc)}")
     return LLMError(f"the LLM call failed: {type(exc).__name__}")

@@ -37,7 +37,7 @@ def _from_json(text: str | None) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise UsageError(f"--params-json is not valid JSON: {exc.msg} at character {exc.pos}") from None
     if not isinstance(value, dict):
-        raise UsageError("--params-json must be a JSON object, for example '{\"repo\": \"acme/rocket\"}'")
+        raise UsageError('--params-json must be a JSON object, for example \'{"repo": "acme/rocket"}\'')
     return value
 
 

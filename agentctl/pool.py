@@ -97,8 +97,9 @@ class Pool:
         try:
             self._actors[index] = self._respawn(index)
         except Exception as failed:  # the head itself may be gone: say so instead of a traceback
-            return ActorDied(f"{exc}{marked}; no new router actor could start ({first_line(str(failed))}): "
-                             "see agentctl status")
+            return ActorDied(
+                f"{exc}{marked}; no new router actor could start ({first_line(str(failed))}): see agentctl status"
+            )
         return ActorDied(f"{exc}{marked}; a new router actor took its place: ask again")
 
     def _respawn(self, index: int) -> Any:
@@ -150,6 +151,7 @@ class Pool:
 
     def ask(self, request: str, model: str | None = None, check: Callable[[], None] = lambda: None) -> Iterator[Event]:
         """Route (with ``model``, if given) and run ``request`` on the next actor; yield its events."""
+
         def call(actor: Any) -> Any:
             return actor.handle.options(num_returns="streaming").remote(request, model, self._caller)
 
@@ -157,6 +159,7 @@ class Pool:
 
     def run(self, name: str, arguments: dict[str, Any], check: Callable[[], None] = lambda: None) -> Iterator[Event]:
         """Run process ``name`` on the next actor, without the LLM; yield its events."""
+
         def call(actor: Any) -> Any:
             return actor.run.options(num_returns="streaming").remote(name, arguments, self._caller)
 

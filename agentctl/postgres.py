@@ -60,8 +60,10 @@ def _postgres_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam("postgres")
     except KeyError:
-        raise StackError("PostgreSQL does not run as root and there is no postgres user: run agentctl up "
-                         f"--postgres as an ordinary user, or {INSTALL_HINT}") from None
+        raise StackError(
+            "PostgreSQL does not run as root and there is no postgres user: run agentctl up "
+            f"--postgres as an ordinary user, or {INSTALL_HINT}"
+        ) from None
 
 
 class LocalPostgres:
@@ -80,8 +82,17 @@ class LocalPostgres:
         """Start the server (creating the cluster and database the first time); return the database URL."""
         self._prepare()
         if not (self.pgdata / "PG_VERSION").exists():
-            self._run("initdb", "-D", str(self.pgdata), "-U", USER, "--auth=scram-sha-256",
-                      f"--pwfile={self._password_file}", "-E", "UTF8")
+            self._run(
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                USER,
+                "--auth=scram-sha-256",
+                f"--pwfile={self._password_file}",
+                "-E",
+                "UTF8",
+            )
         options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories=''"
         try:  # pg_ctl puts the server in a session of its own: Ctrl-C of up does not reach it
             self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_path), "-o", options, "-w", "start")
@@ -118,13 +129,24 @@ class LocalPostgres:
         for path in (self.home.parent, self.home, *self.home.rglob("*")):
             os.chown(path, user.pw_uid, user.pw_gid)
         if _execute([*self._as, "test", "-w", str(self.home)], self._env).returncode != 0:
-            raise StackError(f"the postgres user cannot reach {self.home}: make its home "
-                             f"({user.pw_dir}) its own, or run agentctl up --postgres as an ordinary user")
+            raise StackError(
+                f"the postgres user cannot reach {self.home}: make its home "
+                f"({user.pw_dir}) its own, or run agentctl up --postgres as an ordinary user"
+            )
 
     def _create_database(self) -> None:
         env = {**self._env, "PGPASSWORD": self._password_file.read_text().strip()}
-        command = [*self._as, str(self._bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER,
-                   DATABASE]
+        command = [
+            *self._as,
+            str(self._bin / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            USER,
+            DATABASE,
+        ]
         done = _execute(command, env)
         if done.returncode != 0 and "already exists" not in done.stderr:
             raise StackError(f"createdb failed: {done.stderr.strip()}; see {self.log_path}")

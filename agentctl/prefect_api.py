@@ -26,7 +26,11 @@ class LocalPrefectAPI:
     """``uvicorn`` serving Prefect's API app on 127.0.0.1, started in its own process group."""
 
     def __init__(
-        self, data_dir: Path, telemetry: bool, secret_names: frozenset[str] = frozenset(), ui: bool = False,
+        self,
+        data_dir: Path,
+        telemetry: bool,
+        secret_names: frozenset[str] = frozenset(),
+        ui: bool = False,
         database: str | None = None,
     ) -> None:
         self.data_dir, self.home = data_dir, data_dir / "prefect"
@@ -45,8 +49,12 @@ class LocalPrefectAPI:
         private_dir(self.home)
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
-                self._command(), env=self._env(), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                self._command(),
+                env=self._env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
 
     def _command(self) -> list[str]:
@@ -54,15 +62,31 @@ class LocalPrefectAPI:
         if spec is None or spec.origin is None:
             raise StackError("prefect is not installed: reinstall agentctl")
         return [
-            sys.executable, "-m", "uvicorn", "--app-dir", str(Path(spec.origin).parent.parent),
-            "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
-            "--port", str(self.port), "--log-level", "error", "--lifespan", "on",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(Path(spec.origin).parent.parent),
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
         ]
 
     def _env(self) -> dict[str, str]:
         inherited = {k: v for k, v in os.environ.items() if k not in self._secret_names}
-        env = {**inherited, "PREFECT_HOME": str(self.home), "PREFECT_API_DATABASE_CONNECTION_URL": self.database,
-               "PREFECT_UI_ENABLED": "true" if self._ui else "false"}
+        env = {
+            **inherited,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_DATABASE_CONNECTION_URL": self.database,
+            "PREFECT_UI_ENABLED": "true" if self._ui else "false",
+        }
         if not self._ui:
             env["PREFECT__SERVER_EPHEMERAL"] = "1"  # one call's server: skip the long-running services
         if not self._telemetry:

@@ -40,9 +40,11 @@ def prepare(starting: bool) -> dict[str, str]:
         if starting:
             _make_token()
         elif not _has_token():
-            raise StackError(f"no Ray auth token in {token_path()}: copy the cluster's token there (or set "
-                             f"RAY_AUTH_TOKEN_PATH to its file), or set {MODE_VAR}=disabled for a cluster "
-                             "without token auth")
+            raise StackError(
+                f"no Ray auth token in {token_path()}: copy the cluster's token there (or set "
+                f"RAY_AUTH_TOKEN_PATH to its file), or set {MODE_VAR}=disabled for a cluster "
+                "without token auth"
+            )
     return {MODE_VAR: os.environ[MODE_VAR]}
 
 
@@ -76,5 +78,7 @@ def _write_new(path: Path) -> None:
             os.link(temp, path)
         os.unlink(temp)
     except OSError as exc:
-        raise StackError(f"cannot write Ray's auth token {path} ({exc.strerror}): fix its directory's "
-                         "permissions, or set RAY_AUTH_TOKEN_PATH") from None
+        raise StackError(
+            f"cannot write Ray's auth token {path} ({exc.strerror}): fix its directory's "
+            "permissions, or set RAY_AUTH_TOKEN_PATH"
+        ) from None

@@ -127,7 +127,7 @@ def _args_section(doc: str) -> list[str]:
     if not starts:
         return []
     section = []
-    for line in lines[starts[0] + 1:]:
+    for line in lines[starts[0] + 1 :]:
         if line and not line.startswith(" "):
             break
         section.append(line)

@@ -122,8 +122,10 @@ def policy_text(policy: dict[str, Any]) -> Text:
 
 def usage_line(event: Usage) -> str:
     """``tokens: 150 (120 prompt + 30 completion) in 2 LLM requests``"""
-    return (f"tokens: {event.total_tokens} ({event.prompt_tokens} prompt + {event.completion_tokens} completion) "
-            f"in {event.requests} LLM request{'s' if event.requests != 1 else ''}")
+    return (
+        f"tokens: {event.total_tokens} ({event.prompt_tokens} prompt + {event.completion_tokens} completion) "
+        f"in {event.requests} LLM request{'s' if event.requests != 1 else ''}"
+    )
 
 
 def log_line(event: Log, redact: Redact) -> Text:
@@ -141,8 +143,14 @@ def result_panel(event: Result, redact: Redact) -> Panel:
     value = json.loads(redact(json.dumps(event.value)))
     body: Any = _table(value) if isinstance(value, dict) else Pretty(value)
     subtitle = literal(run.url, lines=False) if run.url else None
-    return Panel(body, title=literal(title, lines=False), title_align="left", subtitle=subtitle, subtitle_align="left",
-                 border_style="green")
+    return Panel(
+        body,
+        title=literal(title, lines=False),
+        title_align="left",
+        subtitle=subtitle,
+        subtitle_align="left",
+        border_style="green",
+    )
 
 
 def _table(value: dict[str, Any]) -> Table:
@@ -170,8 +178,16 @@ class JsonRenderer:
     def __init__(self, out: Console, request: str, redact: Redact) -> None:
         self.out, self._redact = out, redact
         self.doc: dict[str, Any] = {
-            "request": request, "route": None, "arguments": None, "reason": None, "chat": None, "result": None,
-            "run": None, "logs": [], "usage": None, "error": None,
+            "request": request,
+            "route": None,
+            "arguments": None,
+            "reason": None,
+            "chat": None,
+            "result": None,
+            "run": None,
+            "logs": [],
+            "usage": None,
+            "error": None,
         }
 
     def render(self, events: Iterable[Event]) -> int:
@@ -232,9 +248,15 @@ def processes_json(processes: Iterable[Process]) -> list[dict[str, Any]]:
 def process_json(process: Process) -> dict[str, Any]:
     """One process in full, as JSON."""
     return {
-        "name": process.name, "kind": process.kind, "description": process.description,
-        "entrypoint": process.entrypoint, "source": process.source(), "options": process.options,
-        "tags": list(process.tags), "parameters": parameter_rows(process), "schema": process.schema(),
+        "name": process.name,
+        "kind": process.kind,
+        "description": process.description,
+        "entrypoint": process.entrypoint,
+        "source": process.source(),
+        "options": process.options,
+        "tags": list(process.tags),
+        "parameters": parameter_rows(process),
+        "schema": process.schema(),
     }
 
 
@@ -244,8 +266,15 @@ def parameter_rows(process: Process) -> list[dict[str, Any]]:
     rows = []
     for name, type_label, required in process.parameters():
         prop = properties[name]
-        rows.append({"name": name, "type": type_label, "required": required,
-                     "default": prop.get("default"), "description": prop.get("description", "")})
+        rows.append(
+            {
+                "name": name,
+                "type": type_label,
+                "required": required,
+                "default": prop.get("default"),
+                "description": prop.get("description", ""),
+            }
+        )
     return rows
 
 
@@ -254,10 +283,14 @@ def process_view(process: Process) -> Group:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
-    for label, value in (("kind", process.kind), ("description", process.description),
-                         ("entrypoint", process.entrypoint), ("source", process.source() or "unknown"),
-                         ("options", _cell(process.options) if process.options else "-"),
-                         ("tags", ", ".join(process.tags) or "-")):
+    for label, value in (
+        ("kind", process.kind),
+        ("description", process.description),
+        ("entrypoint", process.entrypoint),
+        ("source", process.source() or "unknown"),
+        ("options", _cell(process.options) if process.options else "-"),
+        ("tags", ", ".join(process.tags) or "-"),
+    ):
         head.add_row(*cells(label, value))
     params = Table("parameter", "type", "required", "default", "description", title="parameters", title_justify="left")
     for row in parameter_rows(process):
@@ -268,10 +301,17 @@ def process_view(process: Process) -> Group:
     return Group(Panel(head, title=literal(process.name, lines=False), title_align="left"), params, schema)
 
 
-EVAL_COLUMNS = [Column("model"), Column("cases", drop=5, justify="right"), Column("accuracy", justify="right"),
-                Column("argument accuracy", wrap=True, justify="right"), Column("errors", drop=4, justify="right"),
-                Column("p50 s", drop=6, justify="right"), Column("p90 s", drop=2, justify="right"),
-                Column("p99 s", drop=1, justify="right"), Column("tokens", drop=3, justify="right")]
+EVAL_COLUMNS = [
+    Column("model"),
+    Column("cases", drop=5, justify="right"),
+    Column("accuracy", justify="right"),
+    Column("argument accuracy", wrap=True, justify="right"),
+    Column("errors", drop=4, justify="right"),
+    Column("p50 s", drop=6, justify="right"),
+    Column("p90 s", drop=2, justify="right"),
+    Column("p99 s", drop=1, justify="right"),
+    Column("tokens", drop=3, justify="right"),
+]
 FAILURE_COLUMNS = [Column("model"), *(Column(header, wrap=True) for header in ("prompt", "expected", "got"))]
 
 
@@ -293,8 +333,17 @@ def eval_view(report: dict[str, dict[str, Any]]) -> Group:
     for model, r in report.items():
         args = "-" if r["argument_accuracy"] is None else f"{r['argument_accuracy']:.0%}"
         lat = r["latency"]
-        table.add_row(model, str(r["cases"]), f"{r['accuracy']:.0%}", args, str(r["errors"]), f"{lat['p50']:.2f}",
-                      f"{lat['p90']:.2f}", f"{lat['p99']:.2f}", str(r["tokens"]["total_tokens"]))
+        table.add_row(
+            model,
+            str(r["cases"]),
+            f"{r['accuracy']:.0%}",
+            args,
+            str(r["errors"]),
+            f"{lat['p50']:.2f}",
+            f"{lat['p90']:.2f}",
+            f"{lat['p99']:.2f}",
+            str(r["tokens"]["total_tokens"]),
+        )
         for f in r["failures"]:
             got = f["error"] or f"{f['got']['process']} {json.dumps(f['got']['arguments'])}"
             expected = f"{f['expected']['process']} {json.dumps(f['expected']['arguments'] or {})}"
@@ -338,20 +387,32 @@ def _versions(report: dict[str, Any]) -> str:
     return printable("versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
 
 
-RUNS_COLUMNS = [Column("id"), Column("started", drop=3), Column("state"), Column("duration", drop=2, justify="right"),
-                Column("process"), Column("run", wrap=True, drop=1)]
+RUNS_COLUMNS = [
+    Column("id"),
+    Column("started", drop=3),
+    Column("state"),
+    Column("duration", drop=2, justify="right"),
+    Column("process"),
+    Column("run", wrap=True, drop=1),
+]
 
 
 def runs_table(rows: list[dict[str, Any]], api_url: str) -> FittedTable:
     """``agentctl runs``: one row per run, newest first; the id and the process are never cut."""
     caption = None if rows else "no runs yet: agentctl ask starts one"
-    table = FittedTable(RUNS_COLUMNS, title=literal(f"runs · {api_url}", lines=False), title_justify="left",
-                        box=box.SIMPLE_HEAD, caption=caption)
+    table = FittedTable(
+        RUNS_COLUMNS,
+        title=literal(f"runs · {api_url}", lines=False),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption=caption,
+    )
     for row in rows:
         started = (row["started"] or "")[5:16].replace("T", " ")
         duration = f"{row['duration']:.2f}s" if row["duration"] is not None else ""
-        table.add_row(row["id"], started, _run_state(row["state"]), duration, row["process"],
-                      f"{row['name']} ({row['kind']})")
+        table.add_row(
+            row["id"], started, _run_state(row["state"]), duration, row["process"], f"{row['name']} ({row['kind']})"
+        )
     return table
 
 
@@ -365,8 +426,13 @@ def run_view(detail: dict[str, Any], redact: Redact) -> Group:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column(overflow="fold")
-    for label, key in (("id", "id"), ("process", "process"), ("started", "started"), ("UI", "url"),
-                       ("message", "message")):
+    for label, key in (
+        ("id", "id"),
+        ("process", "process"),
+        ("started", "started"),
+        ("UI", "url"),
+        ("message", "message"),
+    ):
         if detail.get(key):
             head.add_row(*cells(label, redact(str(detail[key]))))
     duration = detail["duration"]

@@ -49,16 +49,30 @@ class ReplState:
 class Repl:
     """Turns lines into requests and commands on an open session."""
 
-    def __init__(self, settings: Settings, session: Session, registry: Registry, out: Console, err: Console,
-                 redact: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        session: Session,
+        registry: Registry,
+        out: Console,
+        err: Console,
+        redact: Callable[[str], str],
+    ) -> None:
         self.settings, self.session, self.registry = settings, session, registry
         self.out, self.err, self.redact = out, err, redact
         self.state = ReplState()
         self.running = True
         self._commands: dict[str, Callable[[list[str]], int]] = {
-            "/help": self._help, "/processes": self._processes, "/show": self._show, "/run": self._run,
-            "/dry-run": self._dry_run, "/json": self._json, "/model": self._model, "/history": self._history,
-            "/exit": self._exit, "/quit": self._exit,
+            "/help": self._help,
+            "/processes": self._processes,
+            "/show": self._show,
+            "/run": self._run,
+            "/dry-run": self._dry_run,
+            "/json": self._json,
+            "/model": self._model,
+            "/history": self._history,
+            "/exit": self._exit,
+            "/quit": self._exit,
         }
 
     def handle(self, line: str) -> int:
@@ -121,8 +135,9 @@ class Repl:
         return handler(args)
 
     def _help(self, args: list[str]) -> int:
-        table = Table("command", "what it does", title="requests are plain language; commands start with /",
-                      title_justify="left")
+        table = Table(
+            "command", "what it does", title="requests are plain language; commands start with /", title_justify="left"
+        )
         for command, what in COMMANDS.items():
             table.add_row(command, what)
         table.add_row("line ending in \\", "continue the request on the next line (or Esc Enter)")

@@ -163,9 +163,15 @@ def run(
         if not stdin.isatty():
             return piped(repl, stdin)
         where = f"{session.prefect_url} (agentctl up)" if session.on_stack else session.prefect_url
-        err.print(literal(f"agentctl repl · {len(found.registry)} processes · model {settings.llm.model} · "
-                          f"Prefect API {where} · /help for commands, Ctrl-D to leave", style="dim"),
-                  highlight=False, soft_wrap=True)
+        err.print(
+            literal(
+                f"agentctl repl · {len(found.registry)} processes · model {settings.llm.model} · "
+                f"Prefect API {where} · /help for commands, Ctrl-D to leave",
+                style="dim",
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
         return interactive(repl, settings.data_dir / "repl_history")
     finally:
         session.close()

@@ -79,8 +79,10 @@ async def route(
             return _interpret(mode, choice, offered)
         except _Invalid as exc:
             if attempt == repair_attempts:
-                raise RoutingError(f"the LLM's answer was invalid after {attempt + 1} tries: {exc} "
-                                   "(more tries: router.repair_attempts; inspect: --dry-run; or try --model)") from None
+                raise RoutingError(
+                    f"the LLM's answer was invalid after {attempt + 1} tries: {exc} "
+                    "(more tries: router.repair_attempts; inspect: --dry-run; or try --model)"
+                ) from None
             messages += _repair_messages(mode, choice.message, str(exc))
     raise AssertionError("unreachable")
 
@@ -88,8 +90,12 @@ async def route(
 async def decide(request: str, registry: Registry, settings: Settings) -> Route | ChatReply:
     """``route()`` with the router and LLM settings of ``settings``."""
     return await route(
-        request, registry, repair_attempts=settings.router.repair_attempts, strict=settings.llm.strict_tools,
-        max_tools=settings.router.max_tools, mode=settings.llm.mode,
+        request,
+        registry,
+        repair_attempts=settings.router.repair_attempts,
+        strict=settings.llm.strict_tools,
+        max_tools=settings.router.max_tools,
+        mode=settings.llm.mode,
     )
 
 
@@ -165,9 +171,7 @@ def _checked(name: str, arguments: Any, offered: Registry, reason: Any) -> Route
 def _drop_nulls(arguments: dict[str, Any], process: Process) -> dict[str, Any]:
     """Strict schemas make every field required, so the LLM sends null for "use the default"."""
     fields = process.arguments.model_fields
-    return {
-        k: v for k, v in arguments.items() if not (v is None and k in fields and not fields[k].is_required())
-    }
+    return {k: v for k, v in arguments.items() if not (v is None and k in fields and not fields[k].is_required())}
 
 
 def _repair_messages(mode: Mode, message: Any, error: str) -> list[dict[str, Any]]:

@@ -68,8 +68,14 @@ class _Capture:
             self.run_name = flow_name if flow_name not in (None, "<unknown>") else task_name
         if self.run_id is None:
             self._remember_run(record)
-        log = Log(time=record.created, level=record.levelname, run_name=name, message=record.getMessage(),
-                  run_id=self.run_id, run_kind=self.run_kind if self.run_id else None)
+        log = Log(
+            time=record.created,
+            level=record.levelname,
+            run_name=name,
+            message=record.getMessage(),
+            run_id=self.run_id,
+            run_kind=self.run_kind if self.run_id else None,
+        )
         self._loop.call_soon_threadsafe(self.queue.put_nowait, log)
 
     def _remember_run(self, record: logging.LogRecord) -> None:
@@ -219,15 +225,24 @@ def _call_sync(target: Any, arguments: dict[str, Any], tags: tuple[str, ...]) ->
 async def _outcome(process: Process, state: Any, run_name: str | None) -> Result | Failed:
     details = state.state_details
     run_id = details.flow_run_id or details.task_run_id
-    info = RunInfo(id=str(run_id) if run_id else None, name=run_name, kind=process.kind, state=state.name,
-                   url=run_url(process.kind, run_id))
+    info = RunInfo(
+        id=str(run_id) if run_id else None,
+        name=run_name,
+        kind=process.kind,
+        state=state.name,
+        url=run_url(process.kind, run_id),
+    )
     value = await state.aresult(raise_on_failure=False)
     if state.is_completed():
         result = Result(process=process.name, value=to_jsonable_python(value, fallback=str), run=info)
         await _record(result)
         return result
-    return Failed(message=_failure(process, state, value), error=ProcessFailed.__name__,
-                  exit_code=ProcessFailed.exit_code, run=info)
+    return Failed(
+        message=_failure(process, state, value),
+        error=ProcessFailed.__name__,
+        exit_code=ProcessFailed.exit_code,
+        run=info,
+    )
 
 
 async def _record(result: Result) -> None:
@@ -239,8 +254,13 @@ async def _record(result: Result) -> None:
         return
     text = redact(json.dumps(result.value, indent=2), runtime.secret_values())
     run_id, flow = UUID(result.run.id), result.run.kind == "flow"
-    artifact = ArtifactCreate(type="markdown", description=RESULT_ARTIFACT, data=f"```json\n{text}\n```",
-                              flow_run_id=run_id if flow else None, task_run_id=None if flow else run_id)
+    artifact = ArtifactCreate(
+        type="markdown",
+        description=RESULT_ARTIFACT,
+        data=f"```json\n{text}\n```",
+        flow_run_id=run_id if flow else None,
+        task_run_id=None if flow else run_id,
+    )
     async with get_client() as client:
         try:
             await client.create_artifact(artifact=artifact)

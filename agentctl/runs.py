@@ -49,13 +49,15 @@ class History:
         if missing_ok and response.status_code == 404:
             return None
         if response.status_code >= 400:
-            raise StackError(f"the Prefect API at {self.api_url} answered {response.status_code}: "
-                             f"{response.text[:200]}")
+            raise StackError(
+                f"the Prefect API at {self.api_url} answered {response.status_code}: {response.text[:200]}"
+            )
         try:
             return response.json()
         except ValueError:
-            raise StackError(f"{self.api_url} answered with something other than JSON: is it a Prefect API "
-                             "(prefect.api_url)?") from None
+            raise StackError(
+                f"{self.api_url} answered with something other than JSON: is it a Prefect API (prefect.api_url)?"
+            ) from None
 
 
 @contextmanager
@@ -122,7 +124,10 @@ def _row(h: History, run: dict[str, Any], kind: str) -> dict[str, Any]:
     state = run.get("state") or {}
     running = state.get("type") == "RUNNING"
     return {
-        "id": run["id"], "name": run["name"], "kind": kind, "process": _process(run),
+        "id": run["id"],
+        "name": run["name"],
+        "kind": kind,
+        "process": _process(run),
         "state": state.get("name") or state.get("type"),
         "started": run.get("start_time") or run.get("expected_start_time"),
         "duration": run.get("estimated_run_time" if running else "total_run_time"),
@@ -144,9 +149,12 @@ def show(h: History, run_id: str) -> dict[str, Any]:
     if run is None:
         raise NotFound(f"no run {run_id} in the Prefect API at {h.api_url}: list runs with agentctl runs")
     return {
-        **_row(h, run, kind), "parameters": run.get("parameters") if kind == "flow" else None,
-        "message": (run.get("state") or {}).get("message"), "result": _result(h, run_id, kind),
-        "states": _states(h, run_id, kind), "logs": _logs(h, run_id, kind),
+        **_row(h, run, kind),
+        "parameters": run.get("parameters") if kind == "flow" else None,
+        "message": (run.get("state") or {}).get("message"),
+        "result": _result(h, run_id, kind),
+        "states": _states(h, run_id, kind),
+        "logs": _logs(h, run_id, kind),
     }
 
 
@@ -165,8 +173,15 @@ def _states(h: History, run_id: str, kind: str) -> list[dict[str, Any]]:
 
 def _logs(h: History, run_id: str, kind: str) -> list[dict[str, Any]]:
     body = {"logs": {f"{kind}_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200}
-    return [{"time": log["timestamp"], "level": logging.getLevelName(log["level"]), "logger": log["name"],
-             "message": log["message"]} for log in h.post("logs/filter", body)]
+    return [
+        {
+            "time": log["timestamp"],
+            "level": logging.getLevelName(log["level"]),
+            "logger": log["name"],
+            "message": log["message"],
+        }
+        for log in h.post("logs/filter", body)
+    ]
 
 
 def _result(h: History, run_id: str, kind: str) -> Any:

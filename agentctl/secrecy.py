@@ -61,6 +61,7 @@ def redact_record(record: logging.LogRecord, secrets: list[str]) -> None:
 def masked(fn: F) -> F:
     """``fn``, whose exceptions carry no secret value of the request (generators are left as they are)."""
     if inspect.iscoroutinefunction(fn):
+
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
             try:

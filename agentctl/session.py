@@ -21,9 +21,7 @@ from agentctl.worker_env import actor_env, secrets_of
 class Session:
     """Starts what is missing (a local Prefect API, a local Ray cluster) and stops what it started."""
 
-    def __init__(
-        self, settings: Settings, prefect: bool = True, standalone: bool = False, last: bool = False
-    ) -> None:
+    def __init__(self, settings: Settings, prefect: bool = True, standalone: bool = False, last: bool = False) -> None:
         """``last``: the process exits after this session, so a connection to a cluster it did not
         start is left to the exit (``ray.shutdown`` of a driver costs ~0.26 s)."""
         self.settings = anchored(settings)

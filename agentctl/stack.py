@@ -67,8 +67,10 @@ def read_state(settings: Settings) -> StackState | None:
     try:
         return StackState.model_validate_json(text)
     except ValueError:
-        raise StackError(f"{path} is not a stack state this agentctl can read: stop that stack with the "
-                         "agentctl that started it, or remove the file") from None
+        raise StackError(
+            f"{path} is not a stack state this agentctl can read: stop that stack with the "
+            "agentctl that started it, or remove the file"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -183,8 +185,9 @@ def _complete(settings: Settings, state: StackState, secrets: dict[str, str], po
 
 
 def _start(settings: Settings, secrets: dict[str, str], postgres: bool) -> StackState:
-    state = StackState(ray_address="", prefect_url="", processes=processes_key(settings), started_at=time.time(),
-                       ready=False)
+    state = StackState(
+        ray_address="", prefect_url="", processes=processes_key(settings), started_at=time.time(), ready=False
+    )
     try:
         _start_pieces(settings, state, postgres)
         ensure_actors(settings, state, secrets)
@@ -223,8 +226,10 @@ def _write(settings: Settings, state: StackState) -> None:
 
 def _database(settings: Settings, state: StackState, postgres: bool) -> str | None:
     if postgres and settings.prefect.api_url:
-        raise UsageError("--postgres sets up the database of the Prefect server up starts, but PREFECT_API_URL "
-                         "names a server already: unset it, or drop --postgres")
+        raise UsageError(
+            "--postgres sets up the database of the Prefect server up starts, but PREFECT_API_URL "
+            "names a server already: unset it, or drop --postgres"
+        )
     if settings.database.url:
         state.database = _without_password(settings.database.url)
         return settings.database.url
@@ -251,8 +256,9 @@ def _prefect(settings: Settings, state: StackState, database: str | None) -> Non
     if settings.prefect.api_url:
         state.prefect_url = settings.prefect.api_url
         return
-    api = LocalPrefectAPI(settings.data_dir, settings.prefect.telemetry, settings.secret_names(), ui=True,
-                          database=database)
+    api = LocalPrefectAPI(
+        settings.data_dir, settings.prefect.telemetry, settings.secret_names(), ui=True, database=database
+    )
     api.start()
     state.prefect_pid, state.prefect_url = api.pid, api.url
     _write(settings, state)  # before the wait: a failed or interrupted up must find it to stop it
@@ -283,9 +289,16 @@ def _ray(settings: Settings, state: StackState) -> None:
 
 
 def _ray_start(settings: Settings, temp_dir: str, port: int) -> list[str]:
-    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1",
-               f"--port={port}", f"--include-dashboard={str(settings.ray.dashboard).lower()}",
-               f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    command = [
+        str(Path(sys.executable).with_name("ray")),
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={port}",
+        f"--include-dashboard={str(settings.ray.dashboard).lower()}",
+        f"--temp-dir={temp_dir}",
+        "--disable-usage-stats",
+    ]
     return command + ([f"--num-cpus={settings.ray.num_cpus}"] if settings.ray.num_cpus else [])
 
 

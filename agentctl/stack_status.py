@@ -15,8 +15,14 @@ def status(settings: Settings) -> dict[str, Any]:
     state = read_state(settings)
     if state is None or not state.ready:  # a stack still starting has no address to ask yet
         unready = None if state is None else unusable(settings, state)
-        return {"up": False, "state_file": str(state_path(settings)), "dead": [], "unready": unready,
-                "starting": state is not None and busy(settings), "versions": versions()}
+        return {
+            "up": False,
+            "state_file": str(state_path(settings)),
+            "dead": [],
+            "unready": unready,
+            "starting": state is not None and busy(settings),
+            "versions": versions(),
+        }
     dead = dead_pieces(state)
     actors = _actors(settings, state, "Ray head" in dead)
     dead += [a["name"] for a in actors if not a["alive"]]
@@ -24,11 +30,20 @@ def status(settings: Settings) -> dict[str, Any]:
     if not healthy and "Prefect server" not in dead:
         dead.append("Prefect API (not answering)")
     return {
-        "up": not dead, "dead": dead, "state_file": str(state_path(settings)), "started_at": state.started_at,
+        "up": not dead,
+        "dead": dead,
+        "state_file": str(state_path(settings)),
+        "started_at": state.started_at,
         "ray": {"address": state.ray_address, "started_by_up": state.ray_temp_dir is not None},
-        "prefect": {"api_url": state.prefect_url, "ui_url": state.ui_url, "healthy": healthy,
-                    "started_by_up": state.prefect_pid is not None, "database": state.database},
-        "actors": actors, "versions": versions(),
+        "prefect": {
+            "api_url": state.prefect_url,
+            "ui_url": state.ui_url,
+            "healthy": healthy,
+            "started_by_up": state.prefect_pid is not None,
+            "database": state.database,
+        },
+        "actors": actors,
+        "versions": versions(),
     }
 
 

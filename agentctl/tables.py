@@ -65,8 +65,9 @@ class FittedTable:
         for index in shown:
             column = self.columns[index]
             whole = None if column.wrap else self._measure(console, options, index).maximum
-            table.add_column(column.header, justify=column.justify, no_wrap=not column.wrap,
-                             overflow="fold", min_width=whole)
+            table.add_column(
+                column.header, justify=column.justify, no_wrap=not column.wrap, overflow="fold", min_width=whole
+            )
         for row in self.rows:
             table.add_row(*(row[i] for i in shown))
         return table

@@ -26,6 +26,7 @@ STACK_FIX = "agentctl up restarts the stack"
 
 def own_server(api: LocalPrefectAPI) -> Check:
     """The Prefect server a session started for itself: dead once its process has exited."""
+
     def check() -> None:
         if (code := api.exit_code()) is not None:
             raise Died(f"the local Prefect server exited with code {code}", f"see {api.log_path}", api_dead=True)
@@ -40,8 +41,12 @@ def stack(state: StackState) -> Check:
 
     def check() -> None:
         if dead := dead_pieces(state):
-            raise Died(f"the stack's {', '.join(dead)} died", STACK_FIX,
-                       api_dead=bool({"Prefect server", "PostgreSQL"} & set(dead)), ray_dead="Ray head" in dead)
+            raise Died(
+                f"the stack's {', '.join(dead)} died",
+                STACK_FIX,
+                api_dead=bool({"Prefect server", "PostgreSQL"} & set(dead)),
+                ray_dead="Ray head" in dead,
+            )
         probe()
 
     return check
@@ -62,8 +67,11 @@ def api(url: str) -> Check:
         if healthy_api(url):
             failing_since = None
         elif now - (failing_since := failing_since or now) >= DEAD_AFTER:
-            raise Died(f"the Prefect API at {url} stopped answering",
-                       "check that it runs, or prefect.api_url / PREFECT_API_URL", api_dead=True)
+            raise Died(
+                f"the Prefect API at {url} stopped answering",
+                "check that it runs, or prefect.api_url / PREFECT_API_URL",
+                api_dead=True,
+            )
 
     return check
 

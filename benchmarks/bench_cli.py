@@ -60,8 +60,7 @@ def timed(env: dict[str, str], *args: str, script: tuple[FakeLLM, FakeGitHub] | 
 def in_process(llm: FakeLLM) -> dict[str, float]:
     llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
     phases = one_ask_phases()
-    return {"startup": phases["open"], "routing": phases["routing"], "run": phases["run"],
-            "shutdown": phases["close"]}
+    return {"startup": phases["open"], "routing": phases["routing"], "run": phases["run"], "shutdown": phases["close"]}
 
 
 if __name__ == "__main__":

@@ -26,8 +26,12 @@ def local_servers() -> tuple[FakeLLM, FakeGitHub, Path, dict[str, str]]:
     github.add_repo("acme/rocket", stars=42, contributors=250)
     data = Path(tempfile.mkdtemp(prefix="agentctl-bench-"))
     env = {
-        **os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"{llm.url}/v1", "GITHUB_API_URL": github.url,
-        "AGENTCTL_DATA_DIR": str(data), "XDG_CONFIG_HOME": str(data / "config"),
+        **os.environ,
+        "OPENAI_API_KEY": KEY,
+        "OPENAI_BASE_URL": f"{llm.url}/v1",
+        "GITHUB_API_URL": github.url,
+        "AGENTCTL_DATA_DIR": str(data),
+        "XDG_CONFIG_HOME": str(data / "config"),
     }
     os.environ.update(env)
     return llm, github, data, env

@@ -42,8 +42,13 @@ def fresh_home(root: Path) -> dict[str, str]:
     """HOME, the XDG directories and PREFECT_HOME of a user who never ran anything, under ``root``."""
     home = root / "home"
     home.mkdir(mode=0o700, parents=True, exist_ok=True)  # as root's and most users' HOME: others cannot enter
-    return {"HOME": str(home), "XDG_CONFIG_HOME": str(root / "config"), "XDG_DATA_HOME": str(home / ".local/share"),
-            "XDG_CACHE_HOME": str(home / ".cache"), "PREFECT_HOME": str(home / ".prefect")}
+    return {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(root / "config"),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "PREFECT_HOME": str(home / ".prefect"),
+    }
 
 
 def _own_home_for_this_process() -> Path:
@@ -196,10 +201,19 @@ def start_ray_head(env: dict[str, str], ip: str = "127.0.0.1") -> tuple[str, str
     env = {k: v for k, v in env.items() if not k.startswith("RAY_")}
     port, temp_dir = free_port(), tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     subprocess.run([ray, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=120)
-    command = [ray, "start", "--head", f"--node-ip-address={ip}", f"--port={port}", f"--temp-dir={temp_dir}",
-               "--include-dashboard=false", "--disable-usage-stats"]
-    subprocess.run(command, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}, check=True, capture_output=True,
-                   timeout=120)
+    command = [
+        ray,
+        "start",
+        "--head",
+        f"--node-ip-address={ip}",
+        f"--port={port}",
+        f"--temp-dir={temp_dir}",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+    ]
+    subprocess.run(
+        command, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}, check=True, capture_output=True, timeout=120
+    )
     return f"{ip}:{port}", temp_dir
 
 

@@ -36,8 +36,12 @@ def test_json_output_is_one_document(env: dict[str, str], llm: FakeLLM, github: 
     doc = result.json()
     assert doc["route"] == "github_repo_info"
     assert doc["arguments"] == {"repo": "acme/rocket"}
-    assert doc["result"] == {"full_name": "acme/rocket", "stars": 7, "contributors": 3,
-                             "url": "https://github.com/acme/rocket"}
+    assert doc["result"] == {
+        "full_name": "acme/rocket",
+        "stars": 7,
+        "contributors": 3,
+        "url": "https://github.com/acme/rocket",
+    }
     assert doc["run"]["state"] == "Completed" and doc["run"]["kind"] == "flow"
     assert doc["run"]["id"] and doc["run"]["name"]
     # A configured Prefect API: the run's page in the UI beside it, where Prefect's "View at" points.
@@ -61,8 +65,9 @@ def test_run_is_recorded_in_prefect_without_secrets(env: dict[str, str], llm: Fa
     run_id = result.json()["run"]["id"]
     with httpx.Client(trust_env=False) as client:
         run = client.get(f"{env['PREFECT_API_URL']}/flow_runs/{run_id}").json()
-        logs = client.post(f"{env['PREFECT_API_URL']}/logs/filter",
-                           json={"logs": {"flow_run_id": {"any_": [run_id]}}}).json()
+        logs = client.post(
+            f"{env['PREFECT_API_URL']}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}}
+        ).json()
     assert run["state"]["type"] == "COMPLETED"
     assert run["parameters"] == {"repo": "acme/rocket"}
     everything = json.dumps(run) + json.dumps(logs) + result.stdout + result.stderr
@@ -145,13 +150,17 @@ def test_transient_errors_are_retried_by_prefect(env: dict[str, str], llm: FakeL
     assert [r.path for r in github.requests].count("/repos/acme/rocket") == 3
 
 
-@pytest.mark.parametrize("second", [
-    tool_call("delete_everything", {}),
-    tool_call("github_repo_info", {"repo": "a/b"}, ("delete_everything", {})),
-    Reply(content="", finish_reason="length"),
-])
-def test_invalid_route_is_repaired_once_then_fails(env: dict[str, str], llm: FakeLLM, github: FakeGitHub,
-                                                   second: Reply) -> None:
+@pytest.mark.parametrize(
+    "second",
+    [
+        tool_call("delete_everything", {}),
+        tool_call("github_repo_info", {"repo": "a/b"}, ("delete_everything", {})),
+        Reply(content="", finish_reason="length"),
+    ],
+)
+def test_invalid_route_is_repaired_once_then_fails(
+    env: dict[str, str], llm: FakeLLM, github: FakeGitHub, second: Reply
+) -> None:
     github.add_repo("acme/rocket", stars=1, contributors=1)
     llm.script("route", tool_call("github_repo_info", {"repository": "acme/rocket"}), second)
 

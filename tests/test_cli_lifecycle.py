@@ -32,8 +32,14 @@ def test_ctrl_c_exits_130_and_leaves_nothing_behind(tmp_path: Path, llm: FakeLLM
     github.add_repo("acme/rocket", stars=3, contributors=1)
     gate = github.hold()
     llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
-    proc = subprocess.Popen([AGENTCTL, "ask", "stars for acme/rocket"], env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [AGENTCTL, "ask", "stars for acme/rocket"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert github.arrived.wait(timeout=120), "the run never reached GitHub"
         tree = psutil.Process(proc.pid).children(recursive=True)
@@ -55,13 +61,17 @@ def test_everything_listens_on_loopback_only(tmp_path: Path, llm: FakeLLM, githu
     github.add_repo("acme/rocket", stars=3, contributors=1)
     gate = github.hold()
     llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
-    proc = subprocess.Popen([AGENTCTL, "ask", "stars for acme/rocket"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [AGENTCTL, "ask", "stars for acme/rocket"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         assert github.arrived.wait(timeout=120)
         pids = {proc.pid, *(p.pid for p in psutil.Process(proc.pid).children(recursive=True))}
-        listening = [(c.laddr, psutil.Process(c.pid).name()) for c in psutil.net_connections("inet")
-                     if c.status == "LISTEN" and c.pid in pids]
+        listening = [
+            (c.laddr, psutil.Process(c.pid).name())
+            for c in psutil.net_connections("inet")
+            if c.status == "LISTEN" and c.pid in pids
+        ]
     finally:
         gate.set()
         proc.wait(timeout=60)

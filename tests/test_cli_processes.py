@@ -35,8 +35,13 @@ def test_show_describes_parameters_schema_and_source(user_env: dict[str, str]) -
     assert shown["description"] == "Count open issues with a label"
     assert shown["source"].endswith("userflows.py:" + str(_line_of('@process(description="Count open issues')))
     limit = next(p for p in shown["parameters"] if p["name"] == "limit")
-    assert limit == {"name": "limit", "type": "integer", "required": False, "default": 100,
-                     "description": "Stop counting here."}
+    assert limit == {
+        "name": "limit",
+        "type": "integer",
+        "required": False,
+        "default": 100,
+        "description": "Stop counting here.",
+    }
     assert shown["schema"]["required"] == ["repo"]
     assert shown["options"] == {"retries": 2, "retry_delay_seconds": 0} and shown["tags"] == ["issues"]
 
@@ -47,8 +52,20 @@ def test_show_describes_parameters_schema_and_source(user_env: dict[str, str]) -
 def test_run_parses_values_and_needs_no_api_key(user_env: dict[str, str]) -> None:
     env = {k: v for k, v in user_env.items() if k != "OPENAI_API_KEY"}
 
-    result = run_cli(env, "processes", "run", "count_issues", "--param", "repo=acme/rocket", "--param", "limit=3",
-                     "--params-json", '{"window": {"days": 7}}', "--json", cwd=FIXTURES)
+    result = run_cli(
+        env,
+        "processes",
+        "run",
+        "count_issues",
+        "--param",
+        "repo=acme/rocket",
+        "--param",
+        "limit=3",
+        "--params-json",
+        '{"window": {"days": 7}}',
+        "--json",
+        cwd=FIXTURES,
+    )
 
     assert result.code == 0, result.stderr
     doc = result.json()
@@ -61,10 +78,13 @@ def test_run_parses_values_and_needs_no_api_key(user_env: dict[str, str]) -> Non
     assert "issues" in run["tags"]
 
 
-@pytest.mark.parametrize(("name", "params", "expected"), [
-    ("shout", ["text=hey"], "HEY!"),
-    ("add_numbers", ["a=2", "b=40"], 42),
-])
+@pytest.mark.parametrize(
+    ("name", "params", "expected"),
+    [
+        ("shout", ["text=hey"], "HEY!"),
+        ("add_numbers", ["a=2", "b=40"], 42),
+    ],
+)
 def test_run_async_flows_and_sync_tasks(
     user_env: dict[str, str], name: str, params: list[str], expected: object
 ) -> None:
@@ -76,12 +96,15 @@ def test_run_async_flows_and_sync_tasks(
 
 
 def test_run_rejects_bad_parameters_before_starting_anything(user_env: dict[str, str]) -> None:
-    result = run_cli(user_env, "processes", "run", "count_issues", "--param", "repo=a/b", "--param", "limit=lots",
-                     cwd=FIXTURES)
+    result = run_cli(
+        user_env, "processes", "run", "count_issues", "--param", "repo=a/b", "--param", "limit=lots", cwd=FIXTURES
+    )
 
     assert result.code == 2
-    assert result.stderr.strip() == "error: parameter limit: expected a valid integer, unable to parse string as an " \
-                                    "integer, got 'lots'"
+    assert (
+        result.stderr.strip() == "error: parameter limit: expected a valid integer, unable to parse string as an "
+        "integer, got 'lots'"
+    )
 
 
 def test_run_unknown_process(user_env: dict[str, str]) -> None:
@@ -151,4 +174,3 @@ def generated_module(count: int) -> str:
 def _line_of(text: str) -> int:
     lines = (FIXTURES / "userflows.py").read_text().splitlines()
     return next(i for i, line in enumerate(lines, 1) if line.startswith(text))
-

@@ -12,10 +12,16 @@ from tests.servers import FakeGitHub, FakeLLM, Reply, answer, say, tool_call
 NOWHERE = {"RAY_ADDRESS": "127.0.0.1:1", "PREFECT_API_URL": "http://127.0.0.1:1/api"}
 
 
-def test_dry_run_shows_route_reason_and_policy_and_runs_nothing(env: dict[str, str], llm: FakeLLM,
-                                                                 github: FakeGitHub) -> None:
-    llm.script("route", Reply(tool_calls=tool_call("github_repo_info", {"repo": "acme/rocket"}).tool_calls,
-                              content="Stars and contributors are repository facts."))
+def test_dry_run_shows_route_reason_and_policy_and_runs_nothing(
+    env: dict[str, str], llm: FakeLLM, github: FakeGitHub
+) -> None:
+    llm.script(
+        "route",
+        Reply(
+            tool_calls=tool_call("github_repo_info", {"repo": "acme/rocket"}).tool_calls,
+            content="Stars and contributors are repository facts.",
+        ),
+    )
 
     result = run_cli({**env, **NOWHERE}, "ask", "--dry-run", "--json", "stars for acme/rocket")
 
@@ -58,8 +64,7 @@ def test_usage_counts_nested_calls(env: dict[str, str], llm: FakeLLM) -> None:
     result = run_cli(env, "ask", "--json", "Make x uppercase")
 
     assert result.code == 0, result.stderr
-    assert result.json()["usage"] == {"requests": 2, "prompt_tokens": 20, "completion_tokens": 10,
-                                      "total_tokens": 30}
+    assert result.json()["usage"] == {"requests": 2, "prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
 
 
 def test_verbose_prints_tokens(env: dict[str, str], llm: FakeLLM) -> None:
@@ -73,8 +78,12 @@ def test_verbose_prints_tokens(env: dict[str, str], llm: FakeLLM) -> None:
 
 def test_json_schema_mode_end_to_end_without_tool_support(env: dict[str, str], llm: FakeLLM) -> None:
     llm.supports_tools = False
-    llm.script("route", answer({"process": "text_processing",
-                                "arguments": {"instruction": "uppercase", "text": "x"}, "reason": "text"}))
+    llm.script(
+        "route",
+        answer(
+            {"process": "text_processing", "arguments": {"instruction": "uppercase", "text": "x"}, "reason": "text"}
+        ),
+    )
     llm.script("text", Reply(content='{"calls": [{"tool": "UPPER", "text": "x"}], "note": ""}'))
 
     result = run_cli({**env, "AGENTCTL_LLM__MODE": "json_schema"}, "ask", "--json", "Make x uppercase")
@@ -111,8 +120,10 @@ def scripted_models(body: dict[str, Any]) -> Reply:
     prompt = body["messages"][-1]["content"]
     if "acme/" in prompt:
         repo = prompt.split()[-1]
-        return tool_call("github_repo_info", {"repo": "acme/wrong" if body["model"] == "sloppy" and
-                                              repo.endswith("engine") else repo})
+        return tool_call(
+            "github_repo_info",
+            {"repo": "acme/wrong" if body["model"] == "sloppy" and repo.endswith("engine") else repo},
+        )
     if "uppercase" in prompt:
         return tool_call("text_processing", {"instruction": "uppercase", "text": "x"})
     return say("Paris.")
@@ -123,8 +134,14 @@ def test_eval_compares_models(env: dict[str, str], llm: FakeLLM, github: FakeGit
     cases.write_text(CASES)
     llm.responder = scripted_models
 
-    result = run_cli({**env, "PREFECT_API_URL": NOWHERE["PREFECT_API_URL"], "AGENTCTL_POOL__SIZE": "2"}, "eval",
-                     str(cases), "--models", "good,sloppy", "--json")
+    result = run_cli(
+        {**env, "PREFECT_API_URL": NOWHERE["PREFECT_API_URL"], "AGENTCTL_POOL__SIZE": "2"},
+        "eval",
+        str(cases),
+        "--models",
+        "good,sloppy",
+        "--json",
+    )
 
     assert result.code == 0, result.stderr
     models = result.json()["models"]

@@ -44,9 +44,11 @@ def test_a_usage_mistake_is_one_line_and_exit_2(user: dict[str, str], args: list
 
 @pytest.mark.parametrize(
     ("args", "option", "command"),
-    [(["ask", "--pool-size", "abc", "x"], "'--pool-size'", "agentctl ask"),
-     (["runs", "--limit", "-1"], "'--limit' / '-n'", "agentctl runs"),
-     (["eval", "cases.toml", "--concurrency", "0"], "'--concurrency'", "agentctl eval")],
+    [
+        (["ask", "--pool-size", "abc", "x"], "'--pool-size'", "agentctl ask"),
+        (["runs", "--limit", "-1"], "'--limit' / '-n'", "agentctl runs"),
+        (["eval", "cases.toml", "--concurrency", "0"], "'--concurrency'", "agentctl eval"),
+    ],
 )
 def test_a_bad_option_value_names_the_option(user: dict[str, str], args: list[str], option: str, command: str) -> None:
     result = run_cli(user, *args)
@@ -109,15 +111,18 @@ def test_config_given_a_directory_says_so(user: dict[str, str], tmp_path: Path) 
     result = run_cli(user, "--config", str(tmp_path), "processes", "list")
 
     assert result.code == 2
-    assert result.stderr.splitlines() == [f"error: config file {tmp_path} is a directory: give --config or "
-                                          "AGENTCTL_CONFIG a file"]
+    assert result.stderr.splitlines() == [
+        f"error: config file {tmp_path} is a directory: give --config or AGENTCTL_CONFIG a file"
+    ]
 
 
 @pytest.mark.parametrize(
     ("body", "content_type"),
-    [(b"<html><body>Sign in to the guest Wi-Fi</body></html>", "text/html"),
-     (b"{not json", "application/json"),
-     (b'{"status": "ok"}', "application/json")],
+    [
+        (b"<html><body>Sign in to the guest Wi-Fi</body></html>", "text/html"),
+        (b"{not json", "application/json"),
+        (b'{"status": "ok"}', "application/json"),
+    ],
 )
 def test_an_llm_answering_200_with_no_completion_is_one_line(
     user: dict[str, str], llm: FakeLLM, body: bytes, content_type: str
@@ -127,8 +132,9 @@ def test_an_llm_answering_200_with_no_completion_is_one_line(
     result = run_cli({**user, **NOWHERE}, "ask", "--dry-run", "stars for acme/rocket")
 
     assert result.code == 1
-    assert result.stderr.splitlines() == [f"error: the LLM at {llm.url}/v1 answered 200 with no chat completion: "
-                                          "check llm.base_url / OPENAI_BASE_URL"]
+    assert result.stderr.splitlines() == [
+        f"error: the LLM at {llm.url}/v1 answered 200 with no chat completion: check llm.base_url / OPENAI_BASE_URL"
+    ]
 
 
 def test_a_process_is_described_by_its_docstrings_first_paragraph(
@@ -142,16 +148,24 @@ def test_a_process_is_described_by_its_docstrings_first_paragraph(
 
     first_paragraph = "List the first numbers of the Fibonacci sequence."
     assert shown["description"] == first_paragraph
-    assert [p["description"] for p in shown["parameters"]] == ["How many numbers to list (1 to 90).",
-                                                               "ascending or descending."]
+    assert [p["description"] for p in shown["parameters"]] == [
+        "How many numbers to list (1 to 90).",
+        "ascending or descending.",
+    ]
     offered = {t["function"]["name"]: t["function"] for t in llm.calls("route")[0].body["tools"]}
     assert offered["fibonacci"]["description"] == first_paragraph
 
 
 def test_ctrl_c_while_routing_prints_one_interrupted_line(user: dict[str, str], llm: FakeLLM) -> None:
     llm.script("route", Reply(content="too late", delay=60))  # the LLM is still thinking at Ctrl-C
-    asking = subprocess.Popen([AGENTCTL, "ask", "--dry-run", "stars for acme/rocket"], env={**user, **NOWHERE},
-                              start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    asking = subprocess.Popen(
+        [AGENTCTL, "ask", "--dry-run", "stars for acme/rocket"],
+        env={**user, **NOWHERE},
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: llm.calls("route") != [] or asking.poll() is not None)
         os.killpg(asking.pid, signal.SIGINT)  # what the terminal does on Ctrl-C

@@ -44,8 +44,12 @@ def test_every_parameter_type_and_docstring(fixtures_on_path: None) -> None:
     assert count is not None
     props = count.schema()["properties"]
     assert count.description == "Count open issues with a label"
-    assert props["repo"] == {"description": "Repository as owner/name.", "title": "Repo", "type": "string",
-                             "maxLength": 10_000}
+    assert props["repo"] == {
+        "description": "Repository as owner/name.",
+        "title": "Repo",
+        "type": "string",
+        "maxLength": 10_000,
+    }
     assert props["limit"]["type"] == "integer" and props["limit"]["default"] == 100
     assert props["ratio"]["type"] == "number"
     assert props["closed"]["type"] == "boolean"
@@ -108,8 +112,23 @@ def install_example(tmp_path: Path) -> Path:
     """pip-install the example plugin package into a directory of its own; return that directory."""
     source, target = tmp_path / "example-src", tmp_path / "site"
     shutil.copytree(EXAMPLE, source)  # builds write into the source tree: keep the repository clean
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(target), str(source)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return target
 
 
@@ -130,8 +149,19 @@ class TestParams:
         self.count = count
 
     def test_values_are_parsed_against_the_schema(self) -> None:
-        args = parse(self.count, ["repo=acme/rocket", "limit=3", "ratio=0.5", "closed=true", "priority=high",
-                                  'assignees=["ann","bob"]', "label=123"], None)
+        args = parse(
+            self.count,
+            [
+                "repo=acme/rocket",
+                "limit=3",
+                "ratio=0.5",
+                "closed=true",
+                "priority=high",
+                'assignees=["ann","bob"]',
+                "label=123",
+            ],
+            None,
+        )
         assert args["limit"] == 3 and args["ratio"] == 0.5 and args["closed"] is True
         assert args["priority"] == "high" and args["assignees"] == ["ann", "bob"]
         assert args["label"] == "123"
@@ -140,13 +170,16 @@ class TestParams:
         args = parse(self.count, ["repo=a/b"], '{"window": {"days": 7}}')
         assert args["window"] == {"days": 7, "include_closed": False}
 
-    @pytest.mark.parametrize(("pairs", "message"), [
-        (["repo=a/b", "limit=many"], "parameter limit: expected a valid integer"),
-        (["limit=3"], "parameter repo is required"),
-        (["repo=a/b", "colour=red"], "count_issues has no parameter 'colour'"),
-        (["repo"], "--param takes NAME=VALUE"),
-        (["repo=a/b", "state=pending"], "parameter state: expected 'open' or 'closed'"),
-    ])
+    @pytest.mark.parametrize(
+        ("pairs", "message"),
+        [
+            (["repo=a/b", "limit=many"], "parameter limit: expected a valid integer"),
+            (["limit=3"], "parameter repo is required"),
+            (["repo=a/b", "colour=red"], "count_issues has no parameter 'colour'"),
+            (["repo"], "--param takes NAME=VALUE"),
+            (["repo=a/b", "state=pending"], "parameter state: expected 'open' or 'closed'"),
+        ],
+    )
     def test_bad_values_name_the_parameter(self, pairs: list[str], message: str) -> None:
         with pytest.raises(UsageError, match=message):
             parse(self.count, pairs, None)

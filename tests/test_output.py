@@ -34,8 +34,9 @@ def _no_control(*texts: str) -> None:
         assert not CONTROL.search(text), CONTROL.findall(text)
 
 
-def test_repository_name_with_markup_and_escapes_is_shown_as_typed(env: dict[str, str], llm: FakeLLM,
-                                                                   github: FakeGitHub) -> None:
+def test_repository_name_with_markup_and_escapes_is_shown_as_typed(
+    env: dict[str, str], llm: FakeLLM, github: FakeGitHub
+) -> None:
     github.add_repo("acme/rocket", stars=42, contributors=1)
     github.fields["acme/rocket"] = {"full_name": HOSTILE, "description": HOSTILE}
     llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
@@ -48,8 +49,9 @@ def test_repository_name_with_markup_and_escapes_is_shown_as_typed(env: dict[str
     _no_control(result.stdout, result.stderr)
 
 
-def test_failure_with_markup_is_one_literal_line_and_runs_show_it(env: dict[str, str], llm: FakeLLM,
-                                                                 github: FakeGitHub) -> None:
+def test_failure_with_markup_is_one_literal_line_and_runs_show_it(
+    env: dict[str, str], llm: FakeLLM, github: FakeGitHub
+) -> None:
     github.add_repo("acme/rocket", stars=1, contributors=1)
     github.fault_message = HOSTILE
     github.fail_next(422)
@@ -143,7 +145,7 @@ def _screen(raw: str) -> list[str]:
         elif token == "\x1b[2K":
             line = [" "] * len(line)
         elif not token.startswith("\x1b"):
-            line[column:column + 1] = [token]
+            line[column : column + 1] = [token]
             column += 1
     return [*lines, "".join(line).rstrip()]
 
@@ -155,8 +157,14 @@ def test_spinner_never_shares_a_line_with_output(env: dict[str, str], llm: FakeL
     llm.script("route", reply)
     term = {**env, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "40"}
 
-    child = pexpect.spawn(AGENTCTL, ["ask", "--dry-run", "stars of acme/rocket"], env=term, encoding="utf-8",
-                          dimensions=(40, 100), timeout=120)
+    child = pexpect.spawn(
+        AGENTCTL,
+        ["ask", "--dry-run", "stars of acme/rocket"],
+        env=term,
+        encoding="utf-8",
+        dimensions=(40, 100),
+        timeout=120,
+    )
     child.expect(pexpect.EOF)
     child.close()
 
@@ -180,8 +188,9 @@ def test_eval_keeps_model_names_whole_at_80_columns(env: dict[str, str], llm: Fa
     cases.write_text(EVAL_CASES)
     llm.responder = lambda body: say("[/red] I would rather chat \x1b[31m")
 
-    result = run_cli({**env, "COLUMNS": "80", "AGENTCTL_POOL__SIZE": "2"}, "eval", str(cases),
-                     "--models", "gpt-4o-mini,gpt-4o")
+    result = run_cli(
+        {**env, "COLUMNS": "80", "AGENTCTL_POOL__SIZE": "2"}, "eval", str(cases), "--models", "gpt-4o-mini,gpt-4o"
+    )
 
     assert result.code == 0, result.stderr
     rows = [line.strip("│ ").split()[0] for line in result.stdout.splitlines() if line.startswith("│ gpt")]

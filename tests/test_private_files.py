@@ -11,9 +11,24 @@ from tests.conftest import AGENTCTL, base_env, run_cli
 from tests.servers import FakeGitHub, FakeLLM, tool_call
 from tests.test_declare import FIXTURES
 
-CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "JENKINS_URL", "TRAVIS", "CIRCLECI", "BUILDKITE", "TF_BUILD",
-                "CODEBUILD_BUILD_ID", "BITBUCKET_COMMIT", "TEAMCITY_VERSION", "DRONE", "SEMAPHORE", "APPVEYOR",
-                "BUDDY", "CI_NAME")
+CI_VARIABLES = (
+    "CI",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "JENKINS_URL",
+    "TRAVIS",
+    "CIRCLECI",
+    "BUILDKITE",
+    "TF_BUILD",
+    "CODEBUILD_BUILD_ID",
+    "BITBUCKET_COMMIT",
+    "TEAMCITY_VERSION",
+    "DRONE",
+    "SEMAPHORE",
+    "APPVEYOR",
+    "BUDDY",
+    "CI_NAME",
+)
 
 
 def open_to_others(root: Path) -> list[str]:
@@ -55,8 +70,9 @@ def test_prefect_telemetry_is_off_in_the_cli_when_configured_off(
 def _in_terminal(env: dict[str, str], *args: str) -> tuple[int, str]:
     leader, follower = pty.openpty()
     try:
-        proc = subprocess.Popen([AGENTCTL, *args], env=env, cwd=FIXTURES, stdin=follower, stdout=follower,
-                                stderr=follower)
+        proc = subprocess.Popen(
+            [AGENTCTL, *args], env=env, cwd=FIXTURES, stdin=follower, stdout=follower, stderr=follower
+        )
         os.close(follower)
         output = b""
         while True:  # read the terminal until the program closes it

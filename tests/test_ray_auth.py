@@ -75,13 +75,24 @@ def _wrong_token(home: Path) -> None:
     (home / ".ray" / "auth_token").write_text("0" * 64)
 
 
-@pytest.mark.parametrize(("case", "fix"), [
-    ("no token", r"no Ray auth token in \S+/\.ray/auth_token: .*RAY_AUTH_TOKEN_PATH.*RAY_AUTH_MODE=disabled"),
-    ("wrong token", r"Ray at 127\.0\.0\.2:\d+ refused the auth token in \S+/\.ray/auth_token: .*RAY_AUTH_TOKEN_PATH"),
-    ("nothing listening", r"no Ray cluster answers at 127\.0\.0\.2:\d+: start it .*RAY_ADDRESS"),
-])
+@pytest.mark.parametrize(
+    ("case", "fix"),
+    [
+        ("no token", r"no Ray auth token in \S+/\.ray/auth_token: .*RAY_AUTH_TOKEN_PATH.*RAY_AUTH_MODE=disabled"),
+        (
+            "wrong token",
+            r"Ray at 127\.0\.0\.2:\d+ refused the auth token in \S+/\.ray/auth_token: .*RAY_AUTH_TOKEN_PATH",
+        ),
+        ("nothing listening", r"no Ray cluster answers at 127\.0\.0\.2:\d+: start it .*RAY_ADDRESS"),
+    ],
+)
 def test_a_cluster_that_cannot_be_joined_is_one_line_naming_the_fix(
-    case: str, fix: str, tmp_path: Path, llm: FakeLLM, github: FakeGitHub, prefect_api: str,
+    case: str,
+    fix: str,
+    tmp_path: Path,
+    llm: FakeLLM,
+    github: FakeGitHub,
+    prefect_api: str,
     users_cluster: tuple[str, str],
 ) -> None:
     address = users_cluster[0] if case != "nothing listening" else f"127.0.0.2:{free_port()}"

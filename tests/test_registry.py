@@ -15,8 +15,13 @@ from agentctl.processes import builtin_registry
 from agentctl.registry import Registry, from_signature
 
 
-def sample(repo: str, limit: int = 10, labels: list[str] | None = None, state: Literal["open", "closed"] = "open",
-           verbose: bool = False) -> None:
+def sample(
+    repo: str,
+    limit: int = 10,
+    labels: list[str] | None = None,
+    state: Literal["open", "closed"] = "open",
+    verbose: bool = False,
+) -> None:
     """Count issues.
 
     Args:
@@ -50,7 +55,8 @@ def test_an_argument_description_may_go_on_over_more_lines() -> None:
 def test_a_prefect_style_description_that_is_the_docstring_is_cut_to_its_first_paragraph() -> None:
     doc = inspect.getdoc(sample) or ""
     assert from_signature(sample, name="count", kind="flow", entrypoint="x:y", description=doc).description == (
-        "Count issues.")
+        "Count issues."
+    )
     given = "Count issues.\n\nOnly open ones."
     assert from_signature(sample, name="count", kind="flow", entrypoint="x:y", description=given).description == given
 
@@ -94,8 +100,12 @@ def test_repo_argument_must_be_owner_slash_name() -> None:
 
 
 def test_processes_list_imports_no_ray_prefect_or_openai() -> None:
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "agentctl", "processes", "list", "--json"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "agentctl", "processes", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert {"ray", "prefect", "openai"} & imported == set()
@@ -103,8 +113,9 @@ def test_processes_list_imports_no_ray_prefect_or_openai() -> None:
 
 
 def test_help_imports_no_ray_prefect_or_openai() -> None:
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "agentctl", "--help"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "agentctl", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert {"ray", "prefect", "openai"} & imported == set()

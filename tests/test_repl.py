@@ -99,12 +99,22 @@ def _latest_flow_run_state(api: str, expected: str) -> str:
 
 def test_piped_input(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
     github.add_repo("acme/rocket", stars=42, contributors=3)
-    llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}), say("Paris."),
-               tool_call("github_repo_info", {"repo": "acme/missing"}))
+    llm.script(
+        "route",
+        tool_call("github_repo_info", {"repo": "acme/rocket"}),
+        say("Paris."),
+        tool_call("github_repo_info", {"repo": "acme/missing"}),
+    )
     lines = "stars of acme/rocket\n/json on\ncapital of \\\nFrance?\n/json off\nstars of acme/missing\n"
 
-    proc = subprocess.run([AGENTCTL, "repl"], env=base_env(tmp_path, llm, github), input=lines, text=True,
-                          capture_output=True, timeout=180)
+    proc = subprocess.run(
+        [AGENTCTL, "repl"],
+        env=base_env(tmp_path, llm, github),
+        input=lines,
+        text=True,
+        capture_output=True,
+        timeout=180,
+    )
 
     assert proc.returncode == 1
     assert "acme/rocket has 42 stars" in proc.stdout
@@ -116,8 +126,9 @@ def test_piped_input(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
 
 def test_piped_input_all_good_exits_0(env: dict[str, str], llm: FakeLLM) -> None:
     llm.script("route", say("Paris."))
-    proc = subprocess.run([AGENTCTL, "repl"], env=env, input="/model gpt-x\ncapital?\n",
-                          text=True, capture_output=True, timeout=180)
+    proc = subprocess.run(
+        [AGENTCTL, "repl"], env=env, input="/model gpt-x\ncapital?\n", text=True, capture_output=True, timeout=180
+    )
     assert proc.returncode == 0, proc.stderr
     assert "model: gpt-x" in proc.stdout and "Paris." in proc.stdout
     assert llm.calls("route")[0].body["model"] == "gpt-x"
@@ -126,10 +137,9 @@ def test_piped_input_all_good_exits_0(env: dict[str, str], llm: FakeLLM) -> None
 
 def test_a_bad_line_does_not_end_the_session(env: dict[str, str], llm: FakeLLM) -> None:
     llm.script("route", say("first"), say("second"))
-    lines = '/run text_processing text="it\'s\n/dry-run on\nfirst?\nsecond?\n'
+    lines = "/run text_processing text=\"it's\n/dry-run on\nfirst?\nsecond?\n"
 
-    proc = subprocess.run([AGENTCTL, "repl"], env=env, input=lines, text=True,
-                          capture_output=True, timeout=180)
+    proc = subprocess.run([AGENTCTL, "repl"], env=env, input=lines, text=True, capture_output=True, timeout=180)
 
     assert proc.returncode == 2
     assert "cannot read that command" in proc.stderr and "check its quotes" in proc.stderr
@@ -152,8 +162,9 @@ def test_a_line_that_is_not_utf8_is_refused_alone(env: dict[str, str], llm: Fake
     llm.script("route", say("first"), say("second"))
     lines = b"first?\n" + "caf\xe9?\n".encode("latin-1") + b"second?\n"
 
-    proc = subprocess.run([AGENTCTL, "repl"], env={**env, "LC_ALL": "C.UTF-8"},
-                          input=lines, capture_output=True, timeout=180)
+    proc = subprocess.run(
+        [AGENTCTL, "repl"], env={**env, "LC_ALL": "C.UTF-8"}, input=lines, capture_output=True, timeout=180
+    )
 
     stdout, stderr = proc.stdout.decode(), proc.stderr.decode()
     assert proc.returncode == 2

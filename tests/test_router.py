@@ -25,16 +25,33 @@ from tests.test_cli_processes import generated_module
 @pytest.fixture
 def configured(llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeLLM]:
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    runtime.install(Settings.model_validate(
-        {"llm": {"base_url": f"{llm.url}/v1", "max_retries": 0, "timeout": 10}, "data_dir": str(tmp_path)}))
+    runtime.install(
+        Settings.model_validate(
+            {"llm": {"base_url": f"{llm.url}/v1", "max_retries": 0, "timeout": 10}, "data_dir": str(tmp_path)}
+        )
+    )
     yield llm
     runtime.install(Settings())
 
 
-def route(request: str, registry: Registry | None = None, repairs: int = 1, strict: bool = True,
-          max_tools: int = 32, mode: router.Mode = "tools") -> router.Route | ChatReply:
-    return asyncio.run(router.route(request, registry or builtin_registry(), repair_attempts=repairs, strict=strict,
-                                    max_tools=max_tools, mode=mode))
+def route(
+    request: str,
+    registry: Registry | None = None,
+    repairs: int = 1,
+    strict: bool = True,
+    max_tools: int = 32,
+    mode: router.Mode = "tools",
+) -> router.Route | ChatReply:
+    return asyncio.run(
+        router.route(
+            request,
+            registry or builtin_registry(),
+            repair_attempts=repairs,
+            strict=strict,
+            max_tools=max_tools,
+            mode=mode,
+        )
+    )
 
 
 def test_valid_tool_call_becomes_a_route(configured: FakeLLM) -> None:
@@ -68,7 +85,7 @@ def test_unknown_process_is_repaired(configured: FakeLLM) -> None:
     assert feedback["role"] == "tool" and "no tool named 'rm_rf'" in feedback["content"]
 
 
-@pytest.mark.parametrize("arguments", ['{"repo": ', '{"repo": 5}', '{}', '{"repo": "a/b", "extra": 1}', '["a/b"]'])
+@pytest.mark.parametrize("arguments", ['{"repo": ', '{"repo": 5}', "{}", '{"repo": "a/b", "extra": 1}', '["a/b"]'])
 def test_invalid_arguments_fail_after_one_repair(configured: FakeLLM, arguments: str) -> None:
     configured.script("route", tool_call("github_repo_info", arguments), tool_call("github_repo_info", arguments))
 
@@ -129,9 +146,19 @@ def test_unreachable_llm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
 def test_azure_provider_uses_deployment_path_and_api_key_header(llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", API_KEY)
-    runtime.install(Settings.model_validate({"llm": {
-        "provider": "azure", "azure_endpoint": llm.url, "azure_deployment": "routing", "api_version": "2024-10-21",
-        "max_retries": 0}}))
+    runtime.install(
+        Settings.model_validate(
+            {
+                "llm": {
+                    "provider": "azure",
+                    "azure_endpoint": llm.url,
+                    "azure_deployment": "routing",
+                    "api_version": "2024-10-21",
+                    "max_retries": 0,
+                }
+            }
+        )
+    )
     try:
         llm.script("route", say("hello"))
         message = asyncio.run(llm_module.chat([{"role": "user", "content": "hi"}], tools=None))

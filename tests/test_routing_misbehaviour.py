@@ -58,12 +58,15 @@ class TestToolsMode:
         assert [m["role"] for m in repair[-3:]] == ["assistant", "tool", "tool"]
         assert "expected one tool call, got 2" in repair[-1]["content"]
 
-    @pytest.mark.parametrize("bad", [
-        Reply(finish_reason="length", content="I think the tool to"),
-        Reply(content=""),
-        tool_call("github_repo_info", {"repo": "not a repo"}),
-        tool_call("github_repo_info", {"repo": "a/" + "b" * 300}),
-    ])
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            Reply(finish_reason="length", content="I think the tool to"),
+            Reply(content=""),
+            tool_call("github_repo_info", {"repo": "not a repo"}),
+            tool_call("github_repo_info", {"repo": "a/" + "b" * 300}),
+        ],
+    )
     def test_invalid_answers_get_exactly_one_repair(self, configure: Any, bad: Reply) -> None:
         llm = configure()
         llm.script("route", bad, bad)
@@ -95,30 +98,43 @@ class TestJsonSchemaMode:
     def test_same_validated_route_without_tools(self, configure: Any) -> None:
         llm = configure(mode="json_schema")
         llm.supports_tools = False
-        llm.script("route", answer({"process": "github_repo_info", "arguments": {"repo": "acme/rocket"},
-                                    "reason": "stars were asked for"}))
+        llm.script(
+            "route",
+            answer(
+                {"process": "github_repo_info", "arguments": {"repo": "acme/rocket"}, "reason": "stars were asked for"}
+            ),
+        )
         decision = decide()
         assert isinstance(decision, router.Route)
         assert (decision.process.name, decision.arguments, decision.reason) == (
-            "github_repo_info", {"repo": "acme/rocket"}, "stars were asked for")
+            "github_repo_info",
+            {"repo": "acme/rocket"},
+            "stars were asked for",
+        )
         body = llm.calls("route")[0].body
         assert "tools" not in body
         options = body["response_format"]["json_schema"]["schema"]["properties"]["choice"]["anyOf"]
-        assert [o["properties"]["process"]["enum"] for o in options] == [["github_repo_info"], ["text_processing"],
-                                                                         ["none"]]
+        assert [o["properties"]["process"]["enum"] for o in options] == [
+            ["github_repo_info"],
+            ["text_processing"],
+            ["none"],
+        ]
 
     def test_none_is_a_chat_reply(self, configure: Any) -> None:
         llm = configure(mode="json_schema")
         llm.script("route", answer({"process": "none", "reply": "Paris."}))
         assert decide() == ChatReply(text="Paris.")
 
-    @pytest.mark.parametrize("bad", [
-        Reply(content='{"choice": {"process": "github_repo_info", "arguments": '),
-        answer({"process": "rm_rf", "arguments": {}, "reason": ""}),
-        answer({"process": "github_repo_info", "arguments": {"repository": "a/b"}, "reason": ""}),
-        answer({"process": "none", "reply": ""}),
-        Reply(content='["github_repo_info"]'),
-    ])
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            Reply(content='{"choice": {"process": "github_repo_info", "arguments": '),
+            answer({"process": "rm_rf", "arguments": {}, "reason": ""}),
+            answer({"process": "github_repo_info", "arguments": {"repository": "a/b"}, "reason": ""}),
+            answer({"process": "none", "reply": ""}),
+            Reply(content='["github_repo_info"]'),
+        ],
+    )
     def test_invalid_answers_are_repaired_with_the_error(self, configure: Any, bad: Reply) -> None:
         llm = configure(mode="json_schema")
         llm.script("route", bad, answer({"process": "github_repo_info", "arguments": {"repo": "a/b"}, "reason": ""}))
@@ -171,4 +187,3 @@ def _refs(node: Any) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
-

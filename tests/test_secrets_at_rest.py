@@ -63,8 +63,12 @@ def test_an_echoed_secret_is_stored_nowhere(
     assert "refused" in stored or "you sent" in stored  # the error itself was stored, masked
     ray_logs = _files_text(ray_tmp, "worker-")
     assert ray_logs, "no Ray worker log found in the head's temp dir"
-    for where, text in [("ask", asked.stdout + asked.stderr), *[("runs show", s.stdout) for s in shown],
-                        ("Prefect API", stored), ("Ray logs", ray_logs)]:
+    for where, text in [
+        ("ask", asked.stdout + asked.stderr),
+        *[("runs show", s.stdout) for s in shown],
+        ("Prefect API", stored),
+        ("Ray logs", ray_logs),
+    ]:
         assert GITHUB_TOKEN not in text and API_KEY not in text, f"a secret in {where}"
 
 
@@ -76,11 +80,16 @@ def _prefect_records(api: str, run_id: str, kind: str) -> str:
             logs = {"task_run_id": {"any_": [run_id]}}
         else:
             tasks = client.post("/task_runs/filter", json={"flow_runs": {"id": {"any_": [run_id]}}}).json()
-            texts = [client.get(f"/flow_runs/{run_id}").text,
-                     client.get("/flow_run_states/", params={"flow_run_id": run_id}).text]
+            texts = [
+                client.get(f"/flow_runs/{run_id}").text,
+                client.get("/flow_run_states/", params={"flow_run_id": run_id}).text,
+            ]
             logs = {"flow_run_id": {"any_": [run_id]}}
-        texts += [str(tasks), *[client.get("/task_run_states/", params={"task_run_id": t["id"]}).text for t in tasks],
-                  client.post("/logs/filter", json={"logs": logs}).text]
+        texts += [
+            str(tasks),
+            *[client.get("/task_run_states/", params={"task_run_id": t["id"]}).text for t in tasks],
+            client.post("/logs/filter", json={"logs": logs}).text,
+        ]
     return "\n".join(texts)
 
 

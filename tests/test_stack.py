@@ -84,7 +84,9 @@ def test_up_reports_a_healthy_loopback_stack_and_a_second_up_changes_nothing(sta
     assert status["exit_code"] == 0 and status["up"] and status["dead"] == []
     assert status["prefect"]["healthy"] and status["prefect"]["ui_url"].startswith("http://127.0.0.1:")
     assert [(a["name"], a["alive"], a["busy"]) for a in status["actors"]] == [
-        ("agentctl-router-0", True, 0), ("agentctl-router-1", True, 0)]
+        ("agentctl-router-0", True, 0),
+        ("agentctl-router-1", True, 0),
+    ]
     before = _state(stack)
     listening = {c.laddr.ip for p in _stack_pids(before) for c in _connections(p) if c.status == "LISTEN"}
     assert listening and all(_loopback(ip) for ip in listening)
@@ -184,8 +186,14 @@ def _asking_while_github_holds(
     github.add_repo("acme/rocket", stars=42, contributors=250)
     gate = github.hold()
     llm.script("route", ROUTE)
-    asking = subprocess.Popen([AGENTCTL, "ask", *flags, REQUEST], env=env, start_new_session=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    asking = subprocess.Popen(
+        [AGENTCTL, "ask", *flags, REQUEST],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert github.arrived.wait(timeout=120)
         yield asking
@@ -309,9 +317,7 @@ def _postgres_stack_serves_and_stops(env: dict[str, str], home: Path, llm: FakeL
     assert not (cluster / "data" / "postmaster.pid").exists()
 
 
-def test_up_postgres_without_postgresql_names_the_package(
-    tmp_path: Path, llm: FakeLLM, github: FakeGitHub
-) -> None:
+def test_up_postgres_without_postgresql_names_the_package(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
     env = {**base_env(tmp_path, llm, github), "AGENTCTL_DATABASE__POSTGRES_BIN": str(tmp_path / "no-postgresql")}
     result = run_cli(env, "up", "--postgres")
     assert result.code == 1
@@ -322,8 +328,9 @@ def test_up_postgres_without_postgresql_names_the_package(
 def test_an_interrupted_up_leaves_nothing_running(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
     env = base_env(tmp_path, llm, github)
     state_file = tmp_path / "data" / "stack.json"
-    starting = subprocess.Popen([AGENTCTL, "up"], env=env, start_new_session=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    starting = subprocess.Popen(
+        [AGENTCTL, "up"], env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         recorded = _first_recorded_server(state_file, starting)
         os.killpg(starting.pid, signal.SIGINT)  # Ctrl-C while up waits for the server it started
@@ -353,8 +360,10 @@ def _first_recorded_server(state_file: Path, starting: subprocess.Popen[str]) ->
 
 def test_two_ups_at_once_start_one_stack(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
     env = base_env(tmp_path, llm, github)
-    ups = [subprocess.Popen([AGENTCTL, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-           for _ in range(2)]
+    ups = [
+        subprocess.Popen([AGENTCTL, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     try:
         outputs = [up.communicate(timeout=240) for up in ups]
         assert [up.returncode for up in ups] == [0, 0], outputs
@@ -382,9 +391,19 @@ def test_a_state_file_of_a_stack_gone_since_is_reported_and_cleaned_up(
     gone.wait()  # a pid that no longer runs, as after a reboot
     state_file = tmp_path / "data" / "stack.json"
     state_file.parent.mkdir(parents=True)
-    state_file.write_text(json.dumps({
-        "ray_address": "127.0.0.1:1", "ray_temp_dir": str(tmp_path / "ray"), "prefect_url": "http://127.0.0.1:1/api",
-        "prefect_pid": gone.pid, "actors": ["agentctl-router-0"], "started_at": 0, "ready": True}))
+    state_file.write_text(
+        json.dumps(
+            {
+                "ray_address": "127.0.0.1:1",
+                "ray_temp_dir": str(tmp_path / "ray"),
+                "prefect_url": "http://127.0.0.1:1/api",
+                "prefect_pid": gone.pid,
+                "actors": ["agentctl-router-0"],
+                "started_at": 0,
+                "ready": True,
+            }
+        )
+    )
 
     status = _status(env)
     assert status["exit_code"] == 1 and {"Ray head", "Prefect server"} <= set(status["dead"])

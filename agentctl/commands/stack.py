@@ -30,8 +30,12 @@ def up(
     config = settings(ctx)
     out, err = consoles()
     with err.status("Starting the stack…") as spinner:
-        state, already = start(config, secrets_of(config), postgres,
-                               lambda: spinner.update("Waiting for another agentctl up or down to finish…"))
+        state, already = start(
+            config,
+            secrets_of(config),
+            postgres,
+            lambda: spinner.update("Waiting for another agentctl up or down to finish…"),
+        )
     out.print("already up" if already else "up", style="bold green")
     out.print(literal(describe(state)), highlight=False)  # paths and URLs of the user's: never markup
 
@@ -43,8 +47,9 @@ def down(ctx: typer.Context) -> None:
 
     out, err = consoles()
     stopped = stop(settings(ctx), lambda: err.print("waiting for another agentctl up or down to finish…"))
-    out.print(literal("\n".join(f"stopped {piece}" for piece in stopped) if stopped else "nothing was up"),
-              highlight=False)
+    out.print(
+        literal("\n".join(f"stopped {piece}" for piece in stopped) if stopped else "nothing was up"), highlight=False
+    )
 
 
 def status(

@@ -74,8 +74,9 @@ class BadRepoName(UsageError):
 class GitHub:
     """A small async client for the configured GitHub API."""
 
-    def __init__(self, api_url: str, token: str | None, timeout: float, token_env: str = "GITHUB_TOKEN",
-                 max_pages: int = 100) -> None:
+    def __init__(
+        self, api_url: str, token: str | None, timeout: float, token_env: str = "GITHUB_TOKEN", max_pages: int = 100
+    ) -> None:
         self.api_url = api_url.rstrip("/")
         self._origin = _origin(self.api_url)
         self._token, self._token_env, self._max_pages = token, token_env, max_pages
@@ -112,28 +113,36 @@ class GitHub:
     def _repo_url(self, full_name: str) -> str:
         # Checked here too, not only by the parameter's pattern: no request leaves for another path.
         if not re.fullmatch(REPO_PATTERN, full_name):
-            raise BadRepoName(f"repository {full_name!r} is not owner/name (no '.' or '..' parts): "
-                              "give it as owner/name, for example PrefectHQ/prefect")
+            raise BadRepoName(
+                f"repository {full_name!r} is not owner/name (no '.' or '..' parts): "
+                "give it as owner/name, for example PrefectHQ/prefect"
+            )
         return f"{self.api_url}/repos/{full_name}"
 
     def _check_next(self, url: str, seen: set[str], full_name: str) -> None:
         if url in seen:
-            raise EndlessPages(f"GitHub's contributor pages of {full_name} link back to a page already read "
-                               f"({url}): stopped after {len(seen)} pages")
+            raise EndlessPages(
+                f"GitHub's contributor pages of {full_name} link back to a page already read "
+                f"({url}): stopped after {len(seen)} pages"
+            )
         if len(seen) >= self._max_pages:
-            raise EndlessPages(f"GitHub's contributor pages of {full_name} go on past {self._max_pages} pages: "
-                               "stopped (raise github.max_pages for a larger repository)")
+            raise EndlessPages(
+                f"GitHub's contributor pages of {full_name} go on past {self._max_pages} pages: "
+                "stopped (raise github.max_pages for a larger repository)"
+            )
         seen.add(url)
 
     async def _get(self, url: str, full_name: str, hops: int = 3) -> httpx.Response:
         if _origin(url) != self._origin:
-            raise ForeignURL(f"GitHub answered with a link to {_origin(url)}, not {self._origin} "
-                             "(github.api_url): refused")
+            raise ForeignURL(
+                f"GitHub answered with a link to {_origin(url)}, not {self._origin} (github.api_url): refused"
+            )
         try:
             response = await self._http.get(url)
         except httpx.HTTPError as exc:
-            raise TransientGitHubError(f"could not reach {self._origin}: {type(exc).__name__}; "
-                                       "check github.api_url / GITHUB_API_URL") from None
+            raise TransientGitHubError(
+                f"could not reach {self._origin}: {type(exc).__name__}; check github.api_url / GITHUB_API_URL"
+            ) from None
         if response.is_redirect and response.next_request is not None and hops > 0:
             # A renamed or moved repository: follow, on the same host only.
             return await self._get(str(response.next_request.url), full_name, hops - 1)
@@ -142,8 +151,7 @@ class GitHub:
 
     def _advice(self) -> _Advice:
         # A token GitHub echoes in an error body is redacted in the message made of it.
-        return _Advice(token_env=None if self._token else self._token_env,
-                       secrets=[self._token] if self._token else [])
+        return _Advice(token_env=None if self._token else self._token_env, secrets=[self._token] if self._token else [])
 
 
 def _origin(url: str) -> str:

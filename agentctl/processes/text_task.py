@@ -50,8 +50,12 @@ async def _choose_by_schema(messages: list[dict[str, Any]]) -> tuple[list[tuple[
     """For servers without tool calling: the same choice as a structured JSON answer."""
     properties = {"tool": {"type": "string", "enum": list(TOOLS)}, "text": {"type": "string"}}
     call = {"type": "object", "properties": properties, "required": ["tool", "text"], "additionalProperties": False}
-    schema = {"type": "object", "properties": {"calls": {"type": "array", "items": call}, "note": {"type": "string"}},
-              "required": ["calls", "note"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"calls": {"type": "array", "items": call}, "note": {"type": "string"}},
+        "required": ["calls", "note"],
+        "additionalProperties": False,
+    }
     fmt = {"type": "json_schema", "json_schema": {"name": "text_tools", "strict": True, "schema": schema}}
     completion = await llm.complete(messages, response_format=fmt)
     answer = _arguments(completion.choices[0].message.content)
