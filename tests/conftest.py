@@ -2,8 +2,11 @@
 fresh HOME for every CLI a test starts (and one for this process).
 
 Nothing here reaches the internet: every client is pointed at a local server through the same
-configuration a user sets, and any other connection is refused (in this process by a socket guard,
-in child processes by a proxy that does not exist). Nothing here reads or writes the developer's
+configuration a user sets. What guards that: in this process, a socket guard refuses any IPv4/IPv6
+connect to a host that is not loopback; in child processes (the CLI, Ray's workers, Prefect's
+server) only the proxy variables, pointing at a proxy that does not exist, which stop clients that
+honour them. Complete only where the suite runs in a network namespace with loopback alone, as
+``.ci/run`` does when run as root: there any other connection fails at the network. Nothing here reads or writes the developer's
 HOME: what Ray, Prefect and agentctl keep there (Ray's auth token, Prefect's profiles) would make
 the tests pass where a new user's first call fails.
 """
