@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from agentctl.errors import ConfigError
 from agentctl.processes import builtin_registry
 from agentctl.registry import Registry, from_signature
+from tests.conftest import isolated_env
 
 
 def sample(
@@ -99,9 +101,10 @@ def test_repo_argument_must_be_owner_slash_name() -> None:
     assert github.validate({"repo": "PrefectHQ/prefect"}) == {"repo": "PrefectHQ/prefect"}
 
 
-def test_processes_list_imports_no_ray_prefect_or_openai() -> None:
+def test_processes_list_imports_no_ray_prefect_or_openai(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "agentctl", "processes", "list", "--json"],
+        env=isolated_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
@@ -112,9 +115,13 @@ def test_processes_list_imports_no_ray_prefect_or_openai() -> None:
     assert "github_repo_info" in proc.stdout
 
 
-def test_help_imports_no_ray_prefect_or_openai() -> None:
+def test_help_imports_no_ray_prefect_or_openai(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "agentctl", "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-X", "importtime", "-m", "agentctl", "--help"],
+        env=isolated_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
