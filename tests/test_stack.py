@@ -97,6 +97,40 @@ def test_up_reports_a_healthy_loopback_stack_and_a_second_up_changes_nothing(sta
     assert [a["pid"] for a in _status(stack)["actors"]] == [a["pid"] for a in status["actors"]]
 
 
+def test_the_stacks_processes_hold_no_secrets_share_one_prefect_api_and_send_no_telemetry(
+    stack: dict[str, str],
+) -> None:
+    state = _state(stack)
+    server = _environ(state["prefect_pid"])
+    assert server["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    routers = _routers(state["ray_temp_dir"])
+    assert len(routers) == 2
+    for pid in [state["prefect_pid"], *proctree.ray_pids(state["ray_temp_dir"])]:
+        held = _environ(pid)
+        assert "OPENAI_API_KEY" not in held and "GITHUB_TOKEN" not in held, proctree.cmdline(pid)
+    for pid in routers:
+        actor = _environ(pid)
+        assert (actor["PREFECT_API_URL"], actor["DO_NOT_TRACK"]) == (state["prefect_url"], "1")
+
+
+def _environ(pid: int) -> dict[str, str]:
+    """The environment ``pid`` was started with."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+def test_status_shows_a_healthy_stack_as_text(stack: dict[str, str]) -> None:
+    state, actors = _state(stack), _status(stack)["actors"]
+    result = run_cli(stack, "status")
+    assert result.code == 0, result.stderr
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│")}
+    assert "up (started by up)" in rows["Ray"] and state["ray_address"] in rows["Ray"]
+    assert "healthy" in rows["Prefect"] and state["prefect_url"] in rows["Prefect"]
+    for actor in actors:
+        assert f"alive, 0 busy" in rows[actor["name"]] and f"pid {actor['pid']}" in rows[actor["name"]]
+    assert "dead" not in result.stdout and "restarts them" not in result.stdout
+
+
 def _connections(pid: int) -> list[Any]:
     try:
         return psutil.Process(pid).net_connections(kind="inet")
