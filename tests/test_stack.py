@@ -273,6 +273,30 @@ def test_an_actor_killed_mid_request_is_replaced_and_its_run_marked_crashed(
     assert run_cli(stack, "ask", REQUEST).code == 0
 
 
+def test_an_actor_that_died_between_requests_is_replaced_by_the_next_and_up_restarts_dead_actors(
+    stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
+) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    first, second = _status(stack)["actors"]
+    os.kill(first["pid"], signal.SIGKILL)  # idle: requests one after another go to the first actor
+    assert [a["alive"] for a in _status(stack)["actors"]] == [False, True]  # Ray knows it died
+    llm.script("route", ROUTE)
+    asked = run_cli(stack, "ask", REQUEST)
+    assert asked.code == 0 and "not using the stack" not in asked.stdout + asked.stderr, asked.stderr
+    replaced = _status(stack)["actors"]
+    assert [a["alive"] for a in replaced] == [True, True] and first["pid"] not in [a["pid"] for a in replaced]
+
+    os.kill(second["pid"], signal.SIGKILL)
+    _gone([second["pid"]])
+    assert run_cli(stack, "up").stdout.startswith("already up")
+    after = _status(stack)["actors"]
+    assert [a["alive"] for a in after] == [True, True] and second["pid"] not in [a["pid"] for a in after]
+
+    other = run_cli({**stack, "AGENTCTL_PROCESSES__DISABLE": '["text_processing"]'}, "up")
+    assert other.code == 2 and "agentctl down, then up" in other.stderr and "Traceback" not in other.stderr
+    assert [a["pid"] for a in _status(stack)["actors"]] == [a["pid"] for a in after]
+
+
 def test_a_stack_whose_server_died_is_reported_bypassed_and_replaced_by_up(
     tmp_path: Path, llm: FakeLLM, github: FakeGitHub
 ) -> None:
