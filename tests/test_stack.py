@@ -123,11 +123,12 @@ def test_status_shows_a_healthy_stack_as_text(stack: dict[str, str]) -> None:
     state, actors = _state(stack), _status(stack)["actors"]
     result = run_cli(stack, "status")
     assert result.code == 0, result.stderr
-    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│")}
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("│")}
     assert "up (started by up)" in rows["Ray"] and state["ray_address"] in rows["Ray"]
-    assert "healthy" in rows["Prefect"] and state["prefect_url"] in rows["Prefect"]
+    assert "healthy" in rows["Prefect API"] and state["prefect_url"] in rows["Prefect API"]
+    assert state["ui_url"] in rows["Prefect UI"]
     for actor in actors:
-        assert f"alive, 0 busy" in rows[actor["name"]] and f"pid {actor['pid']}" in rows[actor["name"]]
+        assert "alive, 0 busy" in rows[actor["name"]] and f"pid {actor['pid']}" in rows[actor["name"]]
     assert "dead" not in result.stdout and "restarts them" not in result.stdout
 
 
