@@ -97,6 +97,41 @@ def test_up_reports_a_healthy_loopback_stack_and_a_second_up_changes_nothing(sta
     assert [a["pid"] for a in _status(stack)["actors"]] == [a["pid"] for a in status["actors"]]
 
 
+def test_the_stacks_processes_hold_no_secrets_share_one_prefect_api_and_send_no_telemetry(
+    stack: dict[str, str],
+) -> None:
+    state = _state(stack)
+    server = _environ(state["prefect_pid"])
+    assert server["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    routers = _routers(state["ray_temp_dir"])
+    assert len(routers) == 2
+    for pid in [state["prefect_pid"], *proctree.ray_pids(state["ray_temp_dir"])]:
+        held = _environ(pid)
+        assert "OPENAI_API_KEY" not in held and "GITHUB_TOKEN" not in held, proctree.cmdline(pid)
+    for pid in routers:
+        actor = _environ(pid)
+        assert (actor["PREFECT_API_URL"], actor["DO_NOT_TRACK"]) == (state["prefect_url"], "1")
+
+
+def _environ(pid: int) -> dict[str, str]:
+    """The environment ``pid`` was started with."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+def test_status_shows_a_healthy_stack_as_text(stack: dict[str, str]) -> None:
+    state, actors = _state(stack), _status(stack)["actors"]
+    result = run_cli(stack, "status")
+    assert result.code == 0, result.stderr
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("│")}
+    assert "up (started by up)" in rows["Ray"] and state["ray_address"] in rows["Ray"]
+    assert "healthy" in rows["Prefect API"] and state["prefect_url"] in rows["Prefect API"]
+    assert state["ui_url"] in rows["Prefect UI"]
+    for actor in actors:
+        assert "alive, 0 busy" in rows[actor["name"]] and f"pid {actor['pid']}" in rows[actor["name"]]
+    assert "dead" not in result.stdout and "restarts them" not in result.stdout
+
+
 def _connections(pid: int) -> list[Any]:
     try:
         return psutil.Process(pid).net_connections(kind="inet")
@@ -237,6 +272,30 @@ def test_an_actor_killed_mid_request_is_replaced_and_its_run_marked_crashed(
     gate_free.set()
     llm.script("route", ROUTE)
     assert run_cli(stack, "ask", REQUEST).code == 0
+
+
+def test_an_actor_that_died_between_requests_is_replaced_by_the_next_and_up_restarts_dead_actors(
+    stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
+) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    first, second = _status(stack)["actors"]
+    os.kill(first["pid"], signal.SIGKILL)  # idle: requests one after another go to the first actor
+    assert [a["alive"] for a in _status(stack)["actors"]] == [False, True]  # Ray knows it died
+    llm.script("route", ROUTE)
+    asked = run_cli(stack, "ask", REQUEST)
+    assert asked.code == 0 and "not using the stack" not in asked.stdout + asked.stderr, asked.stderr
+    replaced = _status(stack)["actors"]
+    assert [a["alive"] for a in replaced] == [True, True] and first["pid"] not in [a["pid"] for a in replaced]
+
+    os.kill(second["pid"], signal.SIGKILL)
+    _gone([second["pid"]])
+    assert run_cli(stack, "up").stdout.startswith("already up")
+    after = _status(stack)["actors"]
+    assert [a["alive"] for a in after] == [True, True] and second["pid"] not in [a["pid"] for a in after]
+
+    other = run_cli({**stack, "AGENTCTL_PROCESSES__DISABLE": '["text_processing"]'}, "up")
+    assert other.code == 2 and "agentctl down, then up" in other.stderr and "Traceback" not in other.stderr
+    assert [a["pid"] for a in _status(stack)["actors"]] == [a["pid"] for a in after]
 
 
 def test_a_stack_whose_server_died_is_reported_bypassed_and_replaced_by_up(
