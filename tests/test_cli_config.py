@@ -77,3 +77,26 @@ def test_debug_adds_the_traceback(user: dict[str, str]) -> None:
     assert result.code == 2
     assert lines[0] == "Traceback (most recent call last):" and "ConfigError" in result.stderr
     assert lines[-1].startswith(BAD_POOL)
+
+
+COUNTED = """
+import os
+import sys
+from pathlib import Path
+
+if "default_worker" in sys.argv[0]:  # imported by a router actor, in a Ray worker process of its own
+    Path({where!r}, str(os.getpid())).touch()
+"""
+
+
+def test_pool_size_flag_sets_how_many_actors_start(env: dict[str, str], llm: FakeLLM, tmp_path: Path) -> None:
+    started = tmp_path / "actors"
+    started.mkdir()
+    (tmp_path / "counted.py").write_text(COUNTED.format(where=str(started)))
+    env = {**env, "AGENTCTL_POOL__SIZE": "1", "AGENTCTL_PROCESSES__PATHS": str(tmp_path / "counted.py")}
+    llm.script("route", say("Paris."))
+
+    result = run_cli(env, "ask", "--pool-size", "2", "capital of France?")
+
+    assert result.code == 0, result.stderr
+    assert len(list(started.iterdir())) == 2
