@@ -43,11 +43,17 @@ def connect(settings: Settings, env_vars: dict[str, str]) -> bool:
         _check_joinable(address)
     try:
         _init(ray, settings, env_vars, address)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:  # OSError: a socket path too long, a full disk
         _remove_temp_dir()
-        where = f"Ray at {address}" if address else "a local Ray cluster"
-        raise StackError(f"could not start or reach {where}: {exc}; check ray.address / RAY_ADDRESS") from None
+        raise StackError(_init_failure(address, exc)) from None
     return not address
+
+
+def _init_failure(address: str | None, exc: Exception) -> str:
+    """One line for a cluster that would not start or answer; Ray's message says why."""
+    if address:
+        return f"could not reach Ray at {address}: {exc}; check ray.address / RAY_ADDRESS"
+    return f"could not start a local Ray cluster: {exc}"
 
 
 def _prepare_env(settings: Settings, address: str | None) -> None:

@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+DROP = 0  # a status that sends nothing: the server closes the connection instead
+
 
 @dataclass
 class Recorded:
@@ -55,6 +57,8 @@ class _Server:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.requests: list[Recorded] = []
         self.busy_seconds = 0.0  # time spent answering, for benchmarks that subtract it
+        self.in_flight = 0
+        self.most_in_flight = 0  # the most requests being answered at once
         self.lock = threading.Lock()
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -65,10 +69,18 @@ class _Server:
         record = Recorded(method, handler.path, {k.lower(): v for k, v in handler.headers.items()}, body)
         with self.lock:
             self.requests.append(record)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
         started = time.perf_counter()
-        status, headers, payload = self.respond(record)
-        with self.lock:
-            self.busy_seconds += time.perf_counter() - started
+        try:
+            status, headers, payload = self.respond(record)
+        finally:
+            with self.lock:
+                self.busy_seconds += time.perf_counter() - started
+                self.in_flight -= 1
+        if status == DROP:
+            handler.close_connection = True  # hang up with no answer, as a reset connection does
+            return
         data = payload if isinstance(payload, bytes) else b"" if payload is None else json.dumps(payload).encode()
         handler.send_response(status)
         for key, value in {"content-type": "application/json", **headers}.items():
@@ -147,6 +159,7 @@ class FakeLLM(_Server):
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
+            self.most_in_flight = 0
             for script in self.scripts.values():
                 script.clear()
             self.supports_tools = True
@@ -263,6 +276,10 @@ class FakeGitHub(_Server):
     def fail_next(self, status: int, headers: dict[str, str] | None = None, times: int = 1) -> None:
         """The next ``times`` requests get ``status``."""
         self.faults.extend([(status, headers or {})] * times)
+
+    def drop_next(self, times: int = 1) -> None:
+        """The next ``times`` requests get no answer: the connection is closed."""
+        self.faults.extend([(DROP, {})] * times)
 
     def rate_limit(self, reset_epoch: int) -> None:
         self.fail_next(403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset_epoch)}, times=100)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -78,21 +79,19 @@ def test_run_parses_values_and_needs_no_api_key(user_env: dict[str, str]) -> Non
     assert "issues" in run["tags"]
 
 
-@pytest.mark.parametrize(
-    ("name", "params", "expected"),
-    [
-        ("shout", ["text=hey"], "HEY!"),
-        ("add_numbers", ["a=2", "b=40"], 42),
-    ],
-)
-def test_run_async_flows_and_sync_tasks(
-    user_env: dict[str, str], name: str, params: list[str], expected: object
-) -> None:
-    args = [arg for p in params for arg in ("--param", p)]
-    result = run_cli(user_env, "processes", "run", name, *args, "--json", cwd=FIXTURES)
+def test_run_an_async_flow(user_env: dict[str, str]) -> None:
+    result = run_cli(user_env, "processes", "run", "shout", "--param", "text=hey", "--json", cwd=FIXTURES)
 
     assert result.code == 0, result.stderr
-    assert result.json()["result"] == expected
+    assert result.json()["result"] == "HEY!"
+
+
+def test_run_a_sync_task_shows_its_result_panel(user_env: dict[str, str]) -> None:
+    result = run_cli(user_env, "processes", "run", "add_numbers", "--param", "a=2", "--param", "b=40", cwd=FIXTURES)
+
+    assert result.code == 0, result.stderr
+    assert re.search(r"╭─ add_numbers · task run \S+ · Completed ─+╮", result.stdout), result.stdout
+    assert re.search(r"│ 42 +│", result.stdout), result.stdout
 
 
 def test_run_rejects_bad_parameters_before_starting_anything(user_env: dict[str, str]) -> None:
@@ -174,3 +173,38 @@ def generated_module(count: int) -> str:
 def _line_of(text: str) -> int:
     lines = (FIXTURES / "userflows.py").read_text().splitlines()
     return next(i for i, line in enumerate(lines, 1) if line.startswith(text))
+
+
+WAITS = '''
+import asyncio
+
+from agentctl import process
+
+
+@process(timeout_seconds=0.5)
+async def wait_long(seconds: float) -> str:
+    """Wait the seconds given, then say so."""
+    await asyncio.sleep(seconds)
+    return "waited"
+'''
+
+
+def test_a_directory_in_paths_and_a_timeout(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "waits.py").write_text(WAITS)
+    (tmp_path / "elsewhere").mkdir()  # the modules are found through processes.paths, not the cwd
+    env = {**env, "AGENTCTL_PROCESSES__PATHS": str(tmp_path / "mine"), "AGENTCTL_PROCESSES__MODULES": "waits"}
+
+    listed = run_cli(env, "processes", "list", cwd=tmp_path / "elsewhere")
+    ran = run_cli(env, "processes", "run", "wait_long", "--param", "seconds=20", cwd=tmp_path / "elsewhere")
+    runs = run_cli(env, "runs", "--process", "wait_long")
+
+    assert listed.code == 0, listed.stderr
+    assert re.search(r"│ wait_long +│ flow +│ Wait the seconds given, then say so\. +│", listed.stdout)
+    assert re.search(r"│ github_repo_info +│ flow +│", listed.stdout)
+    assert ran.code == 1
+    [error] = [line for line in ran.stderr.splitlines() if line.startswith("error:")]
+    assert "wait_long ended TimedOut" in error and "timed out after 0.5 second" in error, ran.stderr
+    assert runs.code == 0, runs.stderr
+    [row] = [line for line in runs.stdout.splitlines() if "wait_long" in line]
+    assert "TimedOut" in row

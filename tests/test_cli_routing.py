@@ -31,6 +31,7 @@ def test_dry_run_shows_route_reason_and_policy_and_runs_nothing(
     assert doc["arguments"] == {"repo": "acme/rocket"}
     assert doc["reason"] == "Stars and contributors are repository facts."
     assert doc["policy"]["llm"] == {"timeout": 60.0, "max_retries": 0, "repair_attempts": 1}
+    assert doc["policy"]["worst_case_routing_requests"] == 2
     assert "github.retries" in doc["policy"]["note"]
     assert doc["result"] is None and doc["run"] is None
     assert doc["usage"]["requests"] == 1
@@ -40,10 +41,12 @@ def test_dry_run_shows_route_reason_and_policy_and_runs_nothing(
 def test_dry_run_rich_output(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
     llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
 
-    result = run_cli({**env, **NOWHERE}, "ask", "--dry-run", "stars for acme/rocket")
+    budget = {"AGENTCTL_LLM__MAX_RETRIES": "2", "AGENTCTL_ROUTER__REPAIR_ATTEMPTS": "2"}
+    result = run_cli({**env, **NOWHERE, **budget}, "ask", "--dry-run", "stars for acme/rocket")
 
     assert result.code == 0, result.stderr
     assert "github_repo_info(repo='acme/rocket')" in result.stdout
+    assert "max_retries=2, repair_attempts=2 (at most 9 routing requests)" in result.stdout
     assert "prefect: retries=0" in result.stdout and "dry run: nothing ran" in result.stdout
     assert github.requests == []
 
@@ -57,14 +60,15 @@ def test_dry_run_of_an_invalid_route_exits_2(env: dict[str, str], llm: FakeLLM) 
     assert "invalid after 2 tries" in result.stderr and "repo" in result.stderr
 
 
-def test_usage_counts_nested_calls(env: dict[str, str], llm: FakeLLM) -> None:
+def test_verbose_counts_nested_calls(env: dict[str, str], llm: FakeLLM) -> None:
     llm.script("route", tool_call("text_processing", {"instruction": "uppercase", "text": "x"}))
     llm.script("text", tool_call("UPPER", {"text": "x"}))
 
-    result = run_cli(env, "ask", "--json", "Make x uppercase")
+    result = run_cli(env, "ask", "--verbose", "Make x uppercase")
 
     assert result.code == 0, result.stderr
-    assert result.json()["usage"] == {"requests": 2, "prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
+    assert "text_processing · task run" in result.stdout
+    assert "tokens: 30 (20 prompt + 10 completion) in 2 LLM requests" in result.stderr
 
 
 def test_verbose_prints_tokens(env: dict[str, str], llm: FakeLLM) -> None:
@@ -91,6 +95,8 @@ def test_json_schema_mode_end_to_end_without_tool_support(env: dict[str, str], l
     assert result.code == 0, result.stderr
     doc = result.json()
     assert doc["route"] == "text_processing" and doc["result"]["text"] == "X"
+    # --json always carries usage, the text-processing task's nested call included.
+    assert doc["usage"] == {"requests": 2, "prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
     assert all("tools" not in call.body for call in llm.calls())
 
 
@@ -158,12 +164,16 @@ def test_eval_compares_models(env: dict[str, str], llm: FakeLLM, github: FakeGit
 def test_eval_min_accuracy_and_rich_output(env: dict[str, str], llm: FakeLLM, tmp_path: Path) -> None:
     cases = tmp_path / "cases.toml"
     cases.write_text(CASES)
-    llm.responder = lambda body: say("I would rather chat.")
+    llm.responder = lambda body: Reply(content="I would rather chat.", delay=0.2)  # a slow model: calls overlap
 
-    result = run_cli(env, "eval", str(cases), "--min-accuracy", "0.9")
+    result = run_cli(
+        {**env, "AGENTCTL_POOL__SIZE": "2"}, "eval", str(cases), "--min-accuracy", "0.9", "--concurrency", "1"
+    )
 
     assert result.code == 1
     assert "25%" in result.stdout and "failing cases" in result.stdout
+    assert all(f"{p} s" in result.stdout for p in ("p50", "p90", "p99"))
+    assert len(llm.calls()) == 4 and llm.most_in_flight == 1
 
 
 def test_eval_bad_case_file_exits_2(env: dict[str, str], tmp_path: Path) -> None:
@@ -181,3 +191,12 @@ def test_starter_case_file_loads() -> None:
 
     cases = load_cases(Path(__file__).parent.parent / "evals" / "builtins.toml")
     assert {c.process for c in cases} == {"github_repo_info", "text_processing", "none"}
+
+
+def test_eval_latency_percentiles() -> None:
+    from agentctl.evaluation import Case, Outcome, summarize
+
+    case = Case(prompt="x", process="none")
+    outcomes = [Outcome(case=case, model="m", latency=float(s)) for s in range(1, 102)]
+
+    assert summarize(outcomes)["m"]["latency"] == {"p50": 51.0, "p90": 91.0, "p99": 100.0}
