@@ -6,9 +6,10 @@ configuration a user sets. What guards that: in this process, a socket guard ref
 connect to a host that is not loopback; in child processes (the CLI, Ray's workers, Prefect's
 server) only the proxy variables, pointing at a proxy that does not exist, which stop clients that
 honour them. Complete only where the suite runs in a network namespace with loopback alone, as
-``.ci/run`` does when run as root: there any other connection fails at the network. Nothing here reads or writes the developer's
-HOME: what Ray, Prefect and agentctl keep there (Ray's auth token, Prefect's profiles) would make
-the tests pass where a new user's first call fails.
+``.ci/run`` does when run as root: there any other connection fails at the network.
+
+Nothing here reads or writes the developer's HOME: what Ray, Prefect and agentctl keep there (Ray's
+auth token, Prefect's profiles) would make the tests pass where a new user's first call fails.
 """
 
 from __future__ import annotations

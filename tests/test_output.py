@@ -72,7 +72,7 @@ def test_failure_with_markup_is_one_literal_line_and_runs_show_it(
     recorded = run_cli(env, "runs", "show", run_id, "--json").json()
     assert any(HOSTILE in (state["message"] or "") for state in recorded["states"])  # the exact data
 
-    listed = run_cli({**env, "COLUMNS": "80"}, "runs", "--limit", "1")
+    listed = run_cli({**env, "COLUMNS": "80"}, "runs", "--process", "github_repo_info", "--limit", "200")
     assert listed.code == 0, listed.stderr
     assert run_id in listed.stdout and "github_repo_info" in listed.stdout
 
