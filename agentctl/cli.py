@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agentctl import __version__
+from agentctl import __version__, interrupts
 from agentctl.commands import ask, evaluate, processes, repl, runs, stack
 from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AgentctlError
 from agentctl.untrusted import printable
@@ -69,6 +69,7 @@ def main() -> None:
     """Entry point: run the app, print errors as one line, exit without waiting on stragglers."""
     # What agentctl and its children (Prefect's server, Ray, PostgreSQL) create is the user's alone.
     os.umask(0o077)
+    interrupts.install()
     code = _run(sys.argv[1:])
     sys.stdout.flush()
     sys.stderr.flush()
@@ -79,7 +80,9 @@ def main() -> None:
 def _run(args: list[str]) -> int:
     debug = "--debug" in args
     try:
-        return _invoke(args)
+        code = _invoke(args)
+        interrupts.check()  # a Ctrl-C that a callback swallowed still ends the command as one
+        return code
     except KeyboardInterrupt:
         _print_interrupted()
         return EXIT_INTERRUPTED

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel
 
-from agentctl import proctree, ray_auth
+from agentctl import interrupts, proctree, ray_auth
 from agentctl.config import Settings
 from agentctl.discovery import anchored, import_path
 from agentctl.errors import StackError, UsageError
@@ -191,6 +191,7 @@ def _start(settings: Settings, secrets: dict[str, str], postgres: bool) -> Stack
     try:
         _start_pieces(settings, state, postgres)
         ensure_actors(settings, state, secrets)
+        interrupts.check()
     except BaseException:  # Ctrl-C too: stop what this up started so far, from what it knows
         _stop(settings, state)
         raise
@@ -208,11 +209,17 @@ def _start_pieces(settings: Settings, state: StackState, postgres: bool) -> None
     """Start PostgreSQL, Prefect and Ray as needed; each is recorded before it is waited for, so that
     the stop after a failed or interrupted up finds it."""
     database = _database(settings, state, postgres)
-    _write(settings, state)
+    _recorded(settings, state)
     _prefect(settings, state, database)
-    _write(settings, state)
+    _recorded(settings, state)
     _ray(settings, state)
+    _recorded(settings, state)
+
+
+def _recorded(settings: Settings, state: StackState) -> None:
+    """Write the state after a step; a Ctrl-C swallowed during it stops up here (``_start`` cleans up)."""
     _write(settings, state)
+    interrupts.check()
 
 
 def _write(settings: Settings, state: StackState) -> None:
