@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pexpect
@@ -14,7 +16,7 @@ import psutil
 import pytest
 
 from tests.conftest import AGENTCTL, base_env
-from tests.servers import FakeGitHub, FakeLLM, say, tool_call
+from tests.servers import FakeGitHub, FakeLLM, fail, say, tool_call
 
 PROMPT = "agentctl> "
 PROMPT_SEEN = "agentctl>"  # prompt_toolkit moves the cursor instead of printing the trailing space
@@ -119,32 +121,52 @@ def test_piped_input(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
     assert proc.returncode == 1
     assert "acme/rocket has 42 stars" in proc.stdout
     assert '"chat": "Paris."' in proc.stdout
+    assert proc.stdout.count('"request":') == 1  # one JSON document: after /json off, the failure is rich again
     assert "acme/missing not found or not accessible" in proc.stderr
     assert llm.calls("route")[1].body["messages"][-1]["content"] == "capital of \nFrance?"
     assert PROMPT not in proc.stdout
 
 
-def test_piped_input_all_good_exits_0(env: dict[str, str], llm: FakeLLM) -> None:
-    llm.script("route", say("Paris."))
-    proc = subprocess.run(
-        [AGENTCTL, "repl"], env=env, input="/model gpt-x\ncapital?\n", text=True, capture_output=True, timeout=180
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "model: gpt-x" in proc.stdout and "Paris." in proc.stdout
-    assert llm.calls("route")[0].body["model"] == "gpt-x"
-    assert not re.search(r"Traceback", proc.stderr)
-
-
-def test_a_bad_line_does_not_end_the_session(env: dict[str, str], llm: FakeLLM) -> None:
-    llm.script("route", say("first"), say("second"))
-    lines = "/run text_processing text=\"it's\n/dry-run on\nfirst?\nsecond?\n"
+def test_piped_input_all_good_exits_0(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=3)
+    llm.script("route", say("Paris."), say("Rome."), say("never asked"))
+    lines = "/model gpt-x\ncapital?\n/model default\nagain?\n/run github_repo_info repo=acme/rocket\n/exit\nafter?\n"
 
     proc = subprocess.run([AGENTCTL, "repl"], env=env, input=lines, text=True, capture_output=True, timeout=180)
 
-    assert proc.returncode == 2
+    assert proc.returncode == 0, proc.stderr
+    assert "model: gpt-x" in proc.stdout and "Paris." in proc.stdout and "Rome." in proc.stdout
+    # /model default goes back to the configured model; /exit leaves before the line after it.
+    assert [c.body["model"] for c in llm.calls("route")] == ["gpt-x", "gpt-4o-mini"]
+    assert "acme/rocket has 42 stars" in proc.stdout and "Completed" in proc.stdout  # /run, without the LLM
+    assert not re.search(r"Traceback", proc.stderr)
+
+
+def test_piped_exit_code_is_the_highest_failure_and_dry_run_runs_nothing(
+    env: dict[str, str], llm: FakeLLM, github: FakeGitHub, prefect_api: str
+) -> None:
+    repo = f"acme/probe-{uuid.uuid4().hex[:8]}"  # names this test's runs in the shared Prefect API
+    route = tool_call("github_repo_info", {"repo": repo})
+    llm.script("route", fail(500), route, route)
+    lines = f"fails with 1?\n/run text_processing text=\"it's\n/dry-run on\nstars of {repo}?\n/dry-run off\nstars of {repo}?\n"
+
+    proc = subprocess.run([AGENTCTL, "repl"], env=env, input=lines, text=True, capture_output=True, timeout=180)
+
+    assert proc.returncode == 2  # 1, 2, 1: the highest, neither the first nor the last
     assert "cannot read that command" in proc.stderr and "check its quotes" in proc.stderr
-    assert "first" in proc.stdout and "second" in proc.stdout  # two dry runs in a row, same process
     assert "Traceback" not in proc.stderr
+    assert len(llm.calls("route")) == 3
+    # The dry run routed and stopped: no GitHub request, no Prefect run; the same request then ran (and failed).
+    assert "dry run: nothing ran" in proc.stdout and f"{repo} not found or not accessible" in proc.stderr
+    assert [r.path for r in github.requests if repo in r.path] == [f"/repos/{repo}"]
+    assert [r["state"]["type"] for r in _flow_runs_of(prefect_api, repo)] == ["FAILED"]
+
+
+def _flow_runs_of(api: str, repo: str) -> list[dict[str, Any]]:
+    """The flow runs of the Prefect API whose parameters name ``repo``."""
+    with httpx.Client(trust_env=False) as client:
+        runs = client.post(f"{api}/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_DESC", "limit": 50}).json()
+    return [r for r in runs if r["parameters"].get("repo") == repo]
 
 
 def test_completion_of_commands_and_process_names(tmp_path: Path) -> None:
