@@ -148,7 +148,8 @@ def test_piped_exit_code_is_the_highest_failure_and_dry_run_runs_nothing(
     repo = f"acme/probe-{uuid.uuid4().hex[:8]}"  # names this test's runs in the shared Prefect API
     route = tool_call("github_repo_info", {"repo": repo})
     llm.script("route", fail(500), route, route)
-    lines = f"fails with 1?\n/run text_processing text=\"it's\n/dry-run on\nstars of {repo}?\n/dry-run off\nstars of {repo}?\n"
+    bad_quotes = "/run text_processing text=\"it's"
+    lines = f"fails with 1?\n{bad_quotes}\n/dry-run on\nstars of {repo}?\n/dry-run off\nstars of {repo}?\n"
 
     proc = subprocess.run([AGENTCTL, "repl"], env=env, input=lines, text=True, capture_output=True, timeout=180)
 
