@@ -23,14 +23,25 @@ PROMPT_SEEN = "agentctl>"  # prompt_toolkit moves the cursor instead of printing
 
 
 @pytest.fixture
-def terminal(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> Iterator[pexpect.spawn]:
-    env = {**base_env(tmp_path, llm, github), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
-    child = pexpect.spawn(AGENTCTL, ["repl"], env=env, encoding="utf-8", timeout=90, dimensions=(50, 200))
+def terminal_env(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> dict[str, str]:
+    return {**base_env(tmp_path, llm, github), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
+
+
+@pytest.fixture
+def terminal(terminal_env: dict[str, str]) -> Iterator[pexpect.spawn]:
+    child = pexpect.spawn(AGENTCTL, ["repl"], env=terminal_env, encoding="utf-8", timeout=90, dimensions=(50, 200))
     yield child
     child.close(force=True)
 
 
-def test_interactive_session(terminal: pexpect.spawn, llm: FakeLLM, github: FakeGitHub, tmp_path: Path) -> None:
+def test_interactive_session(
+    terminal: pexpect.spawn,
+    terminal_env: dict[str, str],
+    llm: FakeLLM,
+    github: FakeGitHub,
+    prefect_api: str,
+    ray_cluster: dict[str, str],
+) -> None:
     child = terminal
     child.expect(r"Prefect API (http://127\.0\.0\.1:\d+/api)")
     api = child.match.group(1)
@@ -43,6 +54,17 @@ def test_interactive_session(terminal: pexpect.spawn, llm: FakeLLM, github: Fake
     child.sendline("stars of acme/rocket")
     child.expect("acme/rocket has 3 contributors")
     child.expect("github_repo_info · flow run")
+    child.expect_exact(PROMPT_SEEN)
+
+    child.sendline("/help")
+    child.expect("continue the request on the next line")
+    child.expect_exact(PROMPT_SEEN)
+
+    child.send("/sho\t")  # Tab completes the command, then the process name
+    child.send(" git\t")
+    child.send("\r")
+    child.expect("entrypoint")
+    child.expect("parameters")
     child.expect_exact(PROMPT_SEEN)
 
     child.sendline("/processes")
@@ -69,10 +91,18 @@ def test_interactive_session(terminal: pexpect.spawn, llm: FakeLLM, github: Fake
     gate.set()
     assert _latest_flow_run_state(api, "CANCELLED") == "CANCELLED"
 
-    llm.script("route", say("Paris."))
-    child.sendline("capital of France?")
+    llm.script("route", say("Paris."), say("Paris again."))
+    child.send("capital of\x1b\r")  # Esc Enter: the request goes on on the next line
+    child.sendline("France?")
     child.expect("Paris.")
     child.expect_exact(PROMPT_SEEN)
+    child.send("\x12France")  # Ctrl-R finds the request in the history; Enter takes it, Enter sends it
+    child.send("\r")
+    child.send("\r")
+    child.expect("Paris again.")
+    child.expect_exact(PROMPT_SEEN)
+    asked = [c.body["messages"][-1]["content"] for c in llm.calls("route")]
+    assert asked[-2:] == ["capital of\nFrance?"] * 2
 
     child.sendeof()  # Ctrl-D
     child.expect(pexpect.EOF)
@@ -80,9 +110,21 @@ def test_interactive_session(terminal: pexpect.spawn, llm: FakeLLM, github: Fake
     assert child.exitstatus == 0
     _, alive = psutil.wait_procs(session_processes, timeout=30)
     assert [p.pid for p in alive] == []
-    history = (tmp_path / "data" / "repl_history").read_text()
-    assert "stars of acme/rocket" in history and "capital of France?" in history
+    history = (Path(terminal_env["AGENTCTL_DATA_DIR"]) / "repl_history").read_text()
+    assert "stars of acme/rocket" in history and "+capital of\n+France?" in history
     assert "half-typed request" not in history
+
+    # The next session, on a terminal prompt_toolkit cannot drive, reads plain lines and has the history.
+    dumb = {**terminal_env, "PREFECT_API_URL": prefect_api, **ray_cluster, "TERM": "dumb"}
+    child = pexpect.spawn(AGENTCTL, ["repl"], env=dumb, encoding="utf-8", timeout=90, dimensions=(50, 200))
+    child.expect_exact(PROMPT)
+    child.sendline("/history")
+    child.expect(r"\d+  stars of acme/rocket again")
+    child.expect_exact(PROMPT)
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
 
 
 def _latest_flow_run_state(api: str, expected: str) -> str:
