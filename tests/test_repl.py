@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pexpect
@@ -14,21 +16,32 @@ import psutil
 import pytest
 
 from tests.conftest import AGENTCTL, base_env
-from tests.servers import FakeGitHub, FakeLLM, say, tool_call
+from tests.servers import FakeGitHub, FakeLLM, fail, say, tool_call
 
 PROMPT = "agentctl> "
 PROMPT_SEEN = "agentctl>"  # prompt_toolkit moves the cursor instead of printing the trailing space
 
 
 @pytest.fixture
-def terminal(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> Iterator[pexpect.spawn]:
-    env = {**base_env(tmp_path, llm, github), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
-    child = pexpect.spawn(AGENTCTL, ["repl"], env=env, encoding="utf-8", timeout=90, dimensions=(50, 200))
+def terminal_env(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> dict[str, str]:
+    return {**base_env(tmp_path, llm, github), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
+
+
+@pytest.fixture
+def terminal(terminal_env: dict[str, str]) -> Iterator[pexpect.spawn]:
+    child = pexpect.spawn(AGENTCTL, ["repl"], env=terminal_env, encoding="utf-8", timeout=90, dimensions=(50, 200))
     yield child
     child.close(force=True)
 
 
-def test_interactive_session(terminal: pexpect.spawn, llm: FakeLLM, github: FakeGitHub, tmp_path: Path) -> None:
+def test_interactive_session(
+    terminal: pexpect.spawn,
+    terminal_env: dict[str, str],
+    llm: FakeLLM,
+    github: FakeGitHub,
+    prefect_api: str,
+    ray_cluster: dict[str, str],
+) -> None:
     child = terminal
     child.expect(r"Prefect API (http://127\.0\.0\.1:\d+/api)")
     api = child.match.group(1)
@@ -41,6 +54,17 @@ def test_interactive_session(terminal: pexpect.spawn, llm: FakeLLM, github: Fake
     child.sendline("stars of acme/rocket")
     child.expect("acme/rocket has 3 contributors")
     child.expect("github_repo_info · flow run")
+    child.expect_exact(PROMPT_SEEN)
+
+    child.sendline("/help")
+    child.expect("continue the request on the next line")
+    child.expect_exact(PROMPT_SEEN)
+
+    child.send("/sho\t")  # Tab completes the command, then the process name
+    child.send(" git\t")
+    child.send("\r")
+    child.expect("entrypoint")
+    child.expect("parameters")
     child.expect_exact(PROMPT_SEEN)
 
     child.sendline("/processes")
@@ -67,10 +91,18 @@ def test_interactive_session(terminal: pexpect.spawn, llm: FakeLLM, github: Fake
     gate.set()
     assert _latest_flow_run_state(api, "CANCELLED") == "CANCELLED"
 
-    llm.script("route", say("Paris."))
-    child.sendline("capital of France?")
+    llm.script("route", say("Paris."), say("Paris again."))
+    child.send("capital of\x1b\r")  # Esc Enter: the request goes on on the next line
+    child.sendline("France?")
     child.expect("Paris.")
     child.expect_exact(PROMPT_SEEN)
+    child.send("\x12France")  # Ctrl-R finds the request in the history; Enter takes it, Enter sends it
+    child.send("\r")
+    child.send("\r")
+    child.expect("Paris again.")
+    child.expect_exact(PROMPT_SEEN)
+    asked = [c.body["messages"][-1]["content"] for c in llm.calls("route")]
+    assert asked[-2:] == ["capital of\nFrance?"] * 2
 
     child.sendeof()  # Ctrl-D
     child.expect(pexpect.EOF)
@@ -78,9 +110,21 @@ def test_interactive_session(terminal: pexpect.spawn, llm: FakeLLM, github: Fake
     assert child.exitstatus == 0
     _, alive = psutil.wait_procs(session_processes, timeout=30)
     assert [p.pid for p in alive] == []
-    history = (tmp_path / "data" / "repl_history").read_text()
-    assert "stars of acme/rocket" in history and "capital of France?" in history
+    history = (Path(terminal_env["AGENTCTL_DATA_DIR"]) / "repl_history").read_text()
+    assert "stars of acme/rocket" in history and "+capital of\n+France?" in history
     assert "half-typed request" not in history
+
+    # The next session, on a terminal prompt_toolkit cannot drive, reads plain lines and has the history.
+    dumb = {**terminal_env, "PREFECT_API_URL": prefect_api, **ray_cluster, "TERM": "dumb"}
+    child = pexpect.spawn(AGENTCTL, ["repl"], env=dumb, encoding="utf-8", timeout=90, dimensions=(50, 200))
+    child.expect_exact(PROMPT)
+    child.sendline("/history")
+    child.expect(r"\d+  stars of acme/rocket again")
+    child.expect_exact(PROMPT)
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
 
 
 def _latest_flow_run_state(api: str, expected: str) -> str:
@@ -119,32 +163,53 @@ def test_piped_input(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
     assert proc.returncode == 1
     assert "acme/rocket has 42 stars" in proc.stdout
     assert '"chat": "Paris."' in proc.stdout
+    assert proc.stdout.count('"request":') == 1  # one JSON document: after /json off, the failure is rich again
     assert "acme/missing not found or not accessible" in proc.stderr
     assert llm.calls("route")[1].body["messages"][-1]["content"] == "capital of \nFrance?"
     assert PROMPT not in proc.stdout
 
 
-def test_piped_input_all_good_exits_0(env: dict[str, str], llm: FakeLLM) -> None:
-    llm.script("route", say("Paris."))
-    proc = subprocess.run(
-        [AGENTCTL, "repl"], env=env, input="/model gpt-x\ncapital?\n", text=True, capture_output=True, timeout=180
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "model: gpt-x" in proc.stdout and "Paris." in proc.stdout
-    assert llm.calls("route")[0].body["model"] == "gpt-x"
-    assert not re.search(r"Traceback", proc.stderr)
-
-
-def test_a_bad_line_does_not_end_the_session(env: dict[str, str], llm: FakeLLM) -> None:
-    llm.script("route", say("first"), say("second"))
-    lines = "/run text_processing text=\"it's\n/dry-run on\nfirst?\nsecond?\n"
+def test_piped_input_all_good_exits_0(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=3)
+    llm.script("route", say("Paris."), say("Rome."), say("never asked"))
+    lines = "/model gpt-x\ncapital?\n/model default\nagain?\n/run github_repo_info repo=acme/rocket\n/exit\nafter?\n"
 
     proc = subprocess.run([AGENTCTL, "repl"], env=env, input=lines, text=True, capture_output=True, timeout=180)
 
-    assert proc.returncode == 2
+    assert proc.returncode == 0, proc.stderr
+    assert "model: gpt-x" in proc.stdout and "Paris." in proc.stdout and "Rome." in proc.stdout
+    # /model default goes back to the configured model; /exit leaves before the line after it.
+    assert [c.body["model"] for c in llm.calls("route")] == ["gpt-x", "gpt-4o-mini"]
+    assert "acme/rocket has 42 stars" in proc.stdout and "Completed" in proc.stdout  # /run, without the LLM
+    assert not re.search(r"Traceback", proc.stderr)
+
+
+def test_piped_exit_code_is_the_highest_failure_and_dry_run_runs_nothing(
+    env: dict[str, str], llm: FakeLLM, github: FakeGitHub, prefect_api: str
+) -> None:
+    repo = f"acme/probe-{uuid.uuid4().hex[:8]}"  # names this test's runs in the shared Prefect API
+    route = tool_call("github_repo_info", {"repo": repo})
+    llm.script("route", fail(500), route, route)
+    bad_quotes = "/run text_processing text=\"it's"
+    lines = f"fails with 1?\n{bad_quotes}\n/dry-run on\nstars of {repo}?\n/dry-run off\nstars of {repo}?\n"
+
+    proc = subprocess.run([AGENTCTL, "repl"], env=env, input=lines, text=True, capture_output=True, timeout=180)
+
+    assert proc.returncode == 2  # 1, 2, 1: the highest, neither the first nor the last
     assert "cannot read that command" in proc.stderr and "check its quotes" in proc.stderr
-    assert "first" in proc.stdout and "second" in proc.stdout  # two dry runs in a row, same process
     assert "Traceback" not in proc.stderr
+    assert len(llm.calls("route")) == 3
+    # The dry run routed and stopped: no GitHub request, no Prefect run; the same request then ran (and failed).
+    assert "dry run: nothing ran" in proc.stdout and f"{repo} not found or not accessible" in proc.stderr
+    assert [r.path for r in github.requests if repo in r.path] == [f"/repos/{repo}"]
+    assert [r["state"]["type"] for r in _flow_runs_of(prefect_api, repo)] == ["FAILED"]
+
+
+def _flow_runs_of(api: str, repo: str) -> list[dict[str, Any]]:
+    """The flow runs of the Prefect API whose parameters name ``repo``."""
+    with httpx.Client(trust_env=False) as client:
+        runs = client.post(f"{api}/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_DESC", "limit": 50}).json()
+    return [r for r in runs if r["parameters"].get("repo") == repo]
 
 
 def test_completion_of_commands_and_process_names(tmp_path: Path) -> None:

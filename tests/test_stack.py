@@ -27,7 +27,7 @@ from agentctl import proctree
 from agentctl.postgres import home_of
 from tests.conftest import AGENTCTL, API_KEY, base_env, run_cli, start_ray_head, stop_ray_head
 from tests.servers import FakeGitHub, FakeLLM, tool_call
-from tests.test_cli_lifecycle import _alive_with, _loopback
+from tests.test_cli_lifecycle import _alive_with, _gone, _loopback
 from tests.test_private_files import open_to_others
 
 REQUEST = "Give me the stars and contributors for acme/rocket"
@@ -167,8 +167,18 @@ def test_runs_lists_history_and_shows_one_run(stack: dict[str, str], llm: FakeLL
     assert (row["process"], row["kind"], row["state"]) == ("github_repo_info", "flow", "Completed")
     assert row["url"] == asked["run"]["url"] and row["duration"] > 0
     assert [r["id"] for r in run_cli(stack, "runs", "--json", "--limit", "1").json()] == [run_id]
+    llm.script("route", tool_call("github_repo_info", {"repo": "acme/missing"}))
+    failed_id = run_cli(stack, "ask", "--json", "stars of acme/missing").json()["run"]["id"]
+    # Each filter keeps the runs that match and leaves out the others.
+    failed = run_cli(stack, "runs", "--json", "--state", "failed")
+    assert failed.code == 0, failed.stderr
+    ids = [r["id"] for r in failed.json()]
+    assert failed_id in ids and run_id not in ids and {r["state"] for r in failed.json()} == {"Failed"}
+    of_process = run_cli(stack, "runs", "--json", "--process", "github_repo_info", "--limit", "100")
+    assert of_process.code == 0, of_process.stderr
+    assert {run_id, failed_id} <= {r["id"] for r in of_process.json()}
+    assert {r["process"] for r in of_process.json()} == {"github_repo_info"}
     assert run_cli(stack, "runs", "--json", "--process", "text_processing").json() == []
-    assert run_id not in run_cli(stack, "runs", "--json", "--state", "failed").stdout
 
     shown = run_cli(stack, "runs", "show", run_id, "--json")
     assert shown.code == 0, shown.stderr
@@ -517,18 +527,6 @@ def test_up_uses_a_configured_ray_and_prefect_and_down_leaves_them_running(
     finally:
         run_cli(env, "down")
         stop_ray_head(head)
-
-
-def _gone(pids: list[int]) -> None:
-    """Every one of ``pids`` exits within 30 s (signals are delivered, exits take their time)."""
-    procs = []
-    for pid in pids:
-        try:
-            procs.append(psutil.Process(pid))
-        except psutil.NoSuchProcess:
-            continue
-    _, alive = psutil.wait_procs(procs, timeout=30)
-    assert [p.pid for p in alive] == []
 
 
 def _routers(temp_dir: str) -> list[int]:

@@ -1,0 +1,43 @@
+"""Which router actor of the pool a request goes to: the least busy one, the first on a tie."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from agentctl import pool as pool_module
+from agentctl.pool import Pool
+
+
+class FakeActor:
+    """Answers a request with its own name, as the one event of the request's stream."""
+
+    def __init__(self, index: int) -> None:
+        self.name = f"actor-{index}"
+        self.handle = self
+
+    def options(self, **_: Any) -> FakeActor:
+        return self
+
+    def remote(self, *_: Any) -> Iterator[str]:
+        return iter([self.name])
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch) -> Pool:
+    monkeypatch.setattr(pool_module, "_stream", lambda stream, check: stream)  # no Ray: the fake's events as they are
+    return Pool(FakeActor, 3)
+
+
+def test_requests_one_after_another_stay_on_the_first_actor(pool: Pool) -> None:
+    assert [list(pool.ask(f"request {n}")) for n in range(3)] == [["actor-0"]] * 3
+
+
+def test_overlapping_requests_go_to_the_least_busy_actor(pool: Pool) -> None:
+    first, second = pool.ask("one"), pool.ask("two")
+    assert (next(first), next(second)) == ("actor-0", "actor-1")  # both still open: actor-0 is busy
+    assert next(pool.ask("three")) == "actor-2"
+    list(first)  # the first request ends: its actor is the least busy again
+    assert next(pool.ask("four")) == "actor-0"
