@@ -80,9 +80,7 @@ def main() -> None:
 def _run(args: list[str]) -> int:
     debug = "--debug" in args
     try:
-        code = _invoke(args)
-        interrupts.check()  # a Ctrl-C that a callback swallowed still ends the command as one
-        return code
+        return _invoke(args)
     except KeyboardInterrupt:
         _print_interrupted()
         return EXIT_INTERRUPTED

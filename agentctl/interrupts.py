@@ -3,9 +3,10 @@
 Python raises ``KeyboardInterrupt`` wherever the main thread is when the signal arrives. When that
 is inside a callback whose exceptions Python only prints (a weakref callback of the import system,
 a ``__del__``), the interrupt is swallowed and the command carries on. The handler here also
-remembers the signal, so a long command (``up``) can ``check()`` at its steps and the CLI checks
-once more at the end: a swallowed Ctrl-C is raised again there. Signal state is process-wide by
-nature; this module holds it, and nothing else.
+remembers the signal, so that ``up``, which must not leave a stack half started, can ``check()``
+after each step: a swallowed Ctrl-C is raised again there. (The REPL takes Ctrl-C as an edit or a
+cancel, so the CLI does not check at its end.) Signal state is process-wide by nature; this module
+holds it, and nothing else.
 """
 
 from __future__ import annotations
