@@ -92,6 +92,12 @@ def test_run_a_sync_task_shows_its_result_panel(user_env: dict[str, str]) -> Non
     assert result.code == 0, result.stderr
     assert re.search(r"╭─ add_numbers · task run \S+ · Completed ─+╮", result.stdout), result.stdout
     assert re.search(r"│ 42 +│", result.stdout), result.stdout
+    # Top-level task runs are listed beside flow runs.
+    run_id = re.search(r"/runs/task-run/([0-9a-f-]{36})", result.stdout)  # the panel links to the run
+    assert run_id is not None, result.stdout
+    listed = run_cli(user_env, "runs", "--json", "--process", "add_numbers", "--limit", "100", cwd=FIXTURES)
+    rows = [r for r in listed.json() if r["id"] == run_id.group(1)]
+    assert listed.code == 0 and [(r["kind"], r["state"]) for r in rows] == [("task", "Completed")], listed.stdout
 
 
 def test_run_rejects_bad_parameters_before_starting_anything(user_env: dict[str, str]) -> None:

@@ -1,4 +1,5 @@
-"""What agentctl keeps on disk is its user's alone, and Prefect's client telemetry follows the settings."""
+"""Prefect's client telemetry follows the settings; ``open_to_others`` finds what others could read (the
+tests of a one-call session and of the stack use it on what they leave)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import pty
 import subprocess
 from pathlib import Path
 
-from tests.conftest import AGENTCTL, base_env, run_cli
-from tests.servers import FakeGitHub, FakeLLM, tool_call
+from tests.conftest import AGENTCTL, base_env
+from tests.servers import FakeGitHub, FakeLLM
 from tests.test_declare import FIXTURES
 
 CI_VARIABLES = (
@@ -35,21 +36,6 @@ def open_to_others(root: Path) -> list[str]:
     """Every file or directory under ``root`` (itself included) its group or others may use."""
     found = [root, *root.rglob("*")]
     return [f"{oct(p.lstat().st_mode & 0o777)} {p}" for p in found if not p.is_symlink() and p.lstat().st_mode & 0o077]
-
-
-def test_an_ask_leaves_nothing_others_can_read(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
-    env = base_env(tmp_path, llm, github)  # no Prefect API configured: the call starts one on SQLite
-    data = Path(env["AGENTCTL_DATA_DIR"])
-    (data / "prefect").mkdir(mode=0o755, parents=True)  # left by an older agentctl, or made by hand
-    data.chmod(0o755)
-    github.add_repo("acme/rocket", stars=3, contributors=2)
-    llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
-
-    result = run_cli(env, "ask", "stars of acme/rocket")
-
-    assert result.code == 0, result.stderr
-    assert (data / "prefect" / "prefect.db").exists()
-    assert open_to_others(data) == []
 
 
 def test_prefect_telemetry_is_off_in_the_cli_when_configured_off(

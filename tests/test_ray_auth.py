@@ -1,5 +1,6 @@
-"""Ray on a fresh machine: a HOME with no ``~/.ray``, a user's own token-auth cluster at the address
-Ray prints, the one line when it cannot be joined, and a session's Ray kept in a private temp dir.
+"""Ray on a fresh machine: a user's own token-auth cluster at the address Ray prints, the one line
+when it cannot be joined. (``up`` on a HOME with no ``~/.ray`` is tested in test_stack.py, a one-call
+session's private Ray temp dir in test_cli_lifecycle.py.)
 
 Only loopback addresses: the user's cluster is a head on 127.0.0.2, which agentctl joins as any
 explicit address (its auth decision no longer looks at how the address is spelled)."""
@@ -7,43 +8,15 @@ explicit address (its auth decision no longer looks at how the address is spelle
 from __future__ import annotations
 
 import re
-import stat
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from agentctl.prefect_api import free_port
-from tests.conftest import AGENTCTL, base_env, run_cli, start_ray_head, stop_ray_head
-from tests.servers import FakeGitHub, FakeLLM, tool_call
-from tests.test_stack import REQUEST, ROUTE, _down, _state, _status, _up
-
-
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-def test_up_status_ask_down_work_on_a_home_without_ray(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
-    env = base_env(tmp_path, llm, github)
-    token = Path(env["HOME"]) / ".ray" / "auth_token"
-    assert not token.parent.exists()
-
-    _up(env)
-    try:
-        assert _mode(token) == 0o600 and len(token.read_text()) == 64
-        # Ray makes its own tree 0777: the directory around it keeps Ray's logs the user's alone.
-        assert _mode(Path(_state(env)["ray_temp_dir"]).parent) == 0o700
-        assert _status(env)["exit_code"] == 0
-        github.add_repo("acme/rocket", stars=42, contributors=250)
-        llm.script("route", ROUTE)
-        asked = run_cli(env, "ask", "--json", REQUEST)
-        assert asked.code == 0, asked.stderr
-        assert asked.json()["run"]["state"] == "Completed" and "not using the stack" not in asked.stderr
-    finally:
-        _down(env)
+from tests.conftest import base_env, run_cli, start_ray_head, stop_ray_head
+from tests.servers import FakeGitHub, FakeLLM
+from tests.test_stack import REQUEST, ROUTE
 
 
 @pytest.fixture(scope="module")
@@ -107,36 +80,3 @@ def test_a_cluster_that_cannot_be_joined_is_one_line_naming_the_fix(
     lines = asked.stderr.splitlines()
     assert len(lines) == 1 and re.search(fix, lines[0]), asked.stderr
     assert not llm.requests
-
-
-def test_a_sessions_ray_keeps_to_a_private_temp_dir_and_removes_it(
-    tmp_path: Path, llm: FakeLLM, github: FakeGitHub
-) -> None:
-    env = base_env(tmp_path, llm, github)
-    github.add_repo("acme/rocket", stars=3, contributors=1)
-    gate = github.hold()
-    llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
-    proc = subprocess.Popen([AGENTCTL, "ask", REQUEST], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert github.arrived.wait(timeout=120), "the run never reached GitHub"
-        temp_dirs = _ray_temp_dirs(proc.pid)
-    finally:
-        gate.set()
-        proc.wait(timeout=120)
-    assert proc.returncode == 0
-    assert len(temp_dirs) == 1, temp_dirs
-    private = Path(temp_dirs.pop()).parent
-    assert private.parent == Path(tempfile.gettempdir()) and private.name.startswith("agentctl-ray-")
-    assert not private.exists(), "the session leaves its Ray temp dir behind"
-    assert _mode(Path(env["HOME"]) / ".ray" / "auth_token") == 0o600
-
-
-def _ray_temp_dirs(pid: int) -> set[str]:
-    """The temp dirs the Ray daemons under ``pid`` name on their command lines; each in a 0700 one."""
-    found = set()
-    for child in psutil.Process(pid).children(recursive=True):
-        for match in re.finditer(r"(/\S+?)/session_\d{4}-", " ".join(child.cmdline())):
-            found.add(match.group(1))
-    for path in found:
-        assert _mode(Path(path).parent) == 0o700, path
-    return found

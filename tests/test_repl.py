@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import subprocess
 import time
@@ -17,6 +19,7 @@ import pytest
 
 from tests.conftest import AGENTCTL, base_env
 from tests.servers import FakeGitHub, FakeLLM, fail, say, tool_call
+from tests.test_stack import HELD, _holding
 
 PROMPT = "agentctl> "
 PROMPT_SEEN = "agentctl>"  # prompt_toolkit moves the cursor instead of printing the trailing space
@@ -24,7 +27,8 @@ PROMPT_SEEN = "agentctl>"  # prompt_toolkit moves the cursor instead of printing
 
 @pytest.fixture
 def terminal_env(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> dict[str, str]:
-    return {**base_env(tmp_path, llm, github), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
+    held = {"AGENTCTL_PROCESSES__PATHS": str(HELD / "held.py")}
+    return {**base_env(tmp_path, llm, github), **held, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
 
 
 @pytest.fixture
@@ -35,6 +39,7 @@ def terminal(terminal_env: dict[str, str]) -> Iterator[pexpect.spawn]:
 
 
 def test_interactive_session(
+    tmp_path: Path,
     terminal: pexpect.spawn,
     terminal_env: dict[str, str],
     llm: FakeLLM,
@@ -43,6 +48,7 @@ def test_interactive_session(
     ray_cluster: dict[str, str],
 ) -> None:
     child = terminal
+    seen = child.logfile_read = io.StringIO()
     child.expect(r"Prefect API (http://127\.0\.0\.1:\d+/api)")
     api = child.match.group(1)
     child.expect_exact(PROMPT_SEEN)
@@ -91,6 +97,16 @@ def test_interactive_session(
     gate.set()
     assert _latest_flow_run_state(api, "CANCELLED") == "CANCELLED"
 
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    llm.script("route", tool_call("wait_for", {"gate": str(fifo)}))
+    child.sendline("wait for the gate")
+    with _holding(fifo, then=b"released-7f3a"):  # the sync process runs, reading the FIFO
+        child.sendintr()  # its thread cannot be stopped: the prompt comes back at once all the same
+        child.expect("cancelled")
+        child.expect_exact(PROMPT_SEEN)
+    assert _latest_flow_run_state(api, "COMPLETED") == "COMPLETED"  # it finished on its own
+
     llm.script("route", say("Paris."), say("Paris again."))
     child.send("capital of\x1b\r")  # Esc Enter: the request goes on on the next line
     child.sendline("France?")
@@ -113,6 +129,7 @@ def test_interactive_session(
     history = (Path(terminal_env["AGENTCTL_DATA_DIR"]) / "repl_history").read_text()
     assert "stars of acme/rocket" in history and "+capital of\n+France?" in history
     assert "half-typed request" not in history
+    assert "released-7f3a" not in seen.getvalue()  # the cancelled sync process's result was dropped
 
     # The next session, on a terminal prompt_toolkit cannot drive, reads plain lines and has the history.
     dumb = {**terminal_env, "PREFECT_API_URL": prefect_api, **ray_cluster, "TERM": "dumb"}
@@ -141,7 +158,7 @@ def _latest_flow_run_state(api: str, expected: str) -> str:
                 return state
 
 
-def test_piped_input(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
+def test_piped_input(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
     github.add_repo("acme/rocket", stars=42, contributors=3)
     llm.script(
         "route",
@@ -153,7 +170,7 @@ def test_piped_input(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
 
     proc = subprocess.run(
         [AGENTCTL, "repl"],
-        env=base_env(tmp_path, llm, github),
+        env=env,
         input=lines,
         text=True,
         capture_output=True,

@@ -1,23 +1,28 @@
-"""agentctl up / status / ask on the stack / runs / down, with a real Ray head, a real Prefect server
-and the local LLM and GitHub servers; a configured Ray and Prefect used, not started or stopped;
-faults: a stale stack, a state file of a stack gone or unreadable, an actor, the Prefect server
-(the stack's or a configured one) or the raylet killed mid-request,
-Ctrl-C of a request and of up, two ups at once; and Prefect on PostgreSQL where the machine has it."""
+"""agentctl up / status / ask, repl and processes run on the stack / runs / down, with a real Ray
+head, a real Prefect server and the local LLM and GitHub servers; database.url; --standalone and
+calls for other settings or while up starts, on a temporary stack; a configured Ray and Prefect used,
+not started or stopped; faults: a failed up, a stale stack, a state file of a stack gone or
+unreadable, an actor, the Prefect server (the stack's or a configured one) or the raylet killed
+mid-request, Ctrl-C of a request and of up, two ups at once; and Prefect on PostgreSQL where the
+machine has it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import psutil
@@ -72,8 +77,15 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory, llm_server: FakeLLM, github_server: FakeGitHub
 ) -> Iterator[dict[str, str]]:
     """A stack of two router actors, started with an LLM key that the LLM server refuses and a GitHub
-    token: requests succeed only if each brings the caller's key, and the callers have no token."""
-    env = {**base_env(tmp_path_factory.mktemp("stack"), llm_server, github_server), "AGENTCTL_POOL__SIZE": "2"}
+    token: requests succeed only if each brings the caller's key, and the callers have no token. Its
+    Prefect server keeps its runs where ``database.url`` says."""
+    root = tmp_path_factory.mktemp("stack")
+    env = {
+        **base_env(root, llm_server, github_server),
+        "AGENTCTL_POOL__SIZE": "2",
+        "AGENTCTL_DATABASE__URL": f"sqlite+aiosqlite:///{root / 'configured.db'}",
+    }
+    assert not (Path(env["HOME"]) / ".ray").exists()  # a fresh machine: up makes Ray's token
     _up({**env, "OPENAI_API_KEY": "sk-up-time-key-not-the-callers", "GITHUB_TOKEN": UP_TOKEN})
     yield env
     _down(env)
@@ -90,11 +102,18 @@ def test_up_reports_a_healthy_loopback_stack_and_a_second_up_changes_nothing(sta
     before = _state(stack)
     listening = {c.laddr.ip for p in _stack_pids(before) for c in _connections(p) if c.status == "LISTEN"}
     assert listening and all(_loopback(ip) for ip in listening)
+    dashboards = [proctree.cmdline(p) for p in _stack_pids(before) if "dashboard/dashboard.py" in proctree.cmdline(p)]
+    assert dashboards and all("--minimal" in line for line in dashboards)  # Ray's minimal mode: no web UI
 
     again = run_cli(stack, "up")
     assert again.code == 0 and again.stdout.startswith("already up")
     assert _state(stack) == before
     assert [a["pid"] for a in _status(stack)["actors"]] == [a["pid"] for a in status["actors"]]
+
+
+def test_up_on_a_home_without_ray_made_a_token_for_its_user_alone(stack: dict[str, str]) -> None:
+    token = Path(stack["HOME"]) / ".ray" / "auth_token"
+    assert token.stat().st_mode & 0o777 == 0o600 and re.fullmatch("[0-9a-f]{64}", token.read_text())
 
 
 def test_the_stacks_processes_hold_no_secrets_share_one_prefect_api_and_send_no_telemetry(
@@ -178,7 +197,8 @@ def test_runs_lists_history_and_shows_one_run(stack: dict[str, str], llm: FakeLL
     assert of_process.code == 0, of_process.stderr
     assert {run_id, failed_id} <= {r["id"] for r in of_process.json()}
     assert {r["process"] for r in of_process.json()} == {"github_repo_info"}
-    assert run_cli(stack, "runs", "--json", "--process", "text_processing").json() == []
+    others = run_cli(stack, "runs", "--json", "--process", "text_processing", "--limit", "100").json()
+    assert {r["process"] for r in others} <= {"text_processing"} and not {run_id, failed_id} & {r["id"] for r in others}
 
     shown = run_cli(stack, "runs", "show", run_id, "--json")
     assert shown.code == 0, shown.stderr
@@ -209,6 +229,78 @@ def test_runs_errors_name_the_fix(stack: dict[str, str]) -> None:
     missing = run_cli(stack, "runs", "show", "00000000-0000-0000-0000-000000000000")
     assert missing.code == 1 and "agentctl runs" in missing.stderr
     assert run_cli(stack, "runs", "show", "abc").code == 2
+
+
+def test_the_configured_database_url_keeps_the_stacks_runs(
+    stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
+) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    llm.script("route", ROUTE)
+    run_id = run_cli(stack, "ask", "--json", REQUEST).json()["run"]["id"]
+    url = stack["AGENTCTL_DATABASE__URL"]
+    assert _status(stack)["prefect"]["database"] == url
+    with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite+aiosqlite:///"))) as database:
+        stored = [row[0] for row in database.execute("SELECT id FROM flow_run")]
+    assert run_id in stored
+
+
+def test_repl_and_processes_run_use_the_stack_and_leaving_stops_nothing(
+    stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
+) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    llm.script("route", ROUTE)
+    before, actors = _state(stack), [a["pid"] for a in _status(stack)["actors"]]
+    lines = f"/json on\n{REQUEST}\n/run github_repo_info repo=acme/rocket\n/exit\n"
+    repl = subprocess.run([AGENTCTL, "repl"], env=stack, input=lines, text=True, capture_output=True, timeout=180)
+    ran = run_cli(stack, "processes", "run", "github_repo_info", "--param", "repo=acme/rocket", "--json")
+
+    assert repl.returncode == 0 and ran.code == 0, repl.stderr + ran.stderr
+    runs = [doc["run"] for doc in _documents(repl.stdout)] + [ran.json()["run"]]
+    assert len(runs) == 3 and {r["state"] for r in runs} == {"Completed"}
+    # The stack's Prefect API has them (a temporary stack has a server of its own), with its UI's links.
+    listed = {r["id"] for r in run_cli(stack, "runs", "--json", "--limit", "100").json()}
+    assert {r["id"] for r in runs} <= listed
+    assert all(r["url"].startswith(before["ui_url"]) for r in runs)
+    assert "not using the stack" not in repl.stdout + repl.stderr + ran.stdout + ran.stderr
+    assert _state(stack) == before and all(proctree.alive(p) for p in _stack_pids(before))
+    assert [a["pid"] for a in _status(stack)["actors"]] == actors
+
+
+def _documents(stdout: str) -> list[dict[str, Any]]:
+    """The JSON documents a piped REPL printed one after another."""
+    decoder, documents, at = json.JSONDecoder(), [], 0
+    while (start := stdout.find("{", at)) != -1:
+        document, at = decoder.raw_decode(stdout, start)
+        documents.append(document)
+    return documents
+
+
+def test_standalone_calls_and_calls_for_other_settings_leave_the_stack_alone(
+    stack: dict[str, str], llm: FakeLLM, github: FakeGitHub, prefect_api: str, ray_cluster: dict[str, str]
+) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=250)
+    llm.script("route", ROUTE, ROUTE, ROUTE)
+    before, actors = _state(stack), [a["pid"] for a in _status(stack)["actors"]]
+    asked = run_cli(stack, "ask", "--standalone", "--json", REQUEST)
+    ran = run_cli(stack, "processes", "run", "--standalone", "github_repo_info", "--param", "repo=acme/rocket")
+    lines = f"/json on\n{REQUEST}\n"
+    repl = subprocess.run(
+        [AGENTCTL, "repl", "--standalone"], env=stack, input=lines, text=True, capture_output=True, timeout=180
+    )
+    other = run_cli({**stack, "PREFECT_API_URL": prefect_api, **ray_cluster}, "ask", "--json", REQUEST)
+
+    assert [asked.code, ran.code, repl.returncode, other.code] == [0, 0, 0, 0], asked.stderr + ran.stderr
+    standalone = [asked.json()["run"], *[d["run"] for d in _documents(repl.stdout)]]
+    assert len(standalone) == 2 and {r["state"] for r in standalone} == {"Completed"}
+    assert "Completed" in ran.stdout and before["ui_url"] not in ran.stdout  # rich: no link to the stack's UI
+    said = [asked.stdout + asked.stderr, ran.stdout + ran.stderr, repl.stdout + repl.stderr]
+    assert not [text for text in said if "not using the stack" in text]  # asked for: no warning
+    [warning] = [log["message"] for log in other.json()["logs"] if "not using the stack" in log["message"]]
+    assert warning.startswith("not using the stack of agentctl up: ray.address is") and "temporary" in warning
+    assert httpx.get(f"{prefect_api}/flow_runs/{other.json()['run']['id']}", trust_env=False).status_code == 200
+    listed = {r["id"] for r in run_cli(stack, "runs", "--json", "--limit", "100").json()}
+    assert not {r["id"] for r in [*standalone, other.json()["run"]]} & listed
+    assert _state(stack) == before and [a["pid"] for a in _status(stack)["actors"]] == actors
 
 
 def test_ctrl_c_of_an_ask_on_the_stack_cancels_its_run_in_the_actor(
@@ -303,27 +395,16 @@ def test_an_actor_that_died_between_requests_is_replaced_by_the_next_and_up_rest
     after = _status(stack)["actors"]
     assert [a["alive"] for a in after] == [True, True] and second["pid"] not in [a["pid"] for a in after]
 
-    other = run_cli({**stack, "AGENTCTL_PROCESSES__DISABLE": '["text_processing"]'}, "up")
+    other = run_cli({**stack, "AGENTCTL_PROCESSES__DISABLE": "text_processing"}, "up")
     assert other.code == 2 and "agentctl down, then up" in other.stderr and "Traceback" not in other.stderr
     assert [a["pid"] for a in _status(stack)["actors"]] == [a["pid"] for a in after]
 
 
-def test_a_stack_whose_server_died_is_reported_bypassed_and_replaced_by_up(
-    tmp_path: Path, llm: FakeLLM, github: FakeGitHub
+def _stale_stack_is_reported_and_replaced(
+    env: dict[str, str], old: dict[str, Any], llm: FakeLLM, github: FakeGitHub
 ) -> None:
-    env = base_env(tmp_path, llm, github)
-    _up(env)
-    try:
-        _stale_stack_is_reported_and_replaced(env, llm, github)
-    finally:
-        run_cli(env, "down")
-
-
-def _stale_stack_is_reported_and_replaced(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
-    old = _state(env)
+    """A stack whose Prefect server died: ``status`` names it, a call goes around it, ``up`` replaces it."""
     old_ray = proctree.ray_pids(old["ray_temp_dir"])
-    os.kill(old["prefect_pid"], signal.SIGKILL)
-
     status = _status(env)
     assert status["exit_code"] == 1 and "Prefect server" in status["dead"]
     assert "agentctl up restarts them" in run_cli(env, "status").stdout
@@ -434,21 +515,89 @@ def _first_recorded_server(state_file: Path, starting: subprocess.Popen[str]) ->
     raise AssertionError("up recorded no Prefect server")
 
 
-def test_two_ups_at_once_start_one_stack(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
-    env = base_env(tmp_path, llm, github)
-    ups = [
-        subprocess.Popen([AGENTCTL, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
+def test_calls_while_up_starts_take_a_temporary_stack_and_a_second_up_waits_for_it(
+    tmp_path: Path, llm: FakeLLM, github: FakeGitHub
+) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    env = {**base_env(tmp_path, llm, github), "AGENTCTL_PROCESSES__PATHS": str(HELD / "held.py")}
+    first = subprocess.Popen(
+        [AGENTCTL, "up"], env={**env, "HELD_BY": str(gate)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    second = None
     try:
-        outputs = [up.communicate(timeout=240) for up in ups]
-        assert [up.returncode for up in ups] == [0, 0], outputs
-        assert sorted(out.splitlines()[0] for out, _ in outputs) == ["already up", "up"]
+        with _holding(gate):  # up warms its actors, held in their import of the processes
+            status = _status(env)
+            assert status["starting"] and not status["up"], status
+            second = subprocess.Popen(
+                [AGENTCTL, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            assert _line_of(second.stderr).startswith("waiting for another agentctl up or down to finish")
+            github.add_repo("acme/rocket", stars=42, contributors=250)
+            llm.script("route", ROUTE)
+            asked = run_cli(env, "ask", "--json", REQUEST)
+            assert asked.code == 0 and asked.json()["run"]["state"] == "Completed", asked.stderr
+            warning = "not using the stack of agentctl up: agentctl up is still starting it"
+            assert warning in asked.stdout
+        outputs = [first.communicate(timeout=240)[0], second.communicate(timeout=240)[0]]
+        assert [first.returncode, second.returncode] == [0, 0], outputs
+        assert [out.splitlines()[0] for out in outputs] == ["up", "already up"]
         servers = [p for p in psutil.process_iter(["cmdline", "environ"]) if _prefect_of(p, tmp_path)]
         assert [p.pid for p in servers] == [_state(env)["prefect_pid"]]
         assert _status(env)["up"]
     finally:
+        for up in (first, second):
+            if up is not None and up.poll() is None:
+                up.kill()
         run_cli(env, "down")
+
+
+HELD = Path(__file__).parent / "fixtures" / "held"
+
+
+def _line_of(stream: IO[str] | None, timeout: float = 120) -> str:
+    """The next line ``stream`` gives within ``timeout`` seconds, else ''."""
+    assert stream is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return lines[0] if lines else ""
+
+
+@contextmanager
+def _holding(fifo: Path, then: bytes = b"") -> Iterator[None]:
+    """Hold the reader of ``fifo``: open it to write (which waits for a reader); at the end write
+    ``then`` and close it."""
+    opened: list[int] = []
+    opener = threading.Thread(target=lambda: opened.append(os.open(fifo, os.O_WRONLY)), daemon=True)
+    opener.start()
+    opener.join(timeout=180)
+    if not opened:  # let the opener go: a reader of our own
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        raise AssertionError(f"nothing opened {fifo} to read")
+    try:
+        yield
+    finally:
+        os.write(opened[0], then)
+        os.close(opened[0])
+
+
+def test_an_up_that_fails_stops_what_it_had_started(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> None:
+    # Ray's socket paths may have 107 bytes: under this temp dir they have more, and `ray start` fails
+    # after up has started its Prefect server.
+    temp = tmp_path / ("t" * 80)
+    temp.mkdir()
+    env = {**base_env(tmp_path, llm, github), "TMPDIR": str(temp)}
+
+    result = run_cli(env, "up")
+
+    assert result.code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ray start failed: "), line
+    assert (tmp_path / "data" / "prefect" / "server.log").exists()  # the server had started
+    _gone(_alive_with(str(tmp_path / "data")))
+    assert not (tmp_path / "data" / "stack.json").exists()
 
 
 def _prefect_of(process: psutil.Process, home: Path) -> bool:
@@ -547,21 +696,23 @@ def own_stack(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> Iterator[dict
 DEAD_BOUND = 60
 
 
-def test_the_stacks_prefect_server_killed_mid_ask_ends_the_ask_with_one_line(
+def test_the_stacks_prefect_server_killed_mid_ask_ends_the_ask_with_one_line_and_up_replaces_the_stack(
     own_stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
 ) -> None:
+    old = _state(own_stack)
     with _asking_while_github_holds(own_stack, llm, github) as asking:
-        os.kill(_state(own_stack)["prefect_pid"], signal.SIGKILL)
+        os.kill(old["prefect_pid"], signal.SIGKILL)
         stdout, stderr = asking.communicate(timeout=DEAD_BOUND)
     assert asking.returncode == 1, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in stderr, stderr
     assert "Prefect server" in errors[0] and "died" in errors[0] and "agentctl up" in errors[0]
     assert "cannot be marked" in errors[0]
+    _stale_stack_is_reported_and_replaced(own_stack, old, llm, github)
 
 
 def test_a_configured_prefect_api_killed_mid_ask_ends_the_ask_with_one_line(
-    tmp_path: Path, llm: FakeLLM, github: FakeGitHub
+    tmp_path: Path, llm: FakeLLM, github: FakeGitHub, ray_cluster: dict[str, str]
 ) -> None:
     from agentctl.prefect_api import LocalPrefectAPI
 
@@ -569,7 +720,7 @@ def test_a_configured_prefect_api_killed_mid_ask_ends_the_ask_with_one_line(
     api.start()
     try:
         api.wait_ready(120)
-        env = {**base_env(tmp_path, llm, github), "PREFECT_API_URL": api.url}
+        env = {**base_env(tmp_path, llm, github), "PREFECT_API_URL": api.url, **ray_cluster}
         with _asking_while_github_holds(env, llm, github) as asking:
             api.stop()
             _, stderr = asking.communicate(timeout=DEAD_BOUND)

@@ -29,12 +29,12 @@ def up(
 
     config = settings(ctx)
     out, err = consoles()
-    with err.status("Starting the stack…") as spinner:
+    with err.status("Starting the stack…"):
         state, already = start(
             config,
             secrets_of(config),
             postgres,
-            lambda: spinner.update("Waiting for another agentctl up or down to finish…"),
+            lambda: err.print("waiting for another agentctl up or down to finish…"),  # a line: seen off a terminal too
         )
     out.print("already up" if already else "up", style="bold green")
     out.print(literal(describe(state)), highlight=False)  # paths and URLs of the user's: never markup
