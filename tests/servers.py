@@ -7,6 +7,7 @@ them and inspect what was sent.
 
 from __future__ import annotations
 
+import collections
 import json
 import sys
 import threading
@@ -57,8 +58,11 @@ class _Server:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.requests: list[Recorded] = []
         self.busy_seconds = 0.0  # time spent answering, for benchmarks that subtract it
-        self.in_flight = 0
-        self.most_in_flight = 0  # the most requests being answered at once
+        # The most requests of this test (since reset()) being answered at once: one a test before left
+        # hanging (a client that gave up on it) is not counted.
+        self.most_in_flight = 0
+        self._generation = 0
+        self._in_flight: collections.Counter[int] = collections.Counter()
         self.lock = threading.Lock()
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -69,15 +73,16 @@ class _Server:
         record = Recorded(method, handler.path, {k.lower(): v for k, v in handler.headers.items()}, body)
         with self.lock:
             self.requests.append(record)
-            self.in_flight += 1
-            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            generation = self._generation
+            self._in_flight[generation] += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight[generation])
         started = time.perf_counter()
         try:
             status, headers, payload = self.respond(record)
         finally:
             with self.lock:
                 self.busy_seconds += time.perf_counter() - started
-                self.in_flight -= 1
+                self._in_flight[generation] -= 1
         if status == DROP:
             handler.close_connection = True  # hang up with no answer, as a reset connection does
             return
@@ -160,6 +165,7 @@ class FakeLLM(_Server):
         with self.lock:
             self.requests.clear()
             self.most_in_flight = 0
+            self._generation += 1
             for script in self.scripts.values():
                 script.clear()
             self.supports_tools = True

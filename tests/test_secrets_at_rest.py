@@ -10,17 +10,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, GITHUB_TOKEN, run_cli, start_ray_head, stop_ray_head
+from tests.conftest import API_KEY, GITHUB_TOKEN, isolated_env, run_cli, start_ray_head, stop_ray_head
 from tests.servers import FakeGitHub, FakeLLM, fail, tool_call
 from tests.test_declare import FIXTURES
 
 
-@pytest.fixture
-def ray_head(env: dict[str, str]) -> Iterator[tuple[str, Path]]:
-    """A Ray head of the test's own, whose worker logs outlive the call (a session's own cluster
-    removes its temp dir when it stops): its address and temp dir."""
-    address, temp_dir = start_ray_head(env)
-    yield address, Path(temp_dir)
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
+    """A Ray head of this module's own, whose worker logs outlive each call (a session's own cluster
+    removes its temp dir when it stops): its address, temp dir and the HOME holding its token."""
+    home = isolated_env(tmp_path_factory.mktemp("ray-secrets"))
+    address, temp_dir = start_ray_head(home)
+    yield address, Path(temp_dir), home["HOME"]
     stop_ray_head(temp_dir)
 
 
@@ -45,11 +46,11 @@ def _process_code_leaks_the_token(env: dict[str, str], llm: FakeLLM, github: Fak
 
 @pytest.mark.parametrize("leak", [_github_echoes_the_token, _llm_echoes_the_key, _process_code_leaks_the_token])
 def test_an_echoed_secret_is_stored_nowhere(
-    env: dict[str, str], llm: FakeLLM, github: FakeGitHub, ray_head: tuple[str, Path], leak: Any
+    env: dict[str, str], llm: FakeLLM, github: FakeGitHub, ray_head: tuple[str, Path, str], leak: Any
 ) -> None:
-    address, ray_tmp = ray_head
-    env = {**env, "GITHUB_TOKEN": GITHUB_TOKEN, "RAY_ADDRESS": address}
-    env.pop("RAY_AUTH_TOKEN_PATH")  # its own head's token is in the test's HOME
+    address, ray_tmp, home = ray_head
+    token = str(Path(home) / ".ray" / "auth_token")
+    env = {**env, "GITHUB_TOKEN": GITHUB_TOKEN, "RAY_ADDRESS": address, "RAY_AUTH_TOKEN_PATH": token}
     args = leak(env, llm, github)
 
     asked = run_cli(env, *args, cwd=FIXTURES)

@@ -420,7 +420,6 @@ def _stale_stack_is_reported_and_replaced(
     assert new["prefect_pid"] != old["prefect_pid"] and proctree.alive(new["prefect_pid"])
     assert old_ray and not [p for p in old_ray if proctree.alive(p)]  # the stale head was stopped
     assert _status(env)["up"]
-    _down(env)
 
 
 def _postgres_missing() -> str | None:
@@ -696,9 +695,15 @@ def own_stack(tmp_path: Path, llm: FakeLLM, github: FakeGitHub) -> Iterator[dict
 DEAD_BOUND = 60
 
 
-def test_the_stacks_prefect_server_killed_mid_ask_ends_the_ask_with_one_line_and_up_replaces_the_stack(
+def test_the_stacks_server_then_its_raylet_killed_mid_ask_end_the_ask_with_one_line_and_up_recovers(
     own_stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
 ) -> None:
+    _prefect_killed_mid_ask(own_stack, llm, github)
+    _raylet_killed_mid_ask(own_stack, llm, github)
+    _down(own_stack)
+
+
+def _prefect_killed_mid_ask(own_stack: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
     old = _state(own_stack)
     with _asking_while_github_holds(own_stack, llm, github) as asking:
         os.kill(old["prefect_pid"], signal.SIGKILL)
@@ -732,9 +737,8 @@ def test_a_configured_prefect_api_killed_mid_ask_ends_the_ask_with_one_line(
     assert api.url in errors[0] and "PREFECT_API_URL" in errors[0]
 
 
-def test_a_raylet_killed_mid_ask_ends_it_with_one_json_document_and_up_recovers(
-    own_stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
-) -> None:
+def _raylet_killed_mid_ask(own_stack: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
+    """A raylet killed mid-ask: one JSON document, ``status`` and a call bypass the head, ``up`` recovers."""
     temp_dir = _state(own_stack)["ray_temp_dir"]
     with _asking_while_github_holds(own_stack, llm, github, "--json") as asking:
         raylets = proctree.ray_stop_order(proctree.ray_pids(temp_dir))[0]
