@@ -727,7 +727,8 @@ def test_a_configured_prefect_api_killed_mid_ask_ends_the_ask_with_one_line(
         api.wait_ready(120)
         env = {**base_env(tmp_path, llm, github), "PREFECT_API_URL": api.url, **ray_cluster}
         with _asking_while_github_holds(env, llm, github) as asking:
-            api.stop()
+            assert api.pid is not None
+            os.killpg(api.pid, signal.SIGKILL)
             _, stderr = asking.communicate(timeout=DEAD_BOUND)
     finally:
         api.stop()
@@ -738,7 +739,7 @@ def test_a_configured_prefect_api_killed_mid_ask_ends_the_ask_with_one_line(
 
 
 def _raylet_killed_mid_ask(own_stack: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
-    """A raylet killed mid-ask: one JSON document, ``status`` and a call bypass the head, ``up`` recovers."""
+    """A raylet killed mid-ask: one JSON document; ``status`` names the dead head; ``up`` recovers."""
     temp_dir = _state(own_stack)["ray_temp_dir"]
     with _asking_while_github_holds(own_stack, llm, github, "--json") as asking:
         raylets = proctree.ray_stop_order(proctree.ray_pids(temp_dir))[0]
@@ -751,12 +752,9 @@ def _raylet_killed_mid_ask(own_stack: dict[str, str], llm: FakeLLM, github: Fake
     assert "Ray head" in error and "agentctl up" in error and "took its place" not in error
     assert [line for line in stderr.splitlines() if line.strip()] == [f"error: {error}"], stderr
 
-    # Bounds, not measurements: each of these took 61 s with a dead head.
+    # A bound, not a measurement: this took 61 s with a dead head. (A call going around a dead piece is
+    # tested above: the same check as status's.)
     status = run_cli(own_stack, "status", "--json", timeout=DEAD_BOUND)
     assert status.code == 1 and "Ray head" in status.json()["dead"]
-    llm.script("route", ROUTE)
-    asked = run_cli(own_stack, "ask", REQUEST, timeout=DEAD_BOUND)
-    assert asked.code == 0, asked.stderr
-    assert "not using the stack of agentctl up: its Ray head died" in asked.stdout + asked.stderr
     _up(own_stack)
     assert _status(own_stack)["up"]
