@@ -8,7 +8,7 @@ line.
 
 Typer runs with its own copy of click (``typer._click``): the app is invoked here below typer's
 ``main``, so its usage errors, ``Exit`` and ``KeyboardInterrupt`` all reach ``_run`` as they are,
-and every error is printed by ``_print_error``. Help is rendered in typer's markdown mode for the
+and every error is printed by ``output.print_error``. Help is rendered in typer's markdown mode for the
 whole app: paragraphs rewrap, an indented block (an example) stays as it is, ``[`` is literal.
 """
 
@@ -23,8 +23,9 @@ import typer
 
 from agentctl import __version__, interrupts
 from agentctl.commands import ask, evaluate, processes, repl, runs, stack
+from agentctl.commands.common import CliState
 from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AgentctlError
-from agentctl.untrusted import printable
+from agentctl.output import print_error
 
 app = typer.Typer(
     name="agentctl",
@@ -62,7 +63,8 @@ def root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help=VERSION_HELP)] = False,
 ) -> None:
     """agentctl: an LLM front door to your Prefect flows."""
-    ctx.obj = {"config": config, "debug": debug}
+    call = ctx.ensure_object(CliState)
+    call.config, call.debug = config, debug
 
 
 def main() -> None:
@@ -78,9 +80,9 @@ def main() -> None:
 
 
 def _run(args: list[str]) -> int:
-    debug = "--debug" in args
+    call = CliState()
     try:
-        return _invoke(args)
+        return _invoke(args, call)
     except KeyboardInterrupt:
         _print_interrupted()
         return EXIT_INTERRUPTED
@@ -89,27 +91,27 @@ def _run(args: list[str]) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except AgentctlError as exc:
-        if debug:
+        if call.debug:
             import traceback
 
             traceback.print_exc()
-        _print_error(_redacted(str(exc)))
+        print_error(_redacted(str(exc)))
         return exc.exit_code
     except Exception as exc:
-        if debug:
+        if call.debug:
             raise
-        _print_error(f"internal error: {type(exc).__name__}: {_redacted(str(exc))} (run with --debug for details)")
+        print_error(f"internal error: {type(exc).__name__}: {_redacted(str(exc))} (run with --debug for details)")
         return EXIT_FAILED
 
 
-def _invoke(args: list[str]) -> int:
-    """Run the command ``args`` name; typer's and click's own exits become exit codes here."""
+def _invoke(args: list[str], call: CliState) -> int:
+    """Run the command ``args`` name with ``call`` as its state; typer's and click's own exits become exit codes."""
     from typer._click.exceptions import NoArgsIsHelpError
 
     command = typer.main.get_command(app)
     _flags_as_flags(command)
     try:
-        with command.make_context("agentctl", args) as ctx:
+        with command.make_context("agentctl", args, obj=call) as ctx:
             result = command.invoke(ctx)
         return result if isinstance(result, int) else EXIT_OK
     except NoArgsIsHelpError as exc:
@@ -123,7 +125,7 @@ def _invoke(args: list[str]) -> int:
     except typer.TyperException as exc:  # click's usage errors, as typer vendors them
         where = getattr(exc, "ctx", None)
         path = where.command_path if where is not None else _command_path(command, args)
-        _print_error(f"{_one_line(exc.format_message())}; see {path} --help")
+        print_error(f"{_one_line(exc.format_message())}; see {path} --help")
         return EXIT_USAGE
 
 
@@ -162,11 +164,6 @@ def _flags_as_flags(command: Any) -> None:
 def _print_interrupted() -> None:
     # A terminal shows ^C where the cursor was: start the line afresh there only.
     print("\ninterrupted" if sys.stderr.isatty() else "interrupted", file=sys.stderr)
-
-
-def _print_error(message: str) -> None:
-    """The one place an error line is printed."""
-    print(f"error: {printable(message)}", file=sys.stderr)
 
 
 def _redacted(text: str) -> str:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentctl.config import Settings
 from agentctl.errors import UsageError
+from agentctl.views import Choice, EvalFailure, Latency, ModelSummary, Tokens
 
 NO_PROCESS = "none"
 TOKEN_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -77,7 +78,7 @@ def _case(path: Path, number: int, item: Any) -> Case:
         raise UsageError(f"{path}: case {number}: {key}: {err['msg']}") from None
 
 
-def summarize(outcomes: Iterable[Outcome]) -> dict[str, dict[str, Any]]:
+def summarize(outcomes: Iterable[Outcome]) -> dict[str, ModelSummary]:
     """Per model: accuracy, argument accuracy, latency percentiles, tokens and the failing cases."""
     by_model: dict[str, list[Outcome]] = {}
     for outcome in outcomes:
@@ -85,18 +86,18 @@ def summarize(outcomes: Iterable[Outcome]) -> dict[str, dict[str, Any]]:
     return {model: _summary(items) for model, items in by_model.items()}
 
 
-def _summary(items: list[Outcome]) -> dict[str, Any]:
+def _summary(items: list[Outcome]) -> ModelSummary:
     with_args = [o for o in items if o.case.arguments]
     latencies = sorted(o.latency for o in items)
-    return {
-        "cases": len(items),
-        "accuracy": sum(o.routed_right for o in items) / len(items),
-        "argument_accuracy": sum(o.arguments_right for o in with_args) / len(with_args) if with_args else None,
-        "errors": sum(o.error is not None for o in items),
-        "latency": {f"p{q}": _percentile(latencies, q) for q in (50, 90, 99)},
-        "tokens": {k: sum(o.usage.get(k, 0) for o in items) for k in TOKEN_KEYS},
-        "failures": [_failure(o) for o in items if not o.arguments_right],
-    }
+    return ModelSummary(
+        cases=len(items),
+        accuracy=sum(o.routed_right for o in items) / len(items),
+        argument_accuracy=sum(o.arguments_right for o in with_args) / len(with_args) if with_args else None,
+        errors=sum(o.error is not None for o in items),
+        latency=Latency(**{f"p{q}": _percentile(latencies, q) for q in (50, 90, 99)}),
+        tokens=Tokens(**{k: sum(o.usage.get(k, 0) for o in items) for k in TOKEN_KEYS}),
+        failures=[_failure(o) for o in items if not o.arguments_right],
+    )
 
 
 def _percentile(ordered: list[float], q: int) -> float:
@@ -105,13 +106,13 @@ def _percentile(ordered: list[float], q: int) -> float:
     return statistics.quantiles(ordered, n=100, method="inclusive")[q - 1]
 
 
-def _failure(outcome: Outcome) -> dict[str, Any]:
-    return {
-        "prompt": outcome.case.prompt,
-        "expected": {"process": outcome.case.process, "arguments": outcome.case.arguments},
-        "got": {"process": outcome.process or (None if outcome.error else NO_PROCESS), "arguments": outcome.arguments},
-        "error": outcome.error,
-    }
+def _failure(outcome: Outcome) -> EvalFailure:
+    return EvalFailure(
+        prompt=outcome.case.prompt,
+        expected=Choice(process=outcome.case.process, arguments=outcome.case.arguments),
+        got=Choice(process=outcome.process or (None if outcome.error else NO_PROCESS), arguments=outcome.arguments),
+        error=outcome.error,
+    )
 
 
 def run_cases(settings: Settings, cases: list[Case], models: list[str], concurrency: int) -> list[Outcome]:
@@ -122,4 +123,7 @@ def run_cases(settings: Settings, cases: list[Case], models: list[str], concurre
     jobs = [(case, model) for model in models for case in cases]
     with Session(settings, prefect=False) as session:
         results = session.route_many([(case.prompt, model) for case, model in jobs], concurrency)
-    return [Outcome(case=case, model=model, **result) for (case, model), result in zip(jobs, results, strict=True)]
+    return [
+        Outcome(case=case, model=model, **result.model_dump())
+        for (case, model), result in zip(jobs, results, strict=True)
+    ]

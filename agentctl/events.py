@@ -6,9 +6,9 @@ or ``Failed``. They are plain pydantic models so they cross Ray and become JSON 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 # How agentctl's runs are found again in Prefect (``agentctl runs``): their tags and result artifact.
 RUN_TAG = "agentctl"
@@ -22,6 +22,41 @@ def run_page(ui_url: str | None, kind: str, run_id: str | None) -> str | None:
     return f"{ui}/runs/{kind}-run/{run_id}" if ui and run_id else None
 
 
+class PrefectRetries(BaseModel):
+    """The Prefect options of a process that decide its retries."""
+
+    retries: int | None
+    retry_delay_seconds: Any  # Prefect takes a number, a list of numbers or a callable's result
+    timeout_seconds: int | float | None
+
+
+class LLMBudget(BaseModel):
+    """The LLM client's and the router's own retry budget."""
+
+    timeout: float
+    max_retries: int
+    repair_attempts: int
+
+
+class RetryPolicy(BaseModel):
+    """What would retry, and how often, if a process ran now (``ask --dry-run``)."""
+
+    prefect: PrefectRetries
+    note: str | None
+    llm: LLMBudget
+    worst_case_routing_requests: int
+
+
+class RouteOutcome(BaseModel):
+    """What a router actor's ``route`` decided for one request, nothing run (for ``eval``)."""
+
+    process: str | None = None
+    arguments: dict[str, Any] | None = None
+    error: str | None = None
+    latency: float = 0.0
+    usage: dict[str, int] = {}
+
+
 class Routed(BaseModel):
     """The LLM chose a process and its arguments validated."""
 
@@ -30,7 +65,7 @@ class Routed(BaseModel):
     process_kind: str
     arguments: dict[str, Any]
     reason: str | None = None
-    policy: dict[str, Any] | None = None
+    policy: RetryPolicy | None = None
 
 
 class ChatReply(BaseModel):
@@ -92,4 +127,4 @@ class Usage(BaseModel):
     total_tokens: int = 0
 
 
-Event = Routed | ChatReply | Log | Result | Failed | Usage
+Event = Annotated[Routed | ChatReply | Log | Result | Failed | Usage, Field(discriminator="kind")]

@@ -8,28 +8,25 @@ tasks as the process declares. Ray retries nothing: actor calls have ``max_task_
 
 from __future__ import annotations
 
-from typing import Any
-
 from agentctl.config import Settings
+from agentctl.events import LLMBudget, PrefectRetries, RetryPolicy
 from agentctl.registry import Process
 
 
-def retry_policy(process: Process, settings: Settings) -> dict[str, Any]:
+def retry_policy(process: Process, settings: Settings) -> RetryPolicy:
     """What would retry, and how often, if ``process`` ran now."""
     target = process.target
-    options = {
-        "retries": process.options.get("retries", getattr(target, "retries", None) or 0),
-        "retry_delay_seconds": process.options.get("retry_delay_seconds", getattr(target, "retry_delay_seconds", 0)),
-        "timeout_seconds": process.options.get("timeout_seconds", getattr(target, "timeout_seconds", None)),
-    }
+    options = PrefectRetries(
+        retries=process.options.get("retries", getattr(target, "retries", None) or 0),
+        retry_delay_seconds=process.options.get("retry_delay_seconds", getattr(target, "retry_delay_seconds", 0)),
+        timeout_seconds=process.options.get("timeout_seconds", getattr(target, "timeout_seconds", None)),
+    )
     llm = settings.llm
-    return {
-        "prefect": options,
-        "note": process.retry_note or None,
-        "llm": {
-            "timeout": llm.timeout,
-            "max_retries": llm.max_retries,
-            "repair_attempts": settings.router.repair_attempts,
-        },
-        "worst_case_routing_requests": (settings.router.repair_attempts + 1) * (llm.max_retries + 1),
-    }
+    return RetryPolicy(
+        prefect=options,
+        note=process.retry_note or None,
+        llm=LLMBudget(
+            timeout=llm.timeout, max_retries=llm.max_retries, repair_attempts=settings.router.repair_attempts
+        ),
+        worst_case_routing_requests=(settings.router.repair_attempts + 1) * (llm.max_retries + 1),
+    )

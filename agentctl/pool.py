@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from agentctl.config import Settings
 from agentctl.errors import ActorDied, StackError, first_line
-from agentctl.events import Event, Log
+from agentctl.events import Event, Log, RouteOutcome
 
 _events: TypeAdapter[Event] = TypeAdapter(Event)
 CANCEL_WAIT = 10.0  # seconds a cancelled request gets to end (its Prefect run set Cancelled) before we exit
@@ -174,11 +174,11 @@ class Pool:
         except ray.exceptions.RayError as exc:
             raise StackError(f"the router actors did not start: {first_line(str(exc))}") from None
 
-    def route_many(self, requests: list[tuple[str, str | None]], concurrency: int) -> list[dict[str, Any]]:
+    def route_many(self, requests: list[tuple[str, str | None]], concurrency: int) -> list[RouteOutcome]:
         """Route each (request, model) without running anything; a sliding window of ``concurrency``."""
         import ray
 
-        results: dict[int, Any] = {}
+        results: dict[int, RouteOutcome] = {}
         pending: dict[Any, tuple[int, int]] = {}
         queue = list(enumerate(requests))
         while queue or pending:
@@ -191,7 +191,7 @@ class Pool:
             index, actor = pending.pop(done[0])
             self._busy[actor] -= 1
             try:
-                results[index] = ray.get(done[0])
+                results[index] = RouteOutcome.model_validate(ray.get(done[0]))
             except ray.exceptions.RayActorError as exc:
                 raise StackError(f"a router actor died during the evaluation: {first_line(exc.error_msg)}") from None
         return [results[i] for i in range(len(requests))]

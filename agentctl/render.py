@@ -20,10 +20,21 @@ from rich.table import Table
 from rich.text import Text
 
 from agentctl.errors import EXIT_OK, AgentctlError
-from agentctl.events import ChatReply, Event, Failed, Log, Result, Routed, Usage
+from agentctl.events import ChatReply, Event, Failed, Log, Result, RetryPolicy, Routed, Usage
+from agentctl.output import print_error
 from agentctl.registry import Process
 from agentctl.tables import Column, FittedTable
 from agentctl.untrusted import cells, literal, printable
+from agentctl.views import (
+    EvalOutput,
+    ParameterRow,
+    ProcessesOutput,
+    ProcessOutput,
+    ProcessSummary,
+    RunDetail,
+    RunsOutput,
+    View,
+)
 
 LEVEL_STYLES = {"DEBUG": "dim", "INFO": "cyan", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
 REPLY_STYLE: dict[str, Any] = {"title": "reply", "title_align": "left", "border_style": "blue"}
@@ -79,7 +90,7 @@ class RichRenderer:
         return None
 
     def _failed(self, event: Failed) -> None:
-        self.err.print(literal(f"error: {self._redact(event.message)}", style="bold red"))
+        print_error(self._redact(event.message), self.err)
         if event.run and event.run.url:
             self.err.print(literal(f"run: {event.run.url}", style="dim"))
         if self._debug and event.detail:
@@ -104,18 +115,18 @@ def route_line(event: Routed, redact: Redact) -> Text:
     return Text.assemble(("→ ", "bold green"), (name, "bold"), (f"({args})", "green"), (kind, "dim"))
 
 
-def policy_text(policy: dict[str, Any]) -> Text:
+def policy_text(policy: RetryPolicy) -> Text:
     """The retry policy a dry run reports, and that nothing ran."""
-    prefect, budget = policy["prefect"], policy["llm"]
+    prefect, budget = policy.prefect, policy.llm
     lines = [
-        f"  prefect: retries={prefect['retries']}, retry_delay_seconds={prefect['retry_delay_seconds']}, "
-        f"timeout_seconds={prefect['timeout_seconds']}",
-        f"  llm: timeout={budget['timeout']:g}s, max_retries={budget['max_retries']}, "
-        f"repair_attempts={budget['repair_attempts']} "
-        f"(at most {policy['worst_case_routing_requests']} routing requests)",
+        f"  prefect: retries={prefect.retries}, retry_delay_seconds={prefect.retry_delay_seconds}, "
+        f"timeout_seconds={prefect.timeout_seconds}",
+        f"  llm: timeout={budget.timeout:g}s, max_retries={budget.max_retries}, "
+        f"repair_attempts={budget.repair_attempts} "
+        f"(at most {policy.worst_case_routing_requests} routing requests)",
     ]
-    if policy.get("note"):
-        lines.append(f"  note: {policy['note']}")
+    if policy.note:
+        lines.append(f"  note: {policy.note}")
     lines.append("dry run: nothing ran")
     return literal("\n".join(lines), style="dim")
 
@@ -172,6 +183,13 @@ def _cell(item: Any) -> RenderableType:
     return Pretty(item)  # strings inside are shown as their repr: escaped, never markup
 
 
+def renderer(
+    out: Console, err: Console, redact: Redact, *, json: bool, label: str, debug: bool = False, verbose: bool = False
+) -> RichRenderer | JsonRenderer:
+    """The renderer of an event stream: one JSON document titled ``label`` with ``json``, else rich."""
+    return JsonRenderer(out, label, redact) if json else RichRenderer(out, err, redact, debug, verbose)
+
+
 class JsonRenderer:
     """Collects the events and prints one JSON document at the end, and nothing else on stdout."""
 
@@ -209,7 +227,7 @@ class JsonRenderer:
         if isinstance(event, Routed):
             doc["route"], doc["arguments"], doc["reason"] = event.process, event.arguments, event.reason
             if event.policy is not None:
-                doc["policy"], doc["dry_run"] = event.policy, True
+                doc["policy"], doc["dry_run"] = event.policy.model_dump(mode="json"), True
         elif isinstance(event, Usage):
             doc["usage"] = event.model_dump(exclude={"kind"})
         elif isinstance(event, Log):
@@ -228,77 +246,83 @@ class JsonRenderer:
 PROCESS_COLUMNS = [Column("name"), Column("kind"), Column("description", wrap=True), Column("parameters", wrap=True)]
 
 
-def processes_table(processes: Iterable[Process]) -> FittedTable:
+def processes_output(processes: Iterable[Process]) -> ProcessesOutput:
+    """The registry as a view: name, kind, description, entrypoint, JSON schema, parameters."""
+    return ProcessesOutput(
+        processes=[
+            ProcessSummary(
+                name=p.name,
+                kind=p.kind,
+                description=p.description,
+                entrypoint=p.entrypoint,
+                schema=p.schema(),
+                parameters=parameter_rows(p),
+            )
+            for p in processes
+        ]
+    )
+
+
+def processes_table(view: ProcessesOutput) -> FittedTable:
     """The registry as a table: name, kind, description, parameters with types; names are never cut."""
     table = FittedTable(PROCESS_COLUMNS, title="processes", title_justify="left")
-    for p in processes:
-        params = "\n".join(f"{n}: {t}" + ("" if req else " (optional)") for n, t, req in p.parameters())
+    for p in view.processes:
+        params = "\n".join(f"{r.name}: {r.type}" + ("" if r.required else " (optional)") for r in p.parameters)
         table.add_row(literal(p.name, style="bold"), p.kind, p.description, params)
     return table
 
 
-def processes_json(processes: Iterable[Process]) -> list[dict[str, Any]]:
-    """The registry as JSON: name, kind, description, entrypoint, JSON schema."""
+def process_output(process: Process) -> ProcessOutput:
+    """One process in full, as a view."""
+    return ProcessOutput(
+        name=process.name,
+        kind=process.kind,
+        description=process.description,
+        entrypoint=process.entrypoint,
+        source=process.source(),
+        options=process.options,
+        tags=list(process.tags),
+        parameters=parameter_rows(process),
+        schema=process.schema(),
+    )
+
+
+def parameter_rows(process: Process) -> list[ParameterRow]:
+    """Each parameter: name, type, required, default, description."""
+    properties = process.schema().get("properties", {})
     return [
-        {"name": p.name, "kind": p.kind, "description": p.description, "entrypoint": p.entrypoint, "schema": p.schema()}
-        for p in processes
+        ParameterRow(
+            name=name,
+            type=type_label,
+            required=required,
+            default=properties[name].get("default"),
+            description=properties[name].get("description", ""),
+        )
+        for name, type_label, required in process.parameters()
     ]
 
 
-def process_json(process: Process) -> dict[str, Any]:
-    """One process in full, as JSON."""
-    return {
-        "name": process.name,
-        "kind": process.kind,
-        "description": process.description,
-        "entrypoint": process.entrypoint,
-        "source": process.source(),
-        "options": process.options,
-        "tags": list(process.tags),
-        "parameters": parameter_rows(process),
-        "schema": process.schema(),
-    }
-
-
-def parameter_rows(process: Process) -> list[dict[str, Any]]:
-    """Each parameter: name, type, required, default, description."""
-    properties = process.schema().get("properties", {})
-    rows = []
-    for name, type_label, required in process.parameters():
-        prop = properties[name]
-        rows.append(
-            {
-                "name": name,
-                "type": type_label,
-                "required": required,
-                "default": prop.get("default"),
-                "description": prop.get("description", ""),
-            }
-        )
-    return rows
-
-
-def process_view(process: Process) -> Group:
+def process_view(view: ProcessOutput) -> Group:
     """One process for the terminal: a summary, the parameters and the JSON schema."""
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
     for label, value in (
-        ("kind", process.kind),
-        ("description", process.description),
-        ("entrypoint", process.entrypoint),
-        ("source", process.source() or "unknown"),
-        ("options", _cell(process.options) if process.options else "-"),
-        ("tags", ", ".join(process.tags) or "-"),
+        ("kind", view.kind),
+        ("description", view.description),
+        ("entrypoint", view.entrypoint),
+        ("source", view.source or "unknown"),
+        ("options", _cell(view.options) if view.options else "-"),
+        ("tags", ", ".join(view.tags) or "-"),
     ):
         head.add_row(*cells(label, value))
     params = Table("parameter", "type", "required", "default", "description", title="parameters", title_justify="left")
-    for row in parameter_rows(process):
-        default = "" if row["required"] else json.dumps(row["default"])
-        required = "yes" if row["required"] else "no"
-        params.add_row(*cells(row["name"], row["type"], required, default, row["description"]))
-    schema = JsonBlock(process.schema())
-    return Group(Panel(head, title=literal(process.name, lines=False), title_align="left"), params, schema)
+    for row in view.parameters:
+        default = "" if row.required else json.dumps(row.default)
+        required = "yes" if row.required else "no"
+        params.add_row(*cells(row.name, row.type, required, default, row.description))
+    schema = JsonBlock(view.schema_)
+    return Group(Panel(head, title=literal(view.name, lines=False), title_align="left"), params, schema)
 
 
 EVAL_COLUMNS = [
@@ -326,28 +350,28 @@ class JsonBlock:
         yield Text(self.text) if options.no_wrap else Syntax(self.text, "json", theme="ansi_dark", word_wrap=True)
 
 
-def eval_view(report: dict[str, dict[str, Any]]) -> Group:
+def eval_view(view: EvalOutput) -> Group:
     """Per-model routing figures, then the failing cases; model names are never cut."""
     table = FittedTable(EVAL_COLUMNS, title="routing evaluation", title_justify="left")
     failures = FittedTable(FAILURE_COLUMNS, title="failing cases", title_justify="left")
-    for model, r in report.items():
-        args = "-" if r["argument_accuracy"] is None else f"{r['argument_accuracy']:.0%}"
-        lat = r["latency"]
+    for model, r in view.models.items():
+        args = "-" if r.argument_accuracy is None else f"{r.argument_accuracy:.0%}"
+        lat = r.latency
         table.add_row(
             model,
-            str(r["cases"]),
-            f"{r['accuracy']:.0%}",
+            str(r.cases),
+            f"{r.accuracy:.0%}",
             args,
-            str(r["errors"]),
-            f"{lat['p50']:.2f}",
-            f"{lat['p90']:.2f}",
-            f"{lat['p99']:.2f}",
-            str(r["tokens"]["total_tokens"]),
+            str(r.errors),
+            f"{lat.p50:.2f}",
+            f"{lat.p90:.2f}",
+            f"{lat.p99:.2f}",
+            str(r.tokens.total_tokens),
         )
-        for f in r["failures"]:
-            got = f["error"] or f"{f['got']['process']} {json.dumps(f['got']['arguments'])}"
-            expected = f"{f['expected']['process']} {json.dumps(f['expected']['arguments'] or {})}"
-            failures.add_row(model, f["prompt"], expected, got)
+        for f in r.failures:
+            got = f.error or f"{f.got.process} {json.dumps(f.got.arguments)}"
+            expected = f"{f.expected.process} {json.dumps(f.expected.arguments or {})}"
+            failures.add_row(model, f.prompt, expected, got)
     return Group(table, failures) if failures.row_count else Group(table, Text("no failing cases", style="green"))
 
 
@@ -397,22 +421,20 @@ RUNS_COLUMNS = [
 ]
 
 
-def runs_table(rows: list[dict[str, Any]], api_url: str) -> FittedTable:
+def runs_table(view: RunsOutput) -> FittedTable:
     """``agentctl runs``: one row per run, newest first; the id and the process are never cut."""
-    caption = None if rows else "no runs yet: agentctl ask starts one"
+    caption = None if view.runs else "no runs yet: agentctl ask starts one"
     table = FittedTable(
         RUNS_COLUMNS,
-        title=literal(f"runs · {api_url}", lines=False),
+        title=literal(f"runs · {view.api_url}", lines=False),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         caption=caption,
     )
-    for row in rows:
-        started = (row["started"] or "")[5:16].replace("T", " ")
-        duration = f"{row['duration']:.2f}s" if row["duration"] is not None else ""
-        table.add_row(
-            row["id"], started, _run_state(row["state"]), duration, row["process"], f"{row['name']} ({row['kind']})"
-        )
+    for row in view.runs:
+        started = (row.started or "")[5:16].replace("T", " ")
+        duration = f"{row.duration:.2f}s" if row.duration is not None else ""
+        table.add_row(row.id, started, _run_state(row.state), duration, row.process, f"{row.name} ({row.kind})")
     return table
 
 
@@ -421,34 +443,49 @@ def _run_state(state: str | None) -> Text:
     return literal(state or "?", style=styles.get(state or "", ""), lines=False)
 
 
-def run_view(detail: dict[str, Any], redact: Redact) -> Group:
+def run_view(detail: RunDetail, redact: Redact) -> Group:
     """``agentctl runs show``: the run, its parameters and result, state history and logs."""
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column(overflow="fold")
-    for label, key in (
-        ("id", "id"),
-        ("process", "process"),
-        ("started", "started"),
-        ("UI", "url"),
-        ("message", "message"),
+    for label, value in (
+        ("id", detail.id),
+        ("process", detail.process),
+        ("started", detail.started),
+        ("UI", detail.url),
+        ("message", detail.message),
     ):
-        if detail.get(key):
-            head.add_row(*cells(label, redact(str(detail[key]))))
-    duration = detail["duration"]
+        if value:
+            head.add_row(*cells(label, redact(value)))
+    duration = detail.duration
     head.add_row(*cells("duration", f"{duration:.2f} s" if duration is not None else ""))
-    head.add_row("parameters", _json_cell(detail["parameters"], redact, "not recorded for task runs"))
-    head.add_row("result", _json_cell(detail["result"], redact, "none recorded"))
-    title = literal(f"{detail['name']} · {detail['kind']} run · {detail['state']}", lines=False)
+    head.add_row("parameters", _json_cell(detail.parameters, redact, "not recorded for task runs"))
+    head.add_row("result", _json_cell(detail.result, redact, "none recorded"))
+    title = literal(f"{detail.name} · {detail.kind} run · {detail.state}", lines=False)
     states = Table("time", "state", "message", title="state history", title_justify="left")
-    for state in detail["states"]:
-        message = redact(state["message"] or "")
-        states.add_row(*cells(state["time"][:23].replace("T", " "), _run_state(state["state"]), message))
+    for state in detail.states:
+        message = redact(state.message or "")
+        states.add_row(*cells(state.time[:23].replace("T", " "), _run_state(state.state), message))
     logs = Table("time", "level", "message", title="logs", title_justify="left")
-    for log in detail["logs"]:
-        logs.add_row(*cells(log["time"][11:23], log["level"], redact(log["message"])))
+    for log in detail.logs:
+        logs.add_row(*cells(log.time[11:23], log.level, redact(log.message)))
     return Group(Panel(head, title=title, title_align="left"), states, logs)
 
 
 def _json_cell(value: Any, redact: Redact, missing: str) -> Any:
     return Text(missing, style="dim") if value is None else Pretty(json.loads(redact(json.dumps(value))))
+
+
+def renderable(view: View, redact: Redact) -> RenderableType:
+    """The rich rendering of a command's view."""
+    if isinstance(view, RunDetail):  # before RunRow's views: a detail is a row too
+        return run_view(view, redact)
+    if isinstance(view, RunsOutput):
+        return runs_table(view)
+    if isinstance(view, EvalOutput):
+        return eval_view(view)
+    if isinstance(view, ProcessesOutput):
+        return processes_table(view)
+    if isinstance(view, ProcessOutput):
+        return process_view(view)
+    raise TypeError(f"no rich rendering for {type(view).__name__}")

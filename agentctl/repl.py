@@ -18,6 +18,7 @@ from rich.text import Text
 from agentctl.config import Settings
 from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AgentctlError, UsageError, first_line
 from agentctl.events import Event
+from agentctl.output import emit, print_error
 from agentctl.registry import Registry
 from agentctl.session import Session
 from agentctl.untrusted import literal
@@ -84,14 +85,13 @@ class Repl:
         try:
             code = self._command(text) if text.startswith("/") else self._request(text)
         except AgentctlError as exc:
-            self.err.print(literal(f"error: {self.redact(str(exc))}", style="bold red"))
+            print_error(self.redact(str(exc)), self.err)
             code = exc.exit_code
         except KeyboardInterrupt:
             self.err.print(Text("cancelled", style="yellow"))
             code = EXIT_INTERRUPTED
         except Exception as exc:  # one bad line must not end the session
-            message = f"error: {type(exc).__name__}: {self.redact(first_line(str(exc)))}"
-            self.err.print(literal(message, style="bold red"))
+            print_error(f"{type(exc).__name__}: {self.redact(first_line(str(exc)))}", self.err)
             code = EXIT_FAILED
         if code not in (EXIT_OK, EXIT_INTERRUPTED):
             self.state.worst = max(self.state.worst, code)
@@ -116,11 +116,9 @@ class Repl:
         return self.session.ask(text, self.state.model)
 
     def _render(self, events: Iterator[Event], label: str) -> int:
-        from agentctl.render import JsonRenderer, RichRenderer
+        from agentctl.render import renderer
 
-        if self.state.json:
-            return JsonRenderer(self.out, label, self.redact).render(events)
-        return RichRenderer(self.out, self.err, self.redact).render(events)
+        return renderer(self.out, self.err, self.redact, json=self.state.json, label=label).render(events)
 
     def _command(self, text: str) -> int:
         try:
@@ -146,15 +144,15 @@ class Repl:
         return EXIT_OK
 
     def _processes(self, args: list[str]) -> int:
-        from agentctl.render import processes_table
+        from agentctl.render import processes_output
 
-        self.out.print(processes_table(self.registry))
+        emit(processes_output(self.registry), json=False, out=self.out)
         return EXIT_OK
 
     def _show(self, args: list[str]) -> int:
-        from agentctl.render import process_view
+        from agentctl.render import process_output
 
-        self.out.print(process_view(self._lookup(args, "/show NAME")))
+        emit(process_output(self._lookup(args, "/show NAME")), json=False, out=self.out)
         return EXIT_OK
 
     def _run(self, args: list[str]) -> int:

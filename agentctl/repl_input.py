@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
-from rich.text import Text
 
 from agentctl.config import Settings
 from agentctl.errors import EXIT_OK, EXIT_USAGE
+from agentctl.output import print_error
 from agentctl.repl import Repl
 from agentctl.untrusted import literal
 
@@ -62,7 +62,7 @@ def decoded(stream: IO[str], refuse: Callable[[str], None]) -> Iterator[str]:
 
 
 def _refuse(repl: Repl, message: str) -> None:
-    repl.err.print(Text(f"error: {message}", style="bold red"))
+    print_error(message, repl.err)
     repl.state.worst = max(repl.state.worst, EXIT_USAGE)
 
 

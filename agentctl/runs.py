@@ -21,6 +21,7 @@ import httpx
 from agentctl.config import Settings
 from agentctl.errors import NotFound, StackError, UsageError
 from agentctl.events import PROCESS_TAG, RESULT_ARTIFACT, RUN_TAG, run_page
+from agentctl.views import LogRow, RunDetail, RunRow, StateRow
 
 STATES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED")
 
@@ -99,7 +100,7 @@ def _temporary(settings: Settings) -> Iterator[History]:
         api.stop()
 
 
-def recent(h: History, limit: int, state: str | None = None, process: str | None = None) -> list[dict[str, Any]]:
+def recent(h: History, limit: int, state: str | None = None, process: str | None = None) -> list[RunRow]:
     """The newest ``limit`` runs agentctl started, flow runs and top-level task runs, newest first."""
     tags = [RUN_TAG, *([f"{PROCESS_TAG}{process}"] if process else [])]
     where: dict[str, Any] = {"tags": {"all_": tags}}
@@ -109,7 +110,7 @@ def recent(h: History, limit: int, state: str | None = None, process: str | None
     flows = h.post("flow_runs/filter", {**body, "flow_runs": where})
     tasks = h.post("task_runs/filter", {**body, "task_runs": {**where, "flow_run_id": {"is_null_": True}}})
     rows = [_row(h, run, "flow") for run in flows] + [_row(h, run, "task") for run in tasks]
-    return sorted(rows, key=lambda r: r["started"] or "", reverse=True)[:limit]
+    return sorted(rows, key=lambda r: r.started or "", reverse=True)[:limit]
 
 
 def state_type(state: str) -> str:
@@ -120,19 +121,19 @@ def state_type(state: str) -> str:
     return upper
 
 
-def _row(h: History, run: dict[str, Any], kind: str) -> dict[str, Any]:
+def _row(h: History, run: dict[str, Any], kind: str) -> RunRow:
     state = run.get("state") or {}
     running = state.get("type") == "RUNNING"
-    return {
-        "id": run["id"],
-        "name": run["name"],
-        "kind": kind,
-        "process": _process(run),
-        "state": state.get("name") or state.get("type"),
-        "started": run.get("start_time") or run.get("expected_start_time"),
-        "duration": run.get("estimated_run_time" if running else "total_run_time"),
-        "url": run_page(h.ui_url, kind, run["id"]),
-    }
+    return RunRow(
+        id=run["id"],
+        name=run["name"],
+        kind=kind,
+        process=_process(run),
+        state=state.get("name") or state.get("type"),
+        started=run.get("start_time") or run.get("expected_start_time"),
+        duration=run.get("estimated_run_time" if running else "total_run_time"),
+        url=run_page(h.ui_url, kind, run["id"]),
+    )
 
 
 def _process(run: dict[str, Any]) -> str | None:
@@ -140,7 +141,7 @@ def _process(run: dict[str, Any]) -> str | None:
     return names[0] if names else None
 
 
-def show(h: History, run_id: str) -> dict[str, Any]:
+def show(h: History, run_id: str) -> RunDetail:
     """One run: what ``recent`` says of it, its parameters, result, state history and logs."""
     _check_id(run_id)
     run, kind = h.get(f"flow_runs/{run_id}"), "flow"
@@ -148,14 +149,14 @@ def show(h: History, run_id: str) -> dict[str, Any]:
         run, kind = h.get(f"task_runs/{run_id}"), "task"
     if run is None:
         raise NotFound(f"no run {run_id} in the Prefect API at {h.api_url}: list runs with agentctl runs")
-    return {
-        **_row(h, run, kind),
-        "parameters": run.get("parameters") if kind == "flow" else None,
-        "message": (run.get("state") or {}).get("message"),
-        "result": _result(h, run_id, kind),
-        "states": _states(h, run_id, kind),
-        "logs": _logs(h, run_id, kind),
-    }
+    return RunDetail(
+        **_row(h, run, kind).model_dump(),
+        parameters=run.get("parameters") if kind == "flow" else None,
+        message=(run.get("state") or {}).get("message"),
+        result=_result(h, run_id, kind),
+        states=_states(h, run_id, kind),
+        logs=_logs(h, run_id, kind),
+    )
 
 
 def _check_id(run_id: str) -> None:
@@ -165,21 +166,21 @@ def _check_id(run_id: str) -> None:
         raise UsageError(f"{run_id!r} is not a run id: copy one from agentctl runs") from None
 
 
-def _states(h: History, run_id: str, kind: str) -> list[dict[str, Any]]:
+def _states(h: History, run_id: str, kind: str) -> list[StateRow]:
     states = h.get(f"{kind}_run_states/", params={f"{kind}_run_id": run_id}) or []
     ordered = sorted(states, key=lambda s: s["timestamp"])
-    return [{"time": s["timestamp"], "state": s["name"], "message": s.get("message")} for s in ordered]
+    return [StateRow(time=s["timestamp"], state=s["name"], message=s.get("message")) for s in ordered]
 
 
-def _logs(h: History, run_id: str, kind: str) -> list[dict[str, Any]]:
+def _logs(h: History, run_id: str, kind: str) -> list[LogRow]:
     body = {"logs": {f"{kind}_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200}
     return [
-        {
-            "time": log["timestamp"],
-            "level": logging.getLevelName(log["level"]),
-            "logger": log["name"],
-            "message": log["message"],
-        }
+        LogRow(
+            time=log["timestamp"],
+            level=logging.getLevelName(log["level"]),
+            logger=log["name"],
+            message=log["message"],
+        )
         for log in h.post("logs/filter", body)
     ]
 

@@ -11,7 +11,7 @@ from agentctl import cluster, watch
 from agentctl.config import Settings
 from agentctl.discovery import anchored
 from agentctl.errors import StackError
-from agentctl.events import Event, Log
+from agentctl.events import Event, Log, RouteOutcome
 from agentctl.pool import Pool
 from agentctl.prefect_api import LocalPrefectAPI, mark_crashed
 from agentctl.stack import StackState, connected, mismatch, read_state, unusable
@@ -137,7 +137,7 @@ class Session:
         assert self._pool is not None, "open() the session first"
         self._pool.warm()
 
-    def route_many(self, requests: list[tuple[str, str | None]], concurrency: int) -> list[dict[str, Any]]:
+    def route_many(self, requests: list[tuple[str, str | None]], concurrency: int) -> list[RouteOutcome]:
         """Route each (request, model) on the pool, at most ``concurrency`` at a time; results in order."""
         assert self._pool is not None, "open() the session first"
         return self._pool.route_many(requests, concurrency)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agentctl.commands.common import consoles, redactor, settings
+from agentctl.commands.common import redactor, settings, state
 
 if TYPE_CHECKING:
     from agentctl.config import Settings
@@ -38,17 +38,17 @@ def ask(
 
     `agentctl ask "Give me the stars and contributors for PrefectHQ/prefect"`
     """
-    from agentctl.render import JsonRenderer, RichRenderer
+    from agentctl.render import renderer
 
     text = " ".join(request).strip()
     if not text:
         raise typer.BadParameter("the request is empty", param_hint="REQUEST")
     config = settings(ctx, {"llm.model": model, "pool.size": pool_size})
-    out, err = consoles()
-    hide = redactor(config)
-    debug = bool(ctx.obj and ctx.obj.get("debug"))
-    renderer = JsonRenderer(out, text, hide) if json_output else RichRenderer(out, err, hide, debug, verbose)
-    return renderer.render(_events(config, text, dry_run, standalone))
+    call = state(ctx)
+    show = renderer(
+        call.out, call.err, redactor(config), json=json_output, label=text, debug=call.debug, verbose=verbose
+    )
+    return show.render(_events(config, text, dry_run, standalone))
 
 
 def _events(config: Settings, text: str, dry_run: bool, standalone: bool) -> Iterator[Event]:

@@ -1,8 +1,10 @@
-"""What the commands share: loading settings from the root options, and the consoles."""
+"""What the commands share: the root options' state, settings from them, and the consoles."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -12,10 +14,29 @@ from agentctl.config import Settings, load
 from agentctl.errors import redact
 
 
+@dataclass
+class CliState:
+    """What the root options set for the whole call, kept on the Typer context (``ctx.obj``).
+
+    ``cli`` makes it before the command line is parsed, so that its error handling reads ``debug``
+    from here too, whatever failed.
+    """
+
+    config: Path | None = None
+    debug: bool = False
+    out: Console = field(default_factory=lambda: _console(stderr=False))
+    err: Console = field(default_factory=lambda: _console(stderr=True))
+
+
+def state(ctx: typer.Context) -> CliState:
+    """The call's state on ``ctx`` (a fresh one when a command runs without the root callback)."""
+    return ctx.ensure_object(CliState)
+
+
 def settings(ctx: typer.Context, overrides: dict[str, Any] | None = None) -> Settings:
     """Settings from the root ``--config`` option, the environment and ``overrides`` (flags)."""
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    loaded = load(ctx.obj.get("config") if ctx.obj else None, given)
+    loaded = load(state(ctx).config, given)
     if not loaded.prefect.telemetry:
         # Prefect's client telemetry reads this when Prefect is imported, and a user's process module
         # (discovery) may import it in this process too: off here as in the actors and the server.
@@ -23,9 +44,10 @@ def settings(ctx: typer.Context, overrides: dict[str, Any] | None = None) -> Set
     return loaded
 
 
-def consoles() -> tuple[Console, Console]:
-    """stdout and stderr consoles."""
-    return _console(stderr=False), _console(stderr=True)
+def consoles(ctx: typer.Context | None = None) -> tuple[Console, Console]:
+    """The call's stdout and stderr consoles (new ones without a context)."""
+    call = state(ctx) if ctx is not None else CliState()
+    return call.out, call.err
 
 
 def _console(stderr: bool) -> Console:

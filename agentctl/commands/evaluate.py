@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from agentctl.commands.common import consoles, settings
 from agentctl.errors import EXIT_FAILED, EXIT_OK
+from agentctl.output import emit
 
 MODELS_HELP = "Comma-separated models to compare (default: llm.model)."
 MIN_HELP = "Exit 1 when a model's routing accuracy is below this (0 to 1)."
@@ -33,15 +33,11 @@ def evaluate(
     `agentctl eval evals/builtins.toml --models gpt-4o-mini,gpt-4o`
     """
     from agentctl.evaluation import load_cases, run_cases, summarize
-    from agentctl.render import eval_view
+    from agentctl.views import EvalOutput
 
     config = settings(ctx)
     chosen = [m.strip() for m in (models or config.llm.model).split(",") if m.strip()]
     report = summarize(run_cases(config, load_cases(cases), chosen, concurrency))
-    out, _ = consoles()
-    if json_output:
-        print(json.dumps({"cases": str(cases), "models": report}, indent=2))
-    else:
-        out.print(eval_view(report))
-    below = min_accuracy is not None and any(r["accuracy"] < min_accuracy for r in report.values())
+    emit(EvalOutput(cases=str(cases), models=report), json=json_output, out=consoles(ctx)[0])
+    below = min_accuracy is not None and any(r.accuracy < min_accuracy for r in report.values())
     return EXIT_FAILED if below else EXIT_OK

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
-from agentctl.commands.common import consoles, redactor, settings
+from agentctl.commands.common import consoles, redactor, settings, state
+from agentctl.output import emit
 from agentctl.untrusted import literal
 
 if TYPE_CHECKING:
@@ -25,14 +25,9 @@ def list_processes(
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """List the processes the LLM can route to, with their parameters. Starts no cluster."""
-    from agentctl.render import processes_json, processes_table
+    from agentctl.render import processes_output
 
-    registry = _registry(ctx)
-    out, _ = consoles()
-    if json_output:
-        print(json.dumps(processes_json(registry), indent=2))
-    else:
-        out.print(processes_table(registry))
+    emit(processes_output(_registry(ctx)), json=json_output, out=consoles(ctx)[0])
 
 
 @app.command("show")
@@ -42,14 +37,9 @@ def show(
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Show one process: description, parameters, JSON schema and where it is defined."""
-    from agentctl.render import process_json, process_view
+    from agentctl.render import process_output
 
-    process = _lookup(ctx, name)
-    out, _ = consoles()
-    if json_output:
-        print(json.dumps(process_json(process), indent=2))
-    else:
-        out.print(process_view(process))
+    emit(process_output(_lookup(ctx, name)), json=json_output, out=consoles(ctx)[0])
 
 
 @app.command("run")
@@ -68,25 +58,24 @@ def run(
     `agentctl processes run github_repo_info --param repo=PrefectHQ/prefect`
     """
     from agentctl.params import parse
-    from agentctl.render import JsonRenderer, RichRenderer
+    from agentctl.render import renderer
     from agentctl.session import run_once
 
     process = _lookup(ctx, name)
     arguments = parse(process, param or [], params_json)
     config = settings(ctx)
-    out, err = consoles()
-    hide = redactor(config)
-    label = f"processes run {name}"
-    debug = bool(ctx.obj and ctx.obj.get("debug"))
-    renderer = JsonRenderer(out, label, hide) if json_output else RichRenderer(out, err, hide, debug)
-    return renderer.render(run_once(config, process.name, arguments, standalone))
+    call = state(ctx)
+    show = renderer(
+        call.out, call.err, redactor(config), json=json_output, label=f"processes run {name}", debug=call.debug
+    )
+    return show.render(run_once(config, process.name, arguments, standalone))
 
 
 def _registry(ctx: typer.Context) -> Registry:
     from agentctl.discovery import discover
 
     found = discover(settings(ctx))
-    _, err = consoles()
+    _, err = consoles(ctx)
     for problem in found.problems:
         err.print(Text.assemble(("warning: ", "yellow"), literal(problem)), highlight=False)
     return found.registry

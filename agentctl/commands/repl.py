@@ -24,5 +24,5 @@ def repl(
     from agentctl.repl_input import run
 
     config = settings(ctx)
-    out, err = consoles()
+    out, err = consoles(ctx)
     return run(config, out, err, redactor(config), sys.stdin, standalone)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
 from agentctl.commands.common import consoles, redactor, settings
+from agentctl.output import emit
 
 app = typer.Typer(help="Recent runs from the Prefect API: name, process, state, duration, started.")
 JSON_HELP = "Print one JSON document instead of rich output."
@@ -29,19 +29,14 @@ def runs(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from agentctl.render import runs_table
     from agentctl.runs import history, recent, state_type
+    from agentctl.views import RunsOutput
 
     config = settings(ctx)
     chosen = state_type(state) if state else None  # a bad --state fails before any server starts
     with history(config) as h:
-        rows = recent(h, limit, chosen, process)
-    out, _ = consoles()
-    hide = redactor(config)
-    if json_output:
-        print(hide(json.dumps(rows, indent=2)))
-    else:
-        out.print(runs_table(rows, h.api_url))
+        view = RunsOutput(runs=recent(h, limit, chosen, process), api_url=h.api_url)
+    emit(view, json=json_output, out=consoles(ctx)[0], redact=redactor(config))
 
 
 @app.command("show")
@@ -51,16 +46,10 @@ def show(
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Show one run: its parameters, result, state history and logs, and its Prefect UI page."""
-    from agentctl.render import run_view
     from agentctl.runs import history
     from agentctl.runs import show as read
 
     config = settings(ctx)
     with history(config) as h:
         detail = read(h, run_id)
-    out, _ = consoles()
-    hide = redactor(config)
-    if json_output:
-        print(hide(json.dumps(detail, indent=2)))
-    else:
-        out.print(run_view(detail, hide))
+    emit(detail, json=json_output, out=consoles(ctx)[0], redact=redactor(config))

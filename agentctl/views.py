@@ -1,0 +1,170 @@
+"""What the commands show: one pydantic model per view, behind both rich output and ``--json``.
+
+``document()`` is what ``--json`` prints (by default the model itself); ``render`` draws the same
+model for the terminal. No rich here: a view is data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class View(BaseModel):
+    """A command's output; ``--json`` prints ``document()``."""
+
+    def document(self) -> Any:
+        """The JSON document of this view."""
+        return self.model_dump(mode="json")
+
+
+class Choice(BaseModel):
+    """A process and its arguments, as expected by a case or as chosen by the router."""
+
+    process: str | None
+    arguments: dict[str, Any] | None
+
+
+class EvalFailure(BaseModel):
+    """One case a model got wrong."""
+
+    prompt: str
+    expected: Choice
+    got: Choice
+    error: str | None
+
+
+class Latency(BaseModel):
+    """Routing latency percentiles, in seconds."""
+
+    p50: float
+    p90: float
+    p99: float
+
+
+class Tokens(BaseModel):
+    """LLM tokens spent."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ModelSummary(BaseModel):
+    """One model's figures over the cases."""
+
+    cases: int
+    accuracy: float
+    argument_accuracy: float | None
+    errors: int
+    latency: Latency
+    tokens: Tokens
+    failures: list[EvalFailure]
+
+
+class EvalOutput(View):
+    """``agentctl eval``: the case file and each model's summary."""
+
+    cases: str
+    models: dict[str, ModelSummary]
+
+
+class RunRow(BaseModel):
+    """One run of ``agentctl runs``."""
+
+    id: str
+    name: str
+    kind: str
+    process: str | None
+    state: str | None
+    started: str | None
+    duration: float | None
+    url: str | None
+
+
+class RunsOutput(View):
+    """``agentctl runs``: the runs, newest first, and the API they came from."""
+
+    runs: list[RunRow]
+    api_url: str
+
+    def document(self) -> Any:
+        """The runs alone, as a JSON list."""
+        return [row.model_dump(mode="json") for row in self.runs]
+
+
+class StateRow(BaseModel):
+    """One state a run went through."""
+
+    time: str
+    state: str
+    message: str | None
+
+
+class LogRow(BaseModel):
+    """One log record of a run, as the Prefect API stores it."""
+
+    time: str
+    level: str
+    logger: str
+    message: str
+
+
+class RunDetail(RunRow, View):
+    """``agentctl runs show``: a run with its parameters, result, state history and logs."""
+
+    parameters: dict[str, Any] | None
+    message: str | None
+    result: Any
+    states: list[StateRow]
+    logs: list[LogRow]
+
+
+class ParameterRow(BaseModel):
+    """One parameter of a process."""
+
+    name: str
+    type: str
+    required: bool
+    default: Any
+    description: str
+
+
+class ProcessSummary(BaseModel):
+    """One process of ``agentctl processes list``."""
+
+    name: str
+    kind: str
+    description: str
+    entrypoint: str
+    schema_: dict[str, Any] = Field(alias="schema", serialization_alias="schema")
+    parameters: list[ParameterRow] = Field(default=[], exclude=True)  # the table's, not the JSON's
+
+
+class ProcessesOutput(View):
+    """``agentctl processes list``: the registry."""
+
+    processes: list[ProcessSummary]
+
+    def document(self) -> Any:
+        """The processes alone, as a JSON list."""
+        return [p.model_dump(mode="json", by_alias=True) for p in self.processes]
+
+
+class ProcessOutput(View):
+    """``agentctl processes show``: one process in full."""
+
+    name: str
+    kind: str
+    description: str
+    entrypoint: str
+    source: str | None
+    options: dict[str, Any]
+    tags: list[str]
+    parameters: list[ParameterRow]
+    schema_: dict[str, Any] = Field(alias="schema", serialization_alias="schema")
+
+    def document(self) -> Any:
+        """The process, its schema under ``schema``."""
+        return self.model_dump(mode="json", by_alias=True)
