@@ -199,4 +199,4 @@ def test_eval_latency_percentiles() -> None:
     case = Case(prompt="x", process="none")
     outcomes = [Outcome(case=case, model="m", latency=float(s)) for s in range(1, 102)]
 
-    assert summarize(outcomes)["m"]["latency"] == {"p50": 51.0, "p90": 91.0, "p99": 100.0}
+    assert summarize(outcomes)["m"].model_dump()["latency"] == {"p50": 51.0, "p90": 91.0, "p99": 100.0}
