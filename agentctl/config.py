@@ -230,10 +230,10 @@ def _from_env() -> dict[str, str]:
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     *parents, leaf = key.split(".")
-    for part in parents:
+    for depth, part in enumerate(parents, 1):
         data = data.setdefault(part, {})
         if not isinstance(data, dict):
-            raise ConfigError(f"config key {part} must be a table")
+            raise ConfigError(f"config key {'.'.join(parents[:depth])} must be a table to set {key}")
     data[leaf] = value
 
 

@@ -89,3 +89,10 @@ def test_example_config_matches_defaults(monkeypatch: pytest.MonkeyPatch) -> Non
     example = Path(__file__).parent.parent / "config.example.toml"
     loaded = load(example).model_dump(exclude={"data_dir"})
     assert loaded == Settings().model_dump(exclude={"data_dir"})
+
+
+def test_a_key_below_a_value_names_the_whole_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTCTL_POOL__SIZE__MAX", "4")
+
+    with pytest.raises(ConfigError, match=r"^config key pool\.size must be a table to set pool\.size\.max$"):
+        load(write(tmp_path, "[pool]\nsize = 3\n"))
