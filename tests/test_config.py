@@ -172,6 +172,10 @@ def test_environment_errors_name_the_key(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ConfigError, match=r"^unknown config key llm\.modle: see config\.example\.toml"):
         load()
     monkeypatch.delenv("AGENTCTL_LLM__MODLE")
+    monkeypatch.setenv("AGENTCTL_LMM__MODEL", "x")
+    with pytest.raises(ConfigError, match=r"^unknown config key lmm: see config\.example\.toml"):
+        load()
+    monkeypatch.delenv("AGENTCTL_LMM__MODEL")
     monkeypatch.setenv("AGENTCTL_RAY__NUM_CPUS", "0")
     with pytest.raises(ConfigError, match=r"^bad config value for ray\.num_cpus: '0'; expected greater than or equal"):
         load()
