@@ -177,6 +177,9 @@ def default_config_path() -> Path:
     return Path(base) / "agentctl" / "config.toml"
 
 
+# The layering below is hand-written on purpose: pydantic-settings (in the lock) did the same job
+# ~75 ms slower on every command's first load (its import), read lower-case agentctl_* names too,
+# and silently ignored AGENTCTL_<SECTION>__<KEY> with a misspelt section, which this names as an error.
 def load(config_path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """Load settings: ``overrides`` (flags, dotted keys) > environment > file > defaults."""
     data = _read_file(_choose_file(config_path))
@@ -230,10 +233,10 @@ def _from_env() -> dict[str, str]:
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     *parents, leaf = key.split(".")
-    for part in parents:
+    for depth, part in enumerate(parents, 1):
         data = data.setdefault(part, {})
         if not isinstance(data, dict):
-            raise ConfigError(f"config key {part} must be a table")
+            raise ConfigError(f"config key {'.'.join(parents[:depth])} must be a table to set {key}")
     data[leaf] = value
 
 

@@ -70,6 +70,16 @@ def test_a_bad_config_value_is_one_line_naming_the_key(user: dict[str, str], tmp
     assert result.stderr.startswith(said)
 
 
+def test_a_key_set_below_a_value_is_one_line_naming_the_whole_key(user: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[pool]\nsize = 3\n")
+
+    result = run_cli({**user, "AGENTCTL_POOL__SIZE__MAX": "4"}, "--config", str(config), "ask", "--dry-run", "x")
+
+    assert result.code == 2
+    assert result.stderr.splitlines() == ["error: config key pool.size must be a table to set pool.size.max"]
+
+
 def test_debug_adds_the_traceback(user: dict[str, str]) -> None:
     result = run_cli({**user, "AGENTCTL_POOL__SIZE": "many"}, "--debug", "ask", "--dry-run", "x")
 
