@@ -16,16 +16,9 @@ from agentctl.registry import Process
 
 def retry_policy(process: Process, settings: Settings) -> dict[str, Any]:
     """What would retry, and how often, if ``process`` ran now."""
-    target = process.target
-    options = {
-        "retries": process.options.get("retries", getattr(target, "retries", None) or 0),
-        "retry_delay_seconds": process.options.get("retry_delay_seconds", getattr(target, "retry_delay_seconds", 0)),
-        "timeout_seconds": process.options.get("timeout_seconds", getattr(target, "timeout_seconds", None)),
-    }
     llm = settings.llm
     return {
-        "prefect": options,
-        "note": process.retry_note or None,
+        **process.source.retries(),
         "llm": {
             "timeout": llm.timeout,
             "max_retries": llm.max_retries,

@@ -163,6 +163,17 @@ def _table(value: dict[str, Any]) -> Table:
     return table
 
 
+def _described(value: Any) -> RenderableType:
+    """A value of ``Source.describe()`` in ``processes show``: unknown, none, a list, a mapping, text."""
+    if value is None:
+        return "unknown"
+    if not value:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return _cell(value) if isinstance(value, dict) else str(value)
+
+
 def _cell(item: Any) -> RenderableType:
     """A value of a result: text as typed, a flat mapping on one line, anything else by ``Pretty``."""
     if isinstance(item, str):
@@ -251,10 +262,7 @@ def process_json(process: Process) -> dict[str, Any]:
         "name": process.name,
         "kind": process.kind,
         "description": process.description,
-        "entrypoint": process.entrypoint,
-        "source": process.source(),
-        "options": process.options,
-        "tags": list(process.tags),
+        **process.source.describe(),
         "parameters": parameter_rows(process),
         "schema": process.schema(),
     }
@@ -283,14 +291,8 @@ def process_view(process: Process) -> Group:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
-    for label, value in (
-        ("kind", process.kind),
-        ("description", process.description),
-        ("entrypoint", process.entrypoint),
-        ("source", process.source() or "unknown"),
-        ("options", _cell(process.options) if process.options else "-"),
-        ("tags", ", ".join(process.tags) or "-"),
-    ):
+    described = {name: _described(value) for name, value in process.source.describe().items()}
+    for label, value in {"kind": process.kind, "description": process.description, **described}.items():
         head.add_row(*cells(label, value))
     params = Table("parameter", "type", "required", "default", "description", title="parameters", title_justify="left")
     for row in parameter_rows(process):
