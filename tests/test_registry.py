@@ -95,6 +95,16 @@ def test_builtins_declare_the_signatures_of_their_prefect_callables() -> None:
         assert process.kind == ("flow" if type(target).__name__ == "Flow" else "task")
 
 
+def test_builtins_schemas_are_those_prefect_runs_them_with() -> None:
+    names = {"github_repo_info": ("Flow", "github-repo-info"), "text_processing": ("Task", "text-processing")}
+    for process in builtin_registry():
+        target = prefect_callable(process, process.source)  # type: ignore[arg-type]
+        assert (type(target).__name__, target.name) == names[process.name]
+        prefect_schema = target.parameters if process.kind == "flow" else target.fn.__signature__
+        params = prefect_schema.properties if process.kind == "flow" else prefect_schema.parameters
+        assert list(params) == list(process.schema()["properties"]), process.name
+
+
 def test_repo_argument_must_be_owner_slash_name() -> None:
     github = builtin_registry().get("github_repo_info")
     assert github is not None
