@@ -7,6 +7,7 @@ running becomes a ``Failed`` event instead of a Ray traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -14,7 +15,7 @@ import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agentctl import llm, router, runner, runtime, secrecy
+from agentctl import llm, router, runtime, secrecy
 from agentctl.config import Settings
 from agentctl.discovery import discover
 from agentctl.errors import AgentctlError, StackError, UsageError, redact
@@ -25,15 +26,10 @@ Caller = dict[str, Any]  # {"settings": Settings JSON, "secrets": {variable: val
 
 
 def _preload(registry: Registry) -> None:
-    """Import Prefect's engines and every process's flow or task."""
-    try:
-        import prefect.flow_engine  # noqa: F401
-        import prefect.task_engine  # noqa: F401
-
-        for process in registry:
-            runner.prefect_callable(process)
-    except Exception:  # a process that fails to import reports it when it runs
-        pass
+    """Make every process ready to run (for the in-actor source: import Prefect and its flow or task)."""
+    for process in registry:
+        with contextlib.suppress(Exception):  # a process that fails to prepare reports it when it runs
+            process.source.prepare(process)
 
 
 class RouterActor:
@@ -161,7 +157,7 @@ class RouterActor:
     ) -> AsyncIterator[Event]:
         yield Routed(process=process.name, process_kind=process.kind, arguments=arguments, reason=reason)
         await self._wait_for_api()
-        async for event in runner.run(process, arguments, usage, model):
+        async for event in process.source.run(process, arguments, usage, model):
             yield event
 
     def _failed(self, message: str, exit_code: int, error: str, hidden: list[str]) -> dict[str, Any]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
+F = TypeVar("F", bound=Callable[..., Any])
+Kind = Literal["flow", "task"]
 ATTRIBUTE = "__agentctl_process__"
 
 
@@ -23,6 +25,28 @@ class Declaration:
     description: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    kind: Kind | None = None
+    retry_note: str = ""
+
+
+@overload
+def process(obj: F, /) -> F: ...
+
+
+@overload
+def process(
+    obj: None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: float | None = None,
+    timeout_seconds: float | None = None,
+    tags: list[str] | None = None,
+    kind: Kind | None = None,
+    retry_note: str | None = None,
+) -> Callable[[F], F]: ...
 
 
 def process(
@@ -35,6 +59,8 @@ def process(
     retry_delay_seconds: float | None = None,
     timeout_seconds: float | None = None,
     tags: list[str] | None = None,
+    kind: Kind | None = None,
+    retry_note: str | None = None,
 ) -> Any:
     """Register a function, Prefect flow or Prefect task as a process agentctl can route to.
 
@@ -45,9 +71,12 @@ def process(
         retry_delay_seconds: Seconds between Prefect retries.
         timeout_seconds: Prefect timeout of each run.
         tags: Prefect tags of each run.
+        kind: ``task`` runs a plain function as a Prefect task run instead of a flow run.
+        retry_note: How its runs retry beyond these options, shown by ``ask --dry-run``.
     """
     options = {"retries": retries, "retry_delay_seconds": retry_delay_seconds, "timeout_seconds": timeout_seconds}
-    declaration = Declaration(name, description, {k: v for k, v in options.items() if v is not None}, tuple(tags or ()))
+    given = {k: v for k, v in options.items() if v is not None}
+    declaration = Declaration(name, description, given, tuple(tags or ()), kind, retry_note or "")
 
     def decorate(target: Any) -> Any:
         if not callable(target):
@@ -70,6 +99,8 @@ def function_of(obj: Any) -> Callable[..., Any]:
     return inner if inspect.isfunction(inner) else obj
 
 
-def kind_of(obj: Any) -> str:
-    """``task`` for a Prefect task, ``flow`` for a flow or a plain function (wrapped as a flow)."""
-    return "task" if type(obj).__name__ == "Task" and type(obj).__module__.startswith("prefect") else "flow"
+def kind_of(obj: Any, declared: Kind | None = None) -> Kind:
+    """``task`` for a Prefect task, ``flow`` for a flow; a plain function is run as declared, else as a flow."""
+    if type(obj).__module__.startswith("prefect") and type(obj).__name__ in ("Task", "Flow"):
+        return "task" if type(obj).__name__ == "Task" else "flow"
+    return declared or "flow"

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from agentctl.config import Settings
-from agentctl.declare import declaration, function_of, kind_of
-from agentctl.errors import AgentctlError
-from agentctl.registry import Process, Registry, from_signature
+from agentctl.declare import declaration, function_of
+from agentctl.python_source import to_process
+from agentctl.registry import Process, Registry
 
 GROUP = "agentctl.processes"
 
@@ -122,26 +122,6 @@ def _from_module(module: types.ModuleType) -> list[Process]:
         if declaration(value) is not None and getattr(function_of(value), "__module__", None) == module.__name__:
             found.append(to_process(value))
     return found
-
-
-def to_process(obj: Any) -> Process:
-    """A Process for an object decorated with ``@process``."""
-    declared = declaration(obj)
-    if declared is None:
-        raise AgentctlError(f"{obj!r} is not decorated with @agentctl.process")
-    fn = function_of(obj)
-    name = declared.name or fn.__name__
-    description = declared.description or getattr(obj, "description", None)
-    return from_signature(
-        fn,
-        name=name,
-        kind=kind_of(obj),  # type: ignore[arg-type]
-        entrypoint=f"{fn.__module__}:{fn.__qualname__}",
-        description=description,
-        target=obj,
-        options=declared.options,
-        tags=declared.tags,
-    )
 
 
 def _import_file(path: Path) -> types.ModuleType:

@@ -15,16 +15,11 @@ from agentctl.registry import Process
 
 def retry_policy(process: Process, settings: Settings) -> RetryPolicy:
     """What would retry, and how often, if ``process`` ran now."""
-    target = process.target
-    options = PrefectRetries(
-        retries=process.options.get("retries", getattr(target, "retries", None) or 0),
-        retry_delay_seconds=process.options.get("retry_delay_seconds", getattr(target, "retry_delay_seconds", 0)),
-        timeout_seconds=process.options.get("timeout_seconds", getattr(target, "timeout_seconds", None)),
-    )
     llm = settings.llm
+    retries = process.source.retries()
     return RetryPolicy(
-        prefect=options,
-        note=process.retry_note or None,
+        prefect=PrefectRetries(**retries["prefect"]),
+        note=retries["note"],
         llm=LLMBudget(
             timeout=llm.timeout, max_retries=llm.max_retries, repair_attempts=settings.router.repair_attempts
         ),

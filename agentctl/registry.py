@@ -1,25 +1,26 @@
 """The registry of processes: what the router may choose and what an actor may run.
 
-A ``Process`` is a name, a description, a JSON schema of its arguments derived from a Python
-signature, and an entry point (``module:attribute``) naming the Prefect flow or task. The entry point
-is imported only when the process runs, so listing processes never imports Prefect.
+A ``Process`` is a name, a description and a JSON schema of its arguments derived from a Python
+signature: all the router sees. How it is executed is its ``source`` (``sources.Source``), which
+runs it with validated arguments and describes itself for ``processes show``.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agentctl.errors import ConfigError
 
+if TYPE_CHECKING:
+    from agentctl.sources import Source
+
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-Kind = Literal["flow", "task"]
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,18 @@ class Process:
 
     name: str
     description: str
-    kind: Kind
-    entrypoint: str
     arguments: type[BaseModel] = field(repr=False)
-    target: Any = field(default=None, repr=False, compare=False)
-    options: dict[str, Any] = field(default_factory=dict, compare=False)
-    tags: tuple[str, ...] = ()
-    retry_note: str = ""
+    source: Source
+
+    @property
+    def kind(self) -> str:
+        """The kind of run it makes (its source's): ``flow`` or ``task``."""
+        return self.source.kind
+
+    @property
+    def entrypoint(self) -> str:
+        """Where it comes from (its source's): ``module:attribute`` for Python code."""
+        return self.source.entrypoint
 
     def schema(self) -> dict[str, Any]:
         """The JSON schema of the arguments, as pydantic derives it."""
@@ -50,35 +56,15 @@ class Process:
         """Validated arguments, or pydantic's ValidationError."""
         return self.arguments.model_validate(arguments).model_dump(mode="json")
 
-    def load(self) -> Any:
-        """The function, flow or task behind this process, imported on first use."""
-        if self.target is not None:
-            return self.target
-        module, _, attr = self.entrypoint.partition(":")
-        return getattr(importlib.import_module(module), attr)
 
-    def source(self) -> str | None:
-        """``file:line`` where the process is defined, when it can be found."""
-        fn = getattr(self.load(), "fn", None) or self.load()
-        try:
-            return f"{inspect.getsourcefile(fn)}:{inspect.getsourcelines(fn)[1]}"
-        except (OSError, TypeError):
-            return None
-
-
-def from_signature(
-    fn: Callable[..., Any], *, name: str, kind: Kind, entrypoint: str, description: str | None = None, **extra: Any
-) -> Process:
-    """Build a Process whose argument schema comes from ``fn``'s signature and docstring.
-
-    ``extra`` fills the remaining Process fields (target, options, tags).
-    """
+def from_signature(fn: Callable[..., Any], *, name: str, source: Source, description: str | None = None) -> Process:
+    """Build a Process run by ``source`` whose argument schema comes from ``fn``'s signature and docstring."""
     if not NAME_PATTERN.match(name):
         raise ConfigError(f"process name {name!r} must match {NAME_PATTERN.pattern}")
     doc = inspect.getdoc(fn) or ""
     summary = _summary(description, doc) or name
     model = _arguments_model(fn, name, _param_docs(doc))
-    return Process(name=name, description=summary, kind=kind, entrypoint=entrypoint, arguments=model, **extra)
+    return Process(name=name, description=summary, arguments=model, source=source)
 
 
 def _arguments_model(fn: Callable[..., Any], name: str, docs: dict[str, str]) -> type[BaseModel]:

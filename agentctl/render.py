@@ -174,6 +174,17 @@ def _table(value: dict[str, Any]) -> Table:
     return table
 
 
+def _described(value: Any) -> RenderableType:
+    """A value of ``Source.describe()`` in ``processes show``: unknown, none, a list, a mapping, text."""
+    if value is None:
+        return "unknown"
+    if not value:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return _cell(value) if isinstance(value, dict) else str(value)
+
+
 def _cell(item: Any) -> RenderableType:
     """A value of a result: text as typed, a flat mapping on one line, anything else by ``Pretty``."""
     if isinstance(item, str):
@@ -278,10 +289,7 @@ def process_output(process: Process) -> ProcessOutput:
         name=process.name,
         kind=process.kind,
         description=process.description,
-        entrypoint=process.entrypoint,
-        source=process.source(),
-        options=process.options,
-        tags=list(process.tags),
+        details=process.source.describe(),
         parameters=parameter_rows(process),
         schema=process.schema(),
     )
@@ -307,14 +315,8 @@ def process_view(view: ProcessOutput) -> Group:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
-    for label, value in (
-        ("kind", view.kind),
-        ("description", view.description),
-        ("entrypoint", view.entrypoint),
-        ("source", view.source or "unknown"),
-        ("options", _cell(view.options) if view.options else "-"),
-        ("tags", ", ".join(view.tags) or "-"),
-    ):
+    described = {name: _described(value) for name, value in view.details.items()}
+    for label, value in {"kind": view.kind, "description": view.description, **described}.items():
         head.add_row(*cells(label, value))
     params = Table("parameter", "type", "required", "default", "description", title="parameters", title_justify="left")
     for row in view.parameters:

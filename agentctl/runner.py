@@ -1,4 +1,5 @@
-"""Run one process as a Prefect flow or task run, yielding its log lines as they happen.
+"""Run one process of the in-actor source (``python_source``) as a Prefect flow or task run,
+yielding its log lines as they happen.
 
 A logging handler on Prefect's run loggers forwards records to the run that the current context
 belongs to (a context variable set around the call), so concurrent runs in one actor keep their
@@ -12,7 +13,7 @@ import contextvars
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic_core import to_jsonable_python
@@ -23,6 +24,9 @@ from agentctl.events import PROCESS_TAG, RESULT_ARTIFACT, RUN_TAG, Event, Failed
 from agentctl.llm import TokenCount, current_model, current_usage
 from agentctl.registry import Process
 from agentctl.secrecy import masked
+
+if TYPE_CHECKING:
+    from agentctl.python_source import PythonSource
 
 _sink: contextvars.ContextVar[Callable[[logging.LogRecord], None] | None] = contextvars.ContextVar(
     "agentctl_log_sink", default=None
@@ -88,13 +92,17 @@ class _Capture:
 
 
 async def run(
-    process: Process, arguments: dict[str, Any], usage: TokenCount | None = None, model: str | None = None
+    process: Process,
+    source: PythonSource,
+    arguments: dict[str, Any],
+    usage: TokenCount | None = None,
+    model: str | None = None,
 ) -> AsyncIterator[Event]:
-    """Run ``process`` with validated ``arguments``; yield Log events, then a Result or Failed.
+    """Run ``process`` (of ``source``) with validated ``arguments``; yield Log events, then a Result or Failed.
 
     LLM calls the process makes (the text-processing task's) use ``model`` and count in ``usage``.
     """
-    target = prefect_callable(process)
+    target = prefect_callable(process, source)
     _attach_handler()
     capture = _Capture(asyncio.get_running_loop())
     # The run's task copies the context as it is now: the sink and the usage go with it.
@@ -103,7 +111,7 @@ async def run(
         # Tags in the context reach every task of a flow, and each tagged task run costs a
         # concurrency-slot request that SQLite can answer 503 (a 2 s client retry): a flow run gets
         # agentctl's tags by an update once its id is known; a task process carries them itself.
-        own = run_tags_of(process) if process.kind == "task" else tuple(process.tags)
+        own = run_tags_of(process, source) if source.kind == "task" else source.tags
         call = asyncio.ensure_future(_call(target, _native(process, arguments), own))
     finally:
         _sink.reset(tokens[0])
@@ -113,8 +121,8 @@ async def run(
     tagging: asyncio.Task[None] | None = None
     try:
         while (log := await capture.queue.get()) is not None:
-            if tagging is None and log.run_id and process.kind == "flow":
-                tagging = asyncio.create_task(_tag_flow_run(log.run_id, run_tags_of(process)))
+            if tagging is None and log.run_id and source.kind == "flow":
+                tagging = asyncio.create_task(_tag_flow_run(log.run_id, run_tags_of(process, source)))
             yield log
     finally:
         if not call.done():  # cancelled (Ctrl-C) or abandoned by the consumer
@@ -123,7 +131,7 @@ async def run(
         await tagging
     state = await call
     await _flush_logs()
-    yield await _outcome(process, state, capture.run_name)
+    yield await _outcome(process, source.kind, state, capture.run_name)
 
 
 async def _flush_logs() -> None:
@@ -180,27 +188,39 @@ async def _mark_cancelled(capture: _Capture) -> None:
 _prepared: dict[str, Any] = {}
 
 
-def prefect_callable(process: Process) -> Any:
-    """The Prefect flow or task to run: plain functions become flows; @process options applied; its
-    exceptions carry no secret (``secrecy.masked``)."""
-    if process.name not in _prepared:
-        from prefect import Flow, Task, flow
+def prepare(process: Process, source: PythonSource) -> None:
+    """Import Prefect's engines and the process's flow or task, so that its first run starts at once."""
+    import prefect.flow_engine  # noqa: F401
+    import prefect.task_engine  # noqa: F401
 
-        obj = process.load()
-        if isinstance(obj, Flow | Task):
-            # A copy, whose function raises its errors redacted: Prefect stores their message as
-            # the run's state message, in its database and UI.
-            prepared = obj.with_options(**process.options)
-            prepared.fn = masked(prepared.fn)
-            _prepared[process.name] = prepared
-        else:
-            _prepared[process.name] = flow(masked(obj), name=process.name.replace("_", "-"), **process.options)
+    prefect_callable(process, source)
+
+
+def prefect_callable(process: Process, source: PythonSource) -> Any:
+    """The Prefect flow or task to run: a plain function becomes the flow or task it is declared as;
+    @process options applied; its exceptions carry no secret (``secrecy.masked``)."""
+    if process.name not in _prepared:
+        _prepared[process.name] = _prefect_object(process.name, source)
     return _prepared[process.name]
 
 
-def run_tags_of(process: Process) -> tuple[str, ...]:
+def _prefect_object(name: str, source: PythonSource) -> Any:
+    from prefect import Flow, Task, flow, task
+
+    obj = source.load()
+    if isinstance(obj, Flow | Task):
+        # A copy, whose function raises its errors redacted: Prefect stores their message as
+        # the run's state message, in its database and UI.
+        prepared = obj.with_options(**source.options)
+        prepared.fn = masked(prepared.fn)
+        return prepared
+    make = task if source.kind == "task" else flow
+    return make(masked(obj), name=name.replace("_", "-"), **source.options)
+
+
+def run_tags_of(process: Process, source: PythonSource) -> tuple[str, ...]:
     """Tags of the process's Prefect runs: ``agentctl`` and ``process:<name>`` find them in the history."""
-    return (RUN_TAG, f"{PROCESS_TAG}{process.name}", *process.tags)
+    return (RUN_TAG, f"{PROCESS_TAG}{process.name}", *source.tags)
 
 
 async def _call(target: Any, arguments: dict[str, Any], tags: tuple[str, ...]) -> Any:
@@ -222,15 +242,15 @@ def _call_sync(target: Any, arguments: dict[str, Any], tags: tuple[str, ...]) ->
         return target(**arguments, return_state=True)
 
 
-async def _outcome(process: Process, state: Any, run_name: str | None) -> Result | Failed:
+async def _outcome(process: Process, kind: str, state: Any, run_name: str | None) -> Result | Failed:
     details = state.state_details
     run_id = details.flow_run_id or details.task_run_id
     info = RunInfo(
         id=str(run_id) if run_id else None,
         name=run_name,
-        kind=process.kind,
+        kind=kind,
         state=state.name,
-        url=run_url(process.kind, run_id),
+        url=run_url(kind, run_id),
     )
     value = await state.aresult(raise_on_failure=False)
     if state.is_completed():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field
+from pydantic_core import to_jsonable_python
 
 
 class View(BaseModel):
@@ -158,13 +159,12 @@ class ProcessOutput(View):
     name: str
     kind: str
     description: str
-    entrypoint: str
-    source: str | None
-    options: dict[str, Any]
-    tags: list[str]
+    details: dict[str, Any]  # what the process's source says of itself (entry point, options, ...)
     parameters: list[ParameterRow]
     schema_: dict[str, Any] = Field(alias="schema", serialization_alias="schema")
 
     def document(self) -> Any:
-        """The process, its schema under ``schema``."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The process, its source's details at the top level, its schema under ``schema``."""
+        head = self.model_dump(mode="json", include={"name", "kind", "description"})
+        rest = self.model_dump(mode="json", by_alias=True, include={"parameters", "schema_"})
+        return {**head, **to_jsonable_python(self.details), **rest}

@@ -58,7 +58,7 @@ def test_every_parameter_type_and_docstring(fixtures_on_path: None) -> None:
     assert {"type": "array", "items": {"type": "string", "maxLength": 10_000}} in props["assignees"]["anyOf"]
     assert props["window"]["description"] == "Only issues from this time window."
     assert count.schema()["$defs"]["Window"]["required"] == ["days"]
-    assert count.options == {"retries": 2, "retry_delay_seconds": 0} and count.tags == ("issues",)
+    assert count.source.options == {"retries": 2, "retry_delay_seconds": 0} and count.source.tags == ("issues",)
 
 
 def test_flows_and_tasks_keep_their_kind(fixtures_on_path: None) -> None:
@@ -138,7 +138,7 @@ def test_entry_point_of_an_installed_package(tmp_path: Path, monkeypatch: pytest
     assert found.problems == []
     names = [p.name for p in found.registry]
     assert {"word_count", "fibonacci"} <= set(names)
-    assert found.registry.get("fibonacci").options == {"retries": 1, "retry_delay_seconds": 0}  # type: ignore[union-attr]
+    assert found.registry.get("fibonacci").source.options == {"retries": 1, "retry_delay_seconds": 0}  # type: ignore[union-attr]
 
 
 class TestParams:

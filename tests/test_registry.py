@@ -13,8 +13,12 @@ from pydantic import ValidationError
 
 from agentctl.errors import ConfigError
 from agentctl.processes import builtin_registry
+from agentctl.python_source import PythonSource
 from agentctl.registry import Registry, from_signature
+from agentctl.runner import prefect_callable
 from tests.conftest import isolated_env
+
+SOURCE = PythonSource("flow", "x:y")
 
 
 def sample(
@@ -47,7 +51,7 @@ def test_an_argument_description_may_go_on_over_more_lines() -> None:
             Nothing.
         """
 
-    process = from_signature(grep, name="grep", kind="flow", entrypoint="x:y")
+    process = from_signature(grep, name="grep", source=SOURCE)
     properties = process.schema()["properties"]
     assert process.description == "Search files."
     assert properties["pattern"]["description"] == "A regular expression, matched against each line."
@@ -56,15 +60,13 @@ def test_an_argument_description_may_go_on_over_more_lines() -> None:
 
 def test_a_prefect_style_description_that_is_the_docstring_is_cut_to_its_first_paragraph() -> None:
     doc = inspect.getdoc(sample) or ""
-    assert from_signature(sample, name="count", kind="flow", entrypoint="x:y", description=doc).description == (
-        "Count issues."
-    )
+    assert from_signature(sample, name="count", source=SOURCE, description=doc).description == ("Count issues.")
     given = "Count issues.\n\nOnly open ones."
-    assert from_signature(sample, name="count", kind="flow", entrypoint="x:y", description=given).description == given
+    assert from_signature(sample, name="count", source=SOURCE, description=given).description == given
 
 
 def test_schema_from_signature_and_docstring() -> None:
-    process = from_signature(sample, name="count", kind="flow", entrypoint="x:y")
+    process = from_signature(sample, name="count", source=SOURCE)
     schema = process.schema()
     assert process.description == "Count issues."
     assert schema["required"] == ["repo"]
@@ -77,20 +79,30 @@ def test_schema_from_signature_and_docstring() -> None:
 
 
 def test_duplicate_and_bad_names() -> None:
-    process = from_signature(sample, name="count", kind="flow", entrypoint="x:y")
+    process = from_signature(sample, name="count", source=SOURCE)
     with pytest.raises(ConfigError, match="two processes are named 'count'"):
         Registry([process, process])
     with pytest.raises(ConfigError, match="must match"):
-        from_signature(sample, name="has space", kind="flow", entrypoint="x:y")
+        from_signature(sample, name="has space", source=SOURCE)
 
 
 def test_builtins_declare_the_signatures_of_their_prefect_callables() -> None:
     for process in builtin_registry():
-        target = process.load()
+        target = prefect_callable(process, process.source)  # type: ignore[arg-type]
         declared = inspect.signature(target.fn)
         schema_params = list(process.schema()["properties"])
         assert list(declared.parameters) == schema_params, process.name
         assert process.kind == ("flow" if type(target).__name__ == "Flow" else "task")
+
+
+def test_builtins_schemas_are_those_prefect_runs_them_with() -> None:
+    names = {"github_repo_info": ("Flow", "github-repo-info"), "text_processing": ("Task", "text-processing")}
+    for process in builtin_registry():
+        target = prefect_callable(process, process.source)  # type: ignore[arg-type]
+        assert (type(target).__name__, target.name) == names[process.name]
+        prefect_schema = target.parameters if process.kind == "flow" else target.fn.__signature__
+        params = prefect_schema.properties if process.kind == "flow" else prefect_schema.parameters
+        assert list(params) == list(process.schema()["properties"]), process.name
 
 
 def test_repo_argument_must_be_owner_slash_name() -> None:

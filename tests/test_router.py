@@ -16,6 +16,7 @@ from agentctl.discovery import discover
 from agentctl.errors import LLMError, RoutingError, UsageError
 from agentctl.events import ChatReply
 from agentctl.processes import builtin_registry
+from agentctl.python_source import PythonSource
 from agentctl.registry import Registry, from_signature
 from tests.conftest import API_KEY
 from tests.servers import FakeLLM, fail, say, tool_call
@@ -107,7 +108,7 @@ def test_optional_parameters_accept_null_in_strict_mode(configured: FakeLLM) -> 
         """Count issues."""
         return 0
 
-    registry = Registry([from_signature(count, name="count", kind="flow", entrypoint="x:y")])
+    registry = Registry([from_signature(count, name="count", source=PythonSource("flow", "x:y"))])
     configured.script("route", tool_call("count", {"repo": "a/b", "label": None}))
 
     decision = route("count bugs", registry)

@@ -34,15 +34,6 @@ class RepoInfo(BaseModel):
     url: str
 
 
-def github_repo_info(repo: Repo) -> RepoInfo:  # pragma: no cover - signature only
-    """Get a GitHub repository's star count and its number of contributors.
-
-    Args:
-        repo: The repository as owner/name, for example PrefectHQ/prefect.
-    """
-    raise NotImplementedError
-
-
 class GitHubError(AgentctlError):
     """The GitHub API answered with an error that retrying will not fix."""
 

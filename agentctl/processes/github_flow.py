@@ -1,13 +1,14 @@
-"""The repository-info flow: two Prefect tasks, retried only on transient GitHub failures."""
+"""The body of the repository-info process (declared in ``agentctl.processes``): two Prefect tasks,
+retried only on transient GitHub failures."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger, task
 
 from agentctl import runtime
-from agentctl.processes.github import GitHub, Repo, RepoInfo, TransientGitHubError
+from agentctl.processes.github import GitHub, RepoInfo, TransientGitHubError
 from agentctl.secrecy import masked
 
 
@@ -22,7 +23,7 @@ def _client() -> GitHub:
     return GitHub(settings.api_url, token, settings.timeout, settings.token_env, settings.max_pages)
 
 
-# The runner masks the flow; its tasks' errors become task run states of their own.
+# The runner masks the process; its tasks' errors become task run states of their own.
 @task(name="get-repo", retry_condition_fn=_transient)
 @masked
 async def get_repo(repo: str) -> dict[str, Any]:
@@ -51,9 +52,8 @@ async def _numbered(pages: Any) -> Any:
         yield number, count
 
 
-@flow(name="github-repo-info")
-async def github_repo_info(repo: Repo) -> RepoInfo:
-    """Get a GitHub repository's star count and its number of contributors."""
+async def repo_info(repo: str) -> RepoInfo:
+    """Stars and contributors of ``repo``, run inside the process's flow run."""
     logger = get_run_logger()
     retry = _retry_options()
     record = await get_repo.with_options(**retry)(repo)

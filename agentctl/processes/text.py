@@ -1,11 +1,11 @@
-"""Text processing: the tools a nested LLM call may apply, and the process's signature."""
+"""Text processing: the tools a nested LLM call may apply, and what the process returns."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 TOOLS: dict[str, tuple[str, Callable[[str], str]]] = {
     "UPPER": ("Convert the text to upper case.", str.upper),
@@ -19,19 +19,6 @@ class TextResult(BaseModel):
     text: str
     tool_uses: dict[str, int]
     note: str | None = None
-
-
-def text_processing(
-    instruction: Annotated[str, Field(max_length=2000)],
-    text: Annotated[str, Field(max_length=10_000)],
-) -> TextResult:  # pragma: no cover - signature only
-    """Transform a piece of text with simple tools (upper case, lower case) as instructed.
-
-    Args:
-        instruction: What to do to the text, in the user's words, for example "make it uppercase".
-        text: The text to transform, exactly as given.
-    """
-    raise NotImplementedError
 
 
 def tool_schemas() -> list[dict[str, Any]]:

@@ -1,12 +1,12 @@
-"""The text-processing task: a second LLM call chooses which text tools to apply."""
+"""The body of the text-processing process (declared in ``agentctl.processes``): a second LLM call
+chooses which text tools to apply."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from prefect import get_run_logger, task
-from pydantic import Field
+from prefect import get_run_logger
 
 from agentctl import llm, runtime
 from agentctl.processes.text import TOOLS, TextResult, apply_calls, tool_schemas
@@ -18,12 +18,8 @@ SYSTEM = (
 )
 
 
-@task(name="text-processing")
-async def text_processing(
-    instruction: Annotated[str, Field(max_length=2000)],
-    text: Annotated[str, Field(max_length=10_000)],
-) -> TextResult:
-    """Transform a piece of text with simple tools (upper case, lower case) as instructed."""
+async def transform(instruction: str, text: str) -> TextResult:
+    """``text`` transformed as ``instruction`` says, run inside the process's task run."""
     logger = get_run_logger()
     messages = [
         {"role": "system", "content": SYSTEM},

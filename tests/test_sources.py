@@ -1,0 +1,107 @@
+"""Sources: how a process is executed, plugged in behind the router's view of a process (in-process)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+from agentctl.actor import RouterActor
+from agentctl.config import Settings
+from agentctl.events import Event, Log, Result, RunInfo
+from agentctl.llm import TokenCount
+from agentctl.policy import retry_policy
+from agentctl.processes import builtin_registry
+from agentctl.registry import Process, from_signature
+from agentctl.render import process_output
+from agentctl.router import tool_for
+
+
+class EchoSource:
+    """A source that runs nowhere: it logs the arguments it was given and returns them."""
+
+    kind = "task"
+    entrypoint = "echo-server:echo"
+
+    def __init__(self) -> None:
+        self.prepared: list[str] = []
+
+    def describe(self) -> dict[str, Any]:
+        return {"entrypoint": self.entrypoint, "server": "echo-server"}
+
+    def retries(self) -> dict[str, Any]:
+        return {"prefect": {"retries": 0, "retry_delay_seconds": 0, "timeout_seconds": None}, "note": "never"}
+
+    def prepare(self, process: Process) -> None:
+        self.prepared.append(process.name)
+
+    async def run(
+        self, process: Process, arguments: dict[str, Any], usage: TokenCount | None, model: str | None
+    ) -> AsyncIterator[Event]:
+        yield Log(time=time.time(), level="INFO", run_name="echo", message=f"echo {arguments}")
+        yield Result(process=process.name, value=arguments, run=RunInfo(kind=self.kind, state="Completed"))
+
+
+def echo(word: str, times: int = 1) -> str:
+    """Say a word back.
+
+    Args:
+        word: The word to say back.
+    """
+    return word * times
+
+
+def echo_process() -> Process:
+    return from_signature(echo, name="echo", source=EchoSource())
+
+
+async def _collect(events: AsyncIterator[Event]) -> list[Event]:
+    return [event async for event in events]
+
+
+def test_a_process_runs_through_its_source_in_the_actor() -> None:
+    async def api_ready() -> None:
+        return None
+
+    actor = SimpleNamespace(_wait_for_api=api_ready)  # the actor's run path, without Ray or Prefect
+    process = echo_process()
+    arguments = process.validate({"word": "hi", "times": "2"})
+    events = asyncio.run(_collect(RouterActor._execute(actor, process, arguments, None, TokenCount(), None)))  # type: ignore[arg-type]
+    assert [e.kind for e in events] == ["routed", "log", "result"]
+    assert events[0].process_kind == "task"  # type: ignore[union-attr]
+    assert events[1].message == "echo {'word': 'hi', 'times': 2}"  # type: ignore[union-attr]
+    assert events[2].value == {"word": "hi", "times": 2}  # type: ignore[union-attr]
+
+
+def test_the_router_sees_name_description_and_schema_only() -> None:
+    tool = tool_for(echo_process(), strict=False)["function"]
+    assert tool["name"] == "echo" and tool["description"] == "Say a word back."
+    assert tool["parameters"]["properties"]["word"]["description"] == "The word to say back."
+    assert "echo-server" not in str(tool)
+
+
+def test_show_and_dry_run_describe_the_source() -> None:
+    process = echo_process()
+    shown = process_output(process).document()
+    assert (shown["kind"], shown["entrypoint"], shown["server"]) == ("task", "echo-server:echo", "echo-server")
+    assert retry_policy(process, Settings()).note == "never"
+
+
+def test_builtins_are_declared_once_with_their_docstring() -> None:
+    for process in builtin_registry():
+        fn = process.source.load()  # type: ignore[attr-defined]
+        assert process.entrypoint == f"agentctl.processes:{process.name}"
+        assert list(inspect.signature(fn).parameters) == list(process.schema()["properties"])
+        assert process.description == inspect.getdoc(fn).split("\n\n")[0]  # type: ignore[union-attr]
+
+
+def test_the_actor_prepares_every_process_through_its_source() -> None:
+    from agentctl.actor import _preload
+    from agentctl.registry import Registry
+
+    process = echo_process()
+    _preload(Registry([process]))
+    assert process.source.prepared == ["echo"]  # type: ignore[attr-defined]
