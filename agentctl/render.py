@@ -377,42 +377,6 @@ def eval_view(view: EvalOutput) -> Group:
     return Group(table, failures) if failures.row_count else Group(table, Text("no failing cases", style="green"))
 
 
-def status_view(report: dict[str, Any]) -> Group:
-    """``agentctl status`` as a table of pieces, then what to do about dead ones."""
-    table = Table("piece", "state", "where", title="agentctl stack", title_justify="left")
-    if "ray" not in report:
-        if report.get("unready"):
-            fix = "wait for it" if report["starting"] else "agentctl up starts it afresh"
-            table.add_row(*cells("stack", Text("not ready", style="red"), f"{report['unready']}: {fix}"))
-        else:
-            table.add_row(*cells("stack", Text("down", style="red"), "start one with agentctl up"))
-        return Group(table, Text(_versions(report), style="dim"))
-    dead = set(report["dead"])
-    ray, prefect = report["ray"], report["prefect"]
-    origin = "started by up" if ray["started_by_up"] else "configured"
-    table.add_row(*cells("Ray", _state("Ray head" not in dead, f"up ({origin})"), ray["address"]))
-    table.add_row(*cells("Prefect API", _state(prefect["healthy"], "healthy", "not answering"), prefect["api_url"]))
-    table.add_row(*cells("Prefect UI", "", prefect["ui_url"] or "none (configured API)"))
-    table.add_row(*cells("database", _state("PostgreSQL" not in dead, "up"), prefect["database"]))
-    for actor in report["actors"]:
-        where = f"router actor, pid {actor['pid']}" if actor["alive"] else "router actor"
-        table.add_row(*cells(actor["name"], _state(actor["alive"], f"alive, {actor['busy']} busy"), where))
-    parts: list[Any] = [table, Text(_versions(report), style="dim")]
-    if dead:
-        fix = "agentctl up restarts them (the whole stack when Ray, Prefect or PostgreSQL died)"
-        hint = f"dead: {', '.join(sorted(dead))}. {fix}"
-        parts.append(literal(hint, style="bold red"))
-    return Group(*parts)
-
-
-def _state(ok: bool, good: str, bad: str = "dead") -> Text:
-    return literal(good, style="green") if ok else literal(bad, style="red")
-
-
-def _versions(report: dict[str, Any]) -> str:
-    return printable("versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
-
-
 RUNS_COLUMNS = [
     Column("id"),
     Column("started", drop=3),

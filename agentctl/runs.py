@@ -64,10 +64,11 @@ class History:
 @contextmanager
 def history(settings: Settings) -> Iterator[History]:
     """The Prefect API that holds agentctl's runs, with a temporary server only when none is up."""
-    from agentctl.stack import prefect_of
+    from agentctl.stack import Stack
 
-    state = prefect_of(settings)
-    if state is not None:
+    stack = Stack.load(settings)
+    if stack is not None and stack.keeps_history_for(settings):
+        state = stack.state
         yield from _client(state.prefect_url, state.ui_url or _ui_beside(state.prefect_url))
     elif settings.prefect.api_url:
         yield from _client(settings.prefect.api_url, _ui_beside(settings.prefect.api_url))

@@ -14,7 +14,7 @@ from agentctl.errors import StackError
 from agentctl.events import Event, Log, RouteOutcome
 from agentctl.pool import Pool
 from agentctl.prefect_api import LocalPrefectAPI, mark_crashed
-from agentctl.stack import StackState, connected, mismatch, read_state, unusable
+from agentctl.stack import Stack
 from agentctl.worker_env import actor_env, secrets_of
 
 
@@ -32,7 +32,7 @@ class Session:
         self._ray_started = False
         self._ray_connected = False
         self._pool: Pool | None = None
-        self._stack: StackState | None = None
+        self._stack: Stack | None = None
         self._watch: watch.Check = watch.nothing
         self.notice: str | None = None
 
@@ -49,9 +49,9 @@ class Session:
 
     def open(self) -> None:
         """Use the stack ``agentctl up`` keeps, if one runs; else start what is missing for this session."""
-        state = None if self._standalone else self._usable_stack()
-        if state is not None:
-            self._attach(state)
+        stack = None if self._standalone else self._usable_stack()
+        if stack is not None:
+            self._attach(stack)
         else:
             self._start()
         assert self._pool is not None
@@ -63,34 +63,28 @@ class Session:
         if self._api is not None:
             return watch.own_server(self._api)
         if self._stack is not None:
-            return watch.stack(self._stack)
+            return watch.stack(self._stack.state)
         return watch.api(self.prefect_url) if self.prefect_url else watch.nothing
 
-    def _usable_stack(self) -> StackState | None:
+    def _usable_stack(self) -> Stack | None:
         try:
-            recorded = read_state(self.settings)
+            stack = Stack.load(self.settings)
         except StackError as exc:
             return self._not_using(str(exc))
-        if recorded is None:
-            return None
-        if (reason := unusable(self.settings, recorded)) is not None:
-            return self._not_using(f"{reason} (agentctl up starts what is missing)")
-        if (reason := mismatch(recorded, self.settings)) is not None:
-            return self._not_using(reason)
-        return recorded
+        why = None if stack is None else stack.unusable_for(self.settings)
+        if why is not None:
+            return self._not_using(f"{why.reason} (agentctl up starts what is missing)" if why.stale else why.reason)
+        return stack
 
-    def _not_using(self, reason: str) -> StackState | None:
+    def _not_using(self, reason: str) -> Stack | None:
         """No stack for this call, and the warning that says why."""
         self.notice = f"not using the stack of agentctl up: {reason}; a temporary one serves this call"
         return None
 
-    def _attach(self, state: StackState) -> None:
-        self._stack = state
-        # The job's environment is what an actor started in a dead one's place gets.
-        cluster.connect(connected(self.settings, state), actor_env(self.settings, state.prefect_url, state.ui_url))
-        self._ray_connected = True
-        deadline = time.time() + self.settings.prefect.startup_timeout
-        self._pool = Pool.create(self.settings, self._secrets(), deadline, names=state.actors)
+    def _attach(self, stack: Stack) -> None:
+        self._stack = stack
+        self._ray_connected = True  # close() disconnects even when the pool cannot be made
+        self._pool = stack.attach(self.settings, self._secrets())
 
     def _start(self) -> None:
         api_url = self.settings.prefect.api_url or ""
@@ -114,7 +108,7 @@ class Session:
     def prefect_url(self) -> str:
         """The Prefect API every run of this session reports to."""
         if self._stack is not None:
-            return self._stack.prefect_url
+            return self._stack.state.prefect_url
         return self._api.url if self._api is not None else (self.settings.prefect.api_url or "")
 
     @property

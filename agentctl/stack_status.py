@@ -1,71 +1,129 @@
-"""``agentctl status``: what the recorded stack runs, whether each piece answers, and the actors."""
+"""``agentctl status``: what the recorded stack runs, whether each piece answers, and the actors, as
+a view model (the same behind rich output and ``--json``)."""
 
 from __future__ import annotations
 
 from importlib.metadata import version
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel
 
 from agentctl.config import Settings
 from agentctl.prefect_api import healthy_api
-from agentctl.stack import StackState, busy, dead_pieces, on_ray, read_state, state_path, unusable
+from agentctl.stack import Stack
+from agentctl.stack_health import dead_pieces, unready
+from agentctl.stack_state import busy, state_path
 
 
-def status(settings: Settings) -> dict[str, Any]:
+class ActorStatus(BaseModel):
+    """One named router actor: alive, its requests in flight and its pid (None when dead)."""
+
+    name: str
+    alive: bool
+    busy: int | None = None
+    pid: int | None = None
+
+
+class RayStatus(BaseModel):
+    """The stack's Ray: where, and whether up started it or it is configured."""
+
+    address: str
+    started_by_up: bool
+
+
+class PrefectStatus(BaseModel):
+    """The stack's Prefect API, its UI, whether it answers, and its database (never a password)."""
+
+    api_url: str
+    ui_url: str | None
+    healthy: bool
+    started_by_up: bool
+    database: str
+
+
+class StackDown(BaseModel):
+    """No stack recorded, or one not ready (``unready`` says why; ``starting``: its up still runs)."""
+
+    up: Literal[False] = False
+    state_file: str
+    dead: list[str] = []
+    unready: str | None
+    starting: bool
+    versions: dict[str, str]
+
+
+class StackUp(BaseModel):
+    """A ready stack: ``up`` unless a piece is in ``dead``."""
+
+    up: bool
+    dead: list[str]
+    state_file: str
+    started_at: float
+    ray: RayStatus
+    prefect: PrefectStatus
+    actors: list[ActorStatus]
+    versions: dict[str, str]
+
+
+StatusView = StackDown | StackUp
+
+
+def status(settings: Settings) -> StatusView:
     """What is up, where, whether each piece answers, the actors alive and busy, and versions."""
-    state = read_state(settings)
-    if state is None or not state.ready:  # a stack still starting has no address to ask yet
-        unready = None if state is None else unusable(settings, state)
-        return {
-            "up": False,
-            "state_file": str(state_path(settings)),
-            "dead": [],
-            "unready": unready,
-            "starting": state is not None and busy(settings),
-            "versions": versions(),
-        }
+    stack = Stack.load(settings)
+    if stack is None or not stack.state.ready:  # a stack still starting has no address to ask yet
+        return StackDown(
+            state_file=str(state_path(settings)),
+            unready=None if stack is None else unready(stack.state, settings),
+            starting=stack is not None and busy(settings),
+            versions=versions(),
+        )
+    return _ready(settings, stack)
+
+
+def _ready(settings: Settings, stack: Stack) -> StackUp:
+    state = stack.state
     dead = dead_pieces(state)
-    actors = _actors(settings, state, "Ray head" in dead)
-    dead += [a["name"] for a in actors if not a["alive"]]
+    actors = _actors(stack, "Ray head" in dead)
+    dead += [a.name for a in actors if not a.alive]
     healthy = healthy_api(state.prefect_url)
     if not healthy and "Prefect server" not in dead:
         dead.append("Prefect API (not answering)")
-    return {
-        "up": not dead,
-        "dead": dead,
-        "state_file": str(state_path(settings)),
-        "started_at": state.started_at,
-        "ray": {"address": state.ray_address, "started_by_up": state.ray_temp_dir is not None},
-        "prefect": {
-            "api_url": state.prefect_url,
-            "ui_url": state.ui_url,
-            "healthy": healthy,
-            "started_by_up": state.prefect_pid is not None,
-            "database": state.database,
-        },
-        "actors": actors,
-        "versions": versions(),
-    }
+    return StackUp(
+        up=not dead,
+        dead=dead,
+        state_file=str(state_path(settings)),
+        started_at=state.started_at,
+        ray=RayStatus(address=state.ray_address, started_by_up=state.ray_temp_dir is not None),
+        prefect=PrefectStatus(
+            api_url=state.prefect_url,
+            ui_url=state.ui_url,
+            healthy=healthy,
+            started_by_up=state.prefect_pid is not None,
+            database=state.database,
+        ),
+        actors=actors,
+        versions=versions(),
+    )
 
 
-def _actors(settings: Settings, state: StackState, ray_dead: bool) -> list[dict[str, Any]]:
+def _actors(stack: Stack, ray_dead: bool) -> list[ActorStatus]:
     if ray_dead:
-        return [_dead(name) for name in state.actors]
-    with on_ray(settings, state) as ray:
-        return [_one_actor(ray, name) if ray is not None else _dead(name) for name in state.actors]
+        return [ActorStatus(name=name, alive=False) for name in stack.state.actors]
+    with stack.on_ray() as ray:
+        return [_one_actor(ray, name) for name in stack.state.actors]
 
 
-def _one_actor(ray: Any, name: str) -> dict[str, Any]:
+def _one_actor(ray: Any, name: str) -> ActorStatus:
     from agentctl.cluster import NAMESPACE
 
+    if ray is None:
+        return ActorStatus(name=name, alive=False)
     try:
         stats = ray.get(ray.get_actor(name, namespace=NAMESPACE).stats.remote(), timeout=5)
-        return {"name": name, "alive": True, **stats}
+        return ActorStatus(name=name, alive=True, **stats)
     except (ValueError, ray.exceptions.RayError):
-        return _dead(name)
-
-
-def _dead(name: str) -> dict[str, Any]:
-    return {"name": name, "alive": False, "busy": None, "pid": None}
+        return ActorStatus(name=name, alive=False)
 
 
 def versions() -> dict[str, str]:

@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 from agentctl.pool import Died
 from agentctl.prefect_api import LocalPrefectAPI, healthy_api
-from agentctl.stack import StackState, dead_pieces
+from agentctl.stack_health import dead_pieces
+from agentctl.stack_state import StackState
 
 Check = Callable[[], None]  # raises Died when a piece the request needs is gone
 PROBE_EVERY = 1.0

@@ -22,7 +22,7 @@ def up(
     Later ask, repl and processes run calls use the stack. A second up starts nothing, only router
     actors that died. Everything listens on 127.0.0.1; the state is in <data_dir>/stack.json.
     """
-    from agentctl.stack import describe
+    from agentctl.render_stack import describe
     from agentctl.stack import up as start
     from agentctl.untrusted import literal
     from agentctl.worker_env import secrets_of
@@ -30,14 +30,14 @@ def up(
     config = settings(ctx)
     out, err = consoles()
     with err.status("Starting the stack…"):
-        state, already = start(
+        stack, already = start(
             config,
             secrets_of(config),
             postgres,
             lambda: err.print("waiting for another agentctl up or down to finish…"),  # a line: seen off a terminal too
         )
     out.print("already up" if already else "up", style="bold green")
-    out.print(literal(describe(state)), highlight=False)  # paths and URLs of the user's: never markup
+    out.print(literal(describe(stack.state)), highlight=False)  # paths and URLs of the user's: never markup
 
 
 def down(ctx: typer.Context) -> None:
@@ -60,14 +60,13 @@ def status(
 
     Exits 0 when everything is up, 1 when no stack is up or a piece of it died.
     """
-    from agentctl.render import status_view
-    from agentctl.stack import dumps
+    from agentctl.render_stack import status_json, status_view
     from agentctl.stack_status import status as read
 
-    report = read(settings(ctx))
+    view = read(settings(ctx))
     out, _ = consoles()
     if json_output:
-        print(dumps(report))
+        print(status_json(view))
     else:
-        out.print(status_view(report))
-    return 0 if report["up"] else 1
+        out.print(status_view(view))
+    return 0 if view.up else 1
