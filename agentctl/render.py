@@ -33,6 +33,8 @@ from agentctl.views import (
     ProcessSummary,
     RunDetail,
     RunsOutput,
+    StackDown,
+    StackUp,
     View,
 )
 
@@ -454,4 +456,8 @@ def renderable(view: View, redact: Redact) -> RenderableType:
         return processes_table(view)
     if isinstance(view, ProcessOutput):
         return process_view(view)
+    if isinstance(view, StackDown | StackUp):
+        from agentctl.render_stack import status_view
+
+        return status_view(view)
     raise TypeError(f"no rich rendering for {type(view).__name__}")

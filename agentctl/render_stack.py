@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -10,8 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from agentctl.stack_state import StackState
-from agentctl.stack_status import StackDown, StackUp, StatusView
 from agentctl.untrusted import cells, literal, printable
+from agentctl.views import StackDown, StackUp, StatusView
 
 DEAD_FIX = "agentctl up restarts them (the whole stack when Ray, Prefect or PostgreSQL died)"
 
@@ -23,11 +22,6 @@ def describe(state: StackState) -> str:
         lines.append(f"Prefect UI: {state.ui_url}")
     lines.append(f"router actors: {', '.join(state.actors)}")
     return "\n".join(lines)
-
-
-def status_json(view: StatusView) -> str:
-    """``agentctl status --json``: one JSON document."""
-    return json.dumps(view.model_dump(mode="json"), indent=2)
 
 
 def status_view(view: StatusView) -> Group:

@@ -4,68 +4,14 @@ a view model (the same behind rich output and ``--json``)."""
 from __future__ import annotations
 
 from importlib.metadata import version
-from typing import Any, Literal
-
-from pydantic import BaseModel
+from typing import Any
 
 from agentctl.config import Settings
 from agentctl.prefect_api import healthy_api
 from agentctl.stack import Stack
 from agentctl.stack_health import dead_pieces, unready
 from agentctl.stack_state import busy, state_path
-
-
-class ActorStatus(BaseModel):
-    """One named router actor: alive, its requests in flight and its pid (None when dead)."""
-
-    name: str
-    alive: bool
-    busy: int | None = None
-    pid: int | None = None
-
-
-class RayStatus(BaseModel):
-    """The stack's Ray: where, and whether up started it or it is configured."""
-
-    address: str
-    started_by_up: bool
-
-
-class PrefectStatus(BaseModel):
-    """The stack's Prefect API, its UI, whether it answers, and its database (never a password)."""
-
-    api_url: str
-    ui_url: str | None
-    healthy: bool
-    started_by_up: bool
-    database: str
-
-
-class StackDown(BaseModel):
-    """No stack recorded, or one not ready (``unready`` says why; ``starting``: its up still runs)."""
-
-    up: Literal[False] = False
-    state_file: str
-    dead: list[str] = []
-    unready: str | None
-    starting: bool
-    versions: dict[str, str]
-
-
-class StackUp(BaseModel):
-    """A ready stack: ``up`` unless a piece is in ``dead``."""
-
-    up: bool
-    dead: list[str]
-    state_file: str
-    started_at: float
-    ray: RayStatus
-    prefect: PrefectStatus
-    actors: list[ActorStatus]
-    versions: dict[str, str]
-
-
-StatusView = StackDown | StackUp
+from agentctl.views import ActorStatus, PrefectStatus, RayStatus, StackDown, StackUp, StatusView
 
 
 def status(settings: Settings) -> StatusView:

@@ -6,7 +6,7 @@ model for the terminal. No rich here: a view is data.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
@@ -168,3 +168,56 @@ class ProcessOutput(View):
         head = self.model_dump(mode="json", include={"name", "kind", "description"})
         rest = self.model_dump(mode="json", by_alias=True, include={"parameters", "schema_"})
         return {**head, **to_jsonable_python(self.details), **rest}
+
+
+class ActorStatus(BaseModel):
+    """One named router actor: alive, its requests in flight and its pid (None when dead)."""
+
+    name: str
+    alive: bool
+    busy: int | None = None
+    pid: int | None = None
+
+
+class RayStatus(BaseModel):
+    """The stack's Ray: where, and whether up started it or it is configured."""
+
+    address: str
+    started_by_up: bool
+
+
+class PrefectStatus(BaseModel):
+    """The stack's Prefect API, its UI, whether it answers, and its database (never a password)."""
+
+    api_url: str
+    ui_url: str | None
+    healthy: bool
+    started_by_up: bool
+    database: str
+
+
+class StackDown(View):
+    """No stack recorded, or one not ready (``unready`` says why; ``starting``: its up still runs)."""
+
+    up: Literal[False] = False
+    state_file: str
+    dead: list[str] = []
+    unready: str | None
+    starting: bool
+    versions: dict[str, str]
+
+
+class StackUp(View):
+    """A ready stack: ``up`` unless a piece is in ``dead``."""
+
+    up: bool
+    dead: list[str]
+    state_file: str
+    started_at: float
+    ray: RayStatus
+    prefect: PrefectStatus
+    actors: list[ActorStatus]
+    versions: dict[str, str]
+
+
+StatusView = StackDown | StackUp

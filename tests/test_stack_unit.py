@@ -4,7 +4,6 @@ file, and the ``status`` view. No Ray, no Prefect, no subprocess."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import stat
 from pathlib import Path
@@ -14,11 +13,11 @@ from rich.console import Console
 
 from agentctl.config import Settings
 from agentctl.errors import StackError, UsageError
-from agentctl.render_stack import status_json, status_view
+from agentctl.render_stack import status_view
 from agentctl.stack import Stack, up
 from agentctl.stack_health import processes_key
 from agentctl.stack_state import StackState, locked, read_state, state_path, write_state
-from agentctl.stack_status import ActorStatus, PrefectStatus, RayStatus, StackDown, StackUp, StatusView
+from agentctl.views import ActorStatus, PrefectStatus, RayStatus, StackDown, StackUp, StatusView
 
 VERSIONS = {"agentctl": "1", "ray": "2", "prefect": "3", "openai": "4"}
 
@@ -142,7 +141,7 @@ def test_status_of_no_stack_and_of_one_starting(settings: Settings) -> None:
     assert "down" in _text(down) and "start one with agentctl up" in _text(down)
     assert "agentctl up is still starting it: wait for it" in _text(starting)
     assert "versions: agentctl 1, ray 2, prefect 3, openai 4" in _text(down)
-    assert json.loads(status_json(down)) == {
+    assert down.document() == {
         "up": False,
         "state_file": "/data/stack.json",
         "dead": [],
@@ -158,7 +157,7 @@ def test_status_of_a_stack_with_a_dead_actor(settings: Settings) -> None:
     assert "up (started by up)" in text and "none (configured API)" in text
     assert "alive, 1 busy" in text and "router actor, pid 42" in text
     assert "dead: r-1. agentctl up restarts them" in text
-    document = json.loads(status_json(_up(["r-1"], actors)))
+    document = _up(["r-1"], actors).document()
     assert list(document) == ["up", "dead", "state_file", "started_at", "ray", "prefect", "actors", "versions"]
     assert document["actors"][1] == {"name": "r-1", "alive": False, "busy": None, "pid": None}
     assert document["prefect"] == {

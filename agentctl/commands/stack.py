@@ -60,13 +60,9 @@ def status(
 
     Exits 0 when everything is up, 1 when no stack is up or a piece of it died.
     """
-    from agentctl.render_stack import status_json, status_view
+    from agentctl.output import emit
     from agentctl.stack_status import status as read
 
     view = read(settings(ctx))
-    out, _ = consoles()
-    if json_output:
-        print(status_json(view))
-    else:
-        out.print(status_view(view))
+    emit(view, json=json_output, out=consoles(ctx)[0])
     return 0 if view.up else 1
