@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from agentctl.config import LLMSettings, Settings
 from agentctl.errors import LLMError, MissingCredential, UsageError, redact
@@ -77,6 +77,20 @@ class TokenCount:
     def as_dict(self) -> dict[str, int]:
         """JSON-able counts, with the total."""
         return {**asdict(self), "total_tokens": self.prompt_tokens + self.completion_tokens}
+
+
+class Model(Protocol):
+    """What routing needs of a chat model: its LLM settings and one completion call."""
+
+    llm: LLMSettings
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> Any:
+        """Send one chat completion request and return the whole completion."""
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from agentctl.config import RouterSettings
 from agentctl.errors import RoutingError
 from agentctl.events import ChatReply
-from agentctl.llm import ChatModel
+from agentctl.llm import Model
 from agentctl.registry import Process, Registry, describe_validation_error
 from agentctl.shortlist import shortlist
 
@@ -57,7 +57,7 @@ class _Invalid(Exception):
 async def route(
     request: str,
     registry: Registry,
-    model: ChatModel,
+    model: Model,
     *,
     repair_attempts: int = 1,
     strict: bool = True,
@@ -88,7 +88,7 @@ async def route(
     raise AssertionError("unreachable")
 
 
-async def decide(request: str, registry: Registry, model: ChatModel, options: RouterSettings) -> Route | ChatReply:
+async def decide(request: str, registry: Registry, model: Model, options: RouterSettings) -> Route | ChatReply:
     """``route()`` with ``model``'s own LLM settings (mode, strict tools) and the router's ``options``."""
     return await route(
         request,
