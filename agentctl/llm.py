@@ -40,21 +40,23 @@ class Clients:
 
     LIMIT = 8  # distinct callers' settings and keys an actor keeps connections open for
 
-    def __init__(self) -> None:
-        self._clients: dict[tuple[str, str, int], Any] = {}
+    def __init__(self, make: Callable[[LLMSettings, str], Any] = make_client) -> None:
+        self._make = make
+        self._clients: dict[tuple[str, str, object], Any] = {}
 
     def get(self, llm: LLMSettings, key: str) -> Any:
         """The client for ``llm`` and ``key`` on the running event loop, made on first use."""
         import asyncio
 
         # A client's pooled connections belong to the event loop that opened them (asyncio.run per call).
+        # The key holds the loop itself, not its id: a new loop can get a closed one's id.
         # A stack's actor serves callers with different keys: the cache key holds a digest, not the key.
         digest = hashlib.sha256(key.encode()).hexdigest()
-        cache_key = (llm.model_dump_json(), digest, id(asyncio.get_running_loop()))
+        cache_key = (llm.model_dump_json(), digest, asyncio.get_running_loop())
         if cache_key not in self._clients:
             if len(self._clients) >= self.LIMIT:
                 self._clients.pop(next(iter(self._clients)))
-            self._clients[cache_key] = make_client(llm, key)
+            self._clients[cache_key] = self._make(llm, key)
         return self._clients[cache_key]
 
 

@@ -133,12 +133,26 @@ def test_failures_exit_1_and_transient_github_errors_are_github_errors() -> None
     assert issubclass(TransientGitHubError, GitHubError)
 
 
+def fake_client(settings: LLMSettings, key: str) -> Any:
+    return SimpleNamespace(base_url=settings.base_url, api_key=key)
+
+
 def test_clients_are_reused_per_settings_key_and_event_loop() -> None:
-    clients, settings = llm.Clients(), LLMSettings(base_url="http://127.0.0.1:9/v1")
+    clients, settings = llm.Clients(fake_client), LLMSettings(base_url="http://127.0.0.1:9/v1")
 
     async def pair() -> tuple[Any, Any, Any]:
         return clients.get(settings, "sk-one"), clients.get(settings, "sk-one"), clients.get(settings, "sk-two")
 
     first, again, other = asyncio.run(pair())
     assert first is again and other is not first and other.api_key == "sk-two"
-    assert asyncio.run(pair())[0] is not first  # another loop: its own connections
+
+
+def test_a_client_of_a_closed_event_loop_is_never_handed_to_a_new_one() -> None:
+    clients, settings = llm.Clients(fake_client), LLMSettings(base_url="http://127.0.0.1:9/v1")
+
+    async def client() -> Any:
+        return clients.get(settings, "sk-one")
+
+    # Each asyncio.run is a new loop, often at the address (the id) of the one just closed.
+    made = [asyncio.run(client()) for _ in range(20)]
+    assert len({id(c) for c in made}) == 20
