@@ -33,7 +33,7 @@ def _preload(registry: Registry) -> None:
 
 
 class RouterActor:
-    """Holds one LLM client and the registry; handles requests as async generators."""
+    """Holds the LLM clients and the registry; handles requests as async generators."""
 
     def __init__(self, settings_json: str, secrets: dict[str, str], api_deadline: float) -> None:
         os.environ.update(secrets)
@@ -42,6 +42,7 @@ class RouterActor:
         self.settings = Settings.model_validate_json(settings_json)
         runtime.install(self.settings)
         secrecy.install()  # before Prefect logs anything: its records reach its API and Ray's log files
+        self._clients = llm.Clients()  # connections reused across requests, per caller's settings and key
         found = discover(self.settings)
         self.registry, self._problems = found.registry, found.problems
         self._api_deadline = api_deadline
@@ -69,7 +70,8 @@ class RouterActor:
         ``caller`` carries the settings and secrets of the CLI call, for an actor that outlives it.
         """
         settings, secrets = self._caller(caller)
-        async for event in self._guarded(self._handle(request, model, settings), settings, secrets):
+        chat = self._chat_model(settings, secrets, caller, model)
+        async for event in self._guarded(self._handle(request, chat, settings), settings, secrets):
             yield event
 
     async def run(
@@ -77,13 +79,22 @@ class RouterActor:
     ) -> AsyncIterator[dict[str, Any]]:
         """Run process ``name`` with ``arguments``, no LLM involved; yield events as JSON-able dicts."""
         settings, secrets = self._caller(caller)
-        async for event in self._guarded(self._run(name, arguments), settings, secrets):
+        chat = self._chat_model(settings, secrets, caller, None)
+        async for event in self._guarded(self._run(name, arguments, chat), settings, secrets):
             yield event
 
     def _caller(self, caller: Caller | None) -> tuple[Settings, dict[str, str]]:
         if caller is None:
             return self.settings, self._own
         return Settings.model_validate_json(caller["settings"]), caller["secrets"]
+
+    def _chat_model(
+        self, settings: Settings, secrets: dict[str, str], caller: Caller | None, name: str | None
+    ) -> llm.ChatModel:
+        """The request's chat model: its settings and secrets, ``name`` or their model, a new count."""
+        # Without a caller the actor serves with what it was constructed with, already in os.environ.
+        environ = os.environ if caller is None else runtime.request_environ(settings, secrets)
+        return llm.ChatModel.of(settings, environ, self._clients, name)
 
     async def _guarded(
         self, events: AsyncIterator[Event], settings: Settings, secrets: dict[str, str]
@@ -106,11 +117,13 @@ class RouterActor:
 
     async def route(self, request: str, model: str | None = None, caller: Caller | None = None) -> dict[str, Any]:
         """Route ``request`` only, nothing runs: the decision, its latency and usage (for eval)."""
-        usage, started = llm.TokenCount(), time.perf_counter()
+        started = time.perf_counter()
         settings, secrets = self._caller(caller)
+        chat = self._chat_model(settings, secrets, caller, model)
+        usage = chat.usage
         try:
-            with runtime.serving(settings, secrets):
-                decision = await self._decide(request, usage, model, settings)
+            with runtime.serving(settings, secrets):  # the log records redacted with the caller's secrets
+                decision = await router.decide(request, self.registry, chat, settings.router)
         except AgentctlError as exc:
             hidden = [*self._secrets, *secrets.values()]
             return {
@@ -125,39 +138,28 @@ class RouterActor:
         )
         return {**chosen, "error": None, "latency": time.perf_counter() - started, "usage": usage.as_dict()}
 
-    async def _decide(
-        self, request: str, usage: llm.TokenCount, model: str | None, settings: Settings
-    ) -> router.Route | ChatReply:
-        usage_token, model_token = llm.current_usage.set(usage), llm.current_model.set(model)
-        try:
-            return await router.decide(request, self.registry, settings)
-        finally:
-            llm.current_usage.reset(usage_token)
-            llm.current_model.reset(model_token)
-
-    async def _handle(self, request: str, model: str | None, settings: Settings) -> AsyncIterator[Event]:
-        usage = llm.TokenCount()
-        decision = await self._decide(request, usage, model, settings)
+    async def _handle(self, request: str, chat: llm.ChatModel, settings: Settings) -> AsyncIterator[Event]:
+        decision = await router.decide(request, self.registry, chat, settings.router)
         if isinstance(decision, ChatReply):
             yield decision
         else:
-            async for event in self._execute(decision.process, decision.arguments, decision.reason, usage, model):
+            async for event in self._execute(decision.process, decision.arguments, decision.reason, chat):
                 yield event
-        yield Usage.model_validate(usage.as_dict())
+        yield Usage.model_validate(chat.usage.as_dict())
 
-    async def _run(self, name: str, arguments: dict[str, Any]) -> AsyncIterator[Event]:
+    async def _run(self, name: str, arguments: dict[str, Any], chat: llm.ChatModel) -> AsyncIterator[Event]:
         process = self.registry.get(name)
         if process is None:
             raise UsageError(f"no process named {name!r} in the router actors: check processes.modules")
-        async for event in self._execute(process, process.validate(arguments), None, llm.TokenCount(), None):
+        async for event in self._execute(process, process.validate(arguments), None, chat):
             yield event
 
     async def _execute(
-        self, process: Process, arguments: dict[str, Any], reason: str | None, usage: llm.TokenCount, model: str | None
+        self, process: Process, arguments: dict[str, Any], reason: str | None, chat: llm.ChatModel
     ) -> AsyncIterator[Event]:
         yield Routed(process=process.name, process_kind=process.kind, arguments=arguments, reason=reason)
         await self._wait_for_api()
-        async for event in process.source.run(process, arguments, usage, model):
+        async for event in process.source.run(process, arguments, chat):
             yield event
 
     def _failed(self, message: str, exit_code: int, error: str, hidden: list[str]) -> dict[str, Any]:

@@ -7,12 +7,13 @@ API a real run needs; the decision comes from the same ``router.decide`` the act
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 
-from agentctl import llm, router, runtime
+from agentctl import llm, router
 from agentctl.config import Settings
-from agentctl.discovery import Discovered, discover
+from agentctl.discovery import discover
 from agentctl.events import ChatReply, Event, Log, Routed, Usage
 from agentctl.policy import retry_policy
 
@@ -20,12 +21,11 @@ from agentctl.policy import retry_policy
 def dry_run(settings: Settings, request: str) -> Iterator[Event]:
     """Yield the route (with the model's reason and the retry policy) or the chat reply, then usage."""
     settings.api_key()
-    runtime.install(settings)
     found = discover(settings)
     for problem in found.problems:
         yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=problem)
-    usage = llm.TokenCount()
-    decision = asyncio.run(_decide(request, found, settings, usage))
+    model = llm.ChatModel.of(settings, os.environ, llm.Clients())
+    decision = asyncio.run(router.decide(request, found.registry, model, settings.router))
     if isinstance(decision, ChatReply):
         yield decision
     else:
@@ -37,11 +37,4 @@ def dry_run(settings: Settings, request: str) -> Iterator[Event]:
             reason=decision.reason,
             policy=retry_policy(process, settings),
         )
-    yield Usage.model_validate(usage.as_dict())
-
-
-async def _decide(
-    request: str, found: Discovered, settings: Settings, usage: llm.TokenCount
-) -> router.Route | ChatReply:
-    llm.current_usage.set(usage)
-    return await router.decide(request, found.registry, settings)
+    yield Usage.model_validate(model.usage.as_dict())

@@ -2,20 +2,24 @@
 
 Every error a user can see is an ``AgentctlError``: a one-line message that names the fix, and the
 exit code the CLI returns. Foreign errors (openai, httpx, Ray, Prefect) are translated into these
-once, at the boundary where they are caught.
+once, at the boundary where they are caught. Each class says whose fault it is: the user's
+(``UsageError``), the model's (``RoutingError``), or the machinery's (the rest).
 
     AgentctlError                 exit 1  something failed while doing what was asked
     ├── UsageError                exit 2  the user can fix it: a flag, the config, a parameter
     │   ├── ConfigError                   a config value or file is wrong
-    │   ├── MissingCredential             an API key or token is not set
-    │   └── RoutingError                  the LLM's choice could not be turned into a valid run
+    │   └── MissingCredential             an API key or token is not set
+    ├── RoutingError              exit 2  the model misbehaved: its answer stayed invalid after the
+    │                                     repairs, or it refused; nothing ran
     ├── LLMError                  exit 1  the LLM endpoint is unreachable or failing
     ├── StackError                exit 1  Ray or the Prefect API could not be started or reached
     │   └── ActorDied                     a router actor died while it handled the request
     ├── NotFound                  exit 1  no such run in the Prefect API
     └── ProcessFailed             exit 1  a process ran and ended in a failed Prefect state
 
-    Ctrl-C is not an error class: the CLI turns KeyboardInterrupt into exit 130.
+    Subclasses that belong to one module live there: ``pool.Died`` (a StackError), the GitHub
+    client's ``GitHubError`` tree (``processes.github``). Ctrl-C is not an error class: the CLI
+    turns KeyboardInterrupt into exit 130.
 """
 
 from __future__ import annotations
@@ -46,8 +50,14 @@ class MissingCredential(UsageError):
     """A required API key or token is not set."""
 
 
-class RoutingError(UsageError):
-    """The LLM's answer could not be turned into a valid run, even after a repair attempt."""
+class RoutingError(AgentctlError):
+    """The model misbehaved: its answer could not be turned into a valid run, even after the repairs.
+
+    Not the user's mistake (not a ``UsageError``), but it exits 2 as one: nothing ran, and a
+    different request, ``--model`` or ``router.repair_attempts`` is what changes the outcome.
+    """
+
+    exit_code = EXIT_USAGE
 
 
 class LLMError(AgentctlError):

@@ -1,31 +1,27 @@
-"""The LLM client: one official ``openai`` async client per Python process (one per actor).
+"""The LLM a request talks to: an explicit ``ChatModel`` (client, model name, usage counter).
 
 OpenAI, Azure OpenAI and any OpenAI-compatible server (Ollama, vLLM, llama.cpp) are reached through
-the same ``chat()`` call; openai's errors are translated into agentctl's here and nowhere else.
+the same ``ChatModel.complete()``; openai's errors are translated into agentctl's here and nowhere
+else. Whoever handles a request (a router actor, a dry run) makes one ``ChatModel`` for it and
+passes it down; the openai clients it uses are cached by its holder in a ``Clients``.
 """
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
-from agentctl import runtime
 from agentctl.config import LLMSettings, Settings
 from agentctl.errors import LLMError, MissingCredential, UsageError, redact
 
-_client: Any = None
-_client_key: tuple[Any, ...] | None = None
 
-
-def make_client(settings: Settings) -> Any:
-    """A new AsyncOpenAI or AsyncAzureOpenAI client for ``settings``."""
+def make_client(llm: LLMSettings, key: str) -> Any:
+    """A new AsyncOpenAI or AsyncAzureOpenAI client for ``llm`` with API key ``key``."""
     import openai
 
-    llm = settings.llm
-    key = settings.api_key(runtime.environ())
     common: dict[str, Any] = {"api_key": key, "timeout": llm.timeout, "max_retries": llm.max_retries}
     if llm.provider == "azure":
         if not llm.azure_endpoint:
@@ -39,19 +35,29 @@ def make_client(settings: Settings) -> Any:
     return openai.AsyncOpenAI(base_url=llm.base_url or None, **common)
 
 
-def client() -> Any:
-    """The shared client of this process, built once from the installed settings."""
-    global _client, _client_key
-    import asyncio
+class Clients:
+    """The openai clients one holder (a router actor, a dry run) reuses across its requests."""
 
-    settings = runtime.settings()
-    # A client's pooled connections belong to the event loop that opened them (asyncio.run per call).
-    # A stack's actor serves callers with different keys: the cache key holds a digest, not the key.
-    secret = hashlib.sha256(settings.api_key(runtime.environ()).encode()).hexdigest()
-    key = (settings.llm.model_dump_json(), secret, id(asyncio.get_running_loop()))
-    if _client is None or key != _client_key:
-        _client, _client_key = make_client(settings), key
-    return _client
+    LIMIT = 8  # distinct callers' settings and keys an actor keeps connections open for
+
+    def __init__(self, make: Callable[[LLMSettings, str], Any] = make_client) -> None:
+        self._make = make
+        self._clients: dict[tuple[str, str, object], Any] = {}
+
+    def get(self, llm: LLMSettings, key: str) -> Any:
+        """The client for ``llm`` and ``key`` on the running event loop, made on first use."""
+        import asyncio
+
+        # A client's pooled connections belong to the event loop that opened them (asyncio.run per call).
+        # The key holds the loop itself, not its id: a new loop can get a closed one's id.
+        # A stack's actor serves callers with different keys: the cache key holds a digest, not the key.
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        cache_key = (llm.model_dump_json(), digest, asyncio.get_running_loop())
+        if cache_key not in self._clients:
+            if len(self._clients) >= self.LIMIT:
+                self._clients.pop(next(iter(self._clients)))
+            self._clients[cache_key] = self._make(llm, key)
+        return self._clients[cache_key]
 
 
 @dataclass
@@ -75,46 +81,76 @@ class TokenCount:
         return {**asdict(self), "total_tokens": self.prompt_tokens + self.completion_tokens}
 
 
-# The usage record of the request being handled; Prefect copies it into the runs it starts.
-current_usage: contextvars.ContextVar[TokenCount | None] = contextvars.ContextVar("agentctl_usage", default=None)
-# A per-request model override (``--model``, ``eval --models``).
-current_model: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentctl_model", default=None)
+class Model(Protocol):
+    """What routing needs of a chat model: its LLM settings and one completion call."""
+
+    llm: LLMSettings
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> Any:
+        """Send one chat completion request and return the whole completion."""
 
 
-async def chat(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Any:
-    """Send one chat completion and return the first choice's message."""
-    completion = await complete(messages, tools)
-    return completion.choices[0].message
+@dataclass
+class ChatModel:
+    """One model as one request uses it: where and how to ask, and what the request spent.
 
-
-async def complete(
-    messages: list[dict[str, Any]],
-    tools: list[dict[str, Any]] | None = None,
-    response_format: dict[str, Any] | None = None,
-) -> Any:
-    """Send one chat completion request and return the whole completion.
-
-    Transport failures (connection, timeout, 429, 5xx) are retried by the openai client itself,
-    ``llm.max_retries`` times, honouring ``retry-after``; nothing else here retries.
+    Every call made with it, the router's and those of the process it runs, counts in ``usage``.
     """
-    import openai
 
-    llm = runtime.settings().llm
-    extra: dict[str, Any] = {"tools": tools} if tools else {}
-    if response_format:
-        extra["response_format"] = response_format
-    model = current_model.get() or llm.model
-    try:
-        completion = await client().chat.completions.create(model=model, messages=messages, **extra)
-    except openai.OpenAIError as exc:
-        raise translate(exc, llm, model) from None
-    except json.JSONDecodeError:  # the body of a 200 was not JSON
-        completion = None
-    _check(completion, llm)
-    usage = current_usage.get()
-    if usage is not None:
-        usage.add(completion)
-    return completion
+    llm: LLMSettings
+    key: Callable[[], str]  # read at the first call: a process that never asks needs no key
+    clients: Clients
+    name: str
+    secrets: list[str] = field(default_factory=list)  # hidden from the server's error messages
+    usage: TokenCount = field(default_factory=TokenCount)
+
+    @classmethod
+    def of(cls, settings: Settings, environ: Mapping[str, str], clients: Clients, name: str | None = None) -> ChatModel:
+        """The model ``name`` (default ``llm.model``) of ``settings``, its key read from ``environ``."""
+        return cls(
+            llm=settings.llm,
+            key=lambda: settings.api_key(environ),
+            clients=clients,
+            name=name or settings.llm.model,
+            secrets=settings.secret_values(environ),
+        )
+
+    async def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Any:
+        """Send one chat completion and return the first choice's message."""
+        completion = await self.complete(messages, tools)
+        return completion.choices[0].message
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> Any:
+        """Send one chat completion request and return the whole completion.
+
+        Transport failures (connection, timeout, 429, 5xx) are retried by the openai client itself,
+        ``llm.max_retries`` times, honouring ``retry-after``; nothing else here retries.
+        """
+        import openai
+
+        extra: dict[str, Any] = {"tools": tools} if tools else {}
+        if response_format:
+            extra["response_format"] = response_format
+        client = self.clients.get(self.llm, self.key())
+        try:
+            completion = await client.chat.completions.create(model=self.name, messages=messages, **extra)
+        except openai.OpenAIError as exc:
+            raise translate(exc, self.llm, self.name, self.secrets) from None
+        except json.JSONDecodeError:  # the body of a 200 was not JSON
+            completion = None
+        _check(completion, self.llm)
+        self.usage.add(completion)
+        return completion
 
 
 def _check(completion: Any, llm: LLMSettings) -> None:
@@ -135,7 +171,9 @@ def endpoint(llm: LLMSettings) -> str:
     return llm.base_url or "https://api.openai.com/v1"
 
 
-def translate(exc: Exception, llm: LLMSettings, model: str | None = None) -> Exception:
+def translate(
+    exc: Exception, llm: LLMSettings, model: str | None = None, secrets: list[str] | None = None
+) -> Exception:
     """An agentctl error for an openai error, naming the endpoint and the fix."""
     import openai
 
@@ -157,18 +195,20 @@ def translate(exc: Exception, llm: LLMSettings, model: str | None = None) -> Exc
             f"the LLM at {where} is still rate limiting (429) after {llm.max_retries} retries "
             "(llm.max_retries); try again later"
         )
-    if isinstance(exc, openai.BadRequestError) and "tool" in _short(exc).lower() and llm.mode == "tools":
-        return UsageError(f'the LLM at {where} rejected tool calling ({_short(exc)}): set llm.mode = "json_schema"')
+    if isinstance(exc, openai.BadRequestError) and "tool" in _short(exc, secrets).lower() and llm.mode == "tools":
+        return UsageError(
+            f'the LLM at {where} rejected tool calling ({_short(exc, secrets)}): set llm.mode = "json_schema"'
+        )
     if isinstance(exc, openai.APIStatusError):
-        return LLMError(f"the LLM at {where} answered {exc.status_code}: {_short(exc)}")
+        return LLMError(f"the LLM at {where} answered {exc.status_code}: {_short(exc, secrets)}")
     return LLMError(f"the LLM call failed: {type(exc).__name__}")
 
 
-def _short(exc: Any) -> str:
+def _short(exc: Any, secrets: list[str] | None) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         message = body.get("message") or (body.get("error") or {}).get("message")
         if message:
             # A server may echo the key it was sent ("Incorrect API key provided: sk-...").
-            return redact(str(message), runtime.secret_values())[:200]
+            return redact(str(message), secrets or [])[:200]
     return type(exc).__name__

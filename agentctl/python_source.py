@@ -19,7 +19,7 @@ from agentctl.registry import Process, from_signature
 
 if TYPE_CHECKING:
     from agentctl.events import Event
-    from agentctl.llm import TokenCount
+    from agentctl.llm import ChatModel
 
 Kind = Literal["flow", "task"]
 
@@ -71,12 +71,12 @@ class PythonSource:
         runner.prepare(process, self)
 
     async def run(
-        self, process: Process, arguments: dict[str, Any], usage: TokenCount | None = None, model: str | None = None
+        self, process: Process, arguments: dict[str, Any], model: ChatModel | None = None
     ) -> AsyncIterator[Event]:
         """One Prefect flow or task run in this process (``runner.run``)."""
         from agentctl import runner
 
-        async for event in runner.run(process, self, arguments, usage, model):
+        async for event in runner.run(process, self, arguments, model):
             yield event
 
 

@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from agentctl import llm
-from agentctl.config import Settings
+from agentctl.config import RouterSettings
 from agentctl.errors import RoutingError
 from agentctl.events import ChatReply
+from agentctl.llm import Model
 from agentctl.registry import Process, Registry, describe_validation_error
 from agentctl.shortlist import shortlist
 
@@ -57,13 +57,14 @@ class _Invalid(Exception):
 async def route(
     request: str,
     registry: Registry,
+    model: Model,
     *,
     repair_attempts: int = 1,
     strict: bool = True,
     max_tools: int = 32,
     mode: Mode = "tools",
 ) -> Route | ChatReply:
-    """Ask the LLM which process fits ``request``; return a validated Route, or its chat reply.
+    """Ask ``model`` which process fits ``request``; return a validated Route, or its chat reply.
 
     With more than ``max_tools`` processes only a shortlist is offered, and only it can be chosen.
     """
@@ -73,7 +74,7 @@ async def route(
         {"role": "user", "content": request},
     ]
     for attempt in range(repair_attempts + 1):
-        completion = await llm.complete(messages, **_request(mode, offered, strict))
+        completion = await model.complete(messages, **_request(mode, offered, strict))
         choice = completion.choices[0]
         try:
             return _interpret(mode, choice, offered)
@@ -87,15 +88,16 @@ async def route(
     raise AssertionError("unreachable")
 
 
-async def decide(request: str, registry: Registry, settings: Settings) -> Route | ChatReply:
-    """``route()`` with the router and LLM settings of ``settings``."""
+async def decide(request: str, registry: Registry, model: Model, options: RouterSettings) -> Route | ChatReply:
+    """``route()`` with ``model``'s own LLM settings (mode, strict tools) and the router's ``options``."""
     return await route(
         request,
         registry,
-        repair_attempts=settings.router.repair_attempts,
-        strict=settings.llm.strict_tools,
-        max_tools=settings.router.max_tools,
-        mode=settings.llm.mode,
+        model,
+        repair_attempts=options.repair_attempts,
+        strict=model.llm.strict_tools,
+        max_tools=options.max_tools,
+        mode=model.llm.mode,
     )
 
 

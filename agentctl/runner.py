@@ -21,7 +21,7 @@ from pydantic_core import to_jsonable_python
 from agentctl import runtime
 from agentctl.errors import AgentctlError, ProcessFailed, redact
 from agentctl.events import PROCESS_TAG, RESULT_ARTIFACT, RUN_TAG, Event, Failed, Log, Result, RunInfo, run_page
-from agentctl.llm import TokenCount, current_model, current_usage
+from agentctl.llm import ChatModel
 from agentctl.registry import Process
 from agentctl.secrecy import masked
 
@@ -92,31 +92,26 @@ class _Capture:
 
 
 async def run(
-    process: Process,
-    source: PythonSource,
-    arguments: dict[str, Any],
-    usage: TokenCount | None = None,
-    model: str | None = None,
+    process: Process, source: PythonSource, arguments: dict[str, Any], model: ChatModel | None = None
 ) -> AsyncIterator[Event]:
     """Run ``process`` (of ``source``) with validated ``arguments``; yield Log events, then a Result or Failed.
 
-    LLM calls the process makes (the text-processing task's) use ``model`` and count in ``usage``.
+    LLM calls the process makes (the text-processing task's) use ``model`` and count in its usage.
     """
     target = prefect_callable(process, source)
     _attach_handler()
     capture = _Capture(asyncio.get_running_loop())
-    # The run's task copies the context as it is now: the sink and the usage go with it.
-    tokens = _sink.set(capture), current_usage.set(usage), current_model.set(model)
+    # The run's task copies the context as it is now: the sink and the chat model go with it.
+    token = _sink.set(capture)
     try:
         # Tags in the context reach every task of a flow, and each tagged task run costs a
         # concurrency-slot request that SQLite can answer 503 (a 2 s client retry): a flow run gets
         # agentctl's tags by an update once its id is known; a task process carries them itself.
         own = run_tags_of(process, source) if source.kind == "task" else source.tags
-        call = asyncio.ensure_future(_call(target, _native(process, arguments), own))
+        with runtime.lending(model):
+            call = asyncio.ensure_future(_call(target, _native(process, arguments), own))
     finally:
-        _sink.reset(tokens[0])
-        current_usage.reset(tokens[1])
-        current_model.reset(tokens[2])
+        _sink.reset(token)
     call.add_done_callback(lambda _: capture.queue.put_nowait(None))
     tagging: asyncio.Task[None] | None = None
     try:

@@ -1,10 +1,13 @@
-"""What a process sees of the agentctl process it runs in: the settings and secrets of the request.
+"""What a running process sees of the agentctl process it runs in: the request's settings, secrets
+and chat model.
 
 A router actor installs the settings it was started with here once. An actor of ``agentctl up``
 serves callers with settings of their own (another model, LLM address or key), so each request can
 bring its own, which hold for the code that request runs. Processes read them (the GitHub API
-address, the LLM model) without taking them as parameters, so nothing secret or incidental becomes
-a Prefect parameter.
+address, the chat model for their own LLM calls) without taking them as parameters, so nothing
+secret or incidental becomes a Prefect parameter. These are context variables because Prefect
+runs a process's code in tasks and threads of its own, and copies the context into them; routing
+never reads them: it is handed its ``ChatModel`` explicitly.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 
 from agentctl.config import Settings, load
+from agentctl.llm import ChatModel, Clients
 
 _current: Settings | None = None
 _request: ContextVar[tuple[Settings, dict[str, str]] | None] = ContextVar("agentctl_request", default=None)
+_model: ContextVar[ChatModel | None] = ContextVar("agentctl_chat_model", default=None)
 
 
 def install(settings: Settings) -> None:
@@ -51,13 +56,32 @@ def settings() -> Settings:
 def environ() -> Mapping[str, str]:
     """The environment, with the request's secrets in place of any this process holds."""
     request = _request.get()
-    if request is None:
-        return os.environ
+    return os.environ if request is None else request_environ(*request)
+
+
+def request_environ(settings: Settings, secrets: Mapping[str, str]) -> Mapping[str, str]:
+    """The environment a request with ``settings`` and ``secrets`` sees."""
     # Only the caller's own secrets: never those this process was started with by another caller.
-    mine = request[0].secret_names()
-    return {**{k: v for k, v in os.environ.items() if k not in mine}, **request[1]}
+    mine = settings.secret_names()
+    return {**{k: v for k, v in os.environ.items() if k not in mine}, **secrets}
 
 
 def secret_values() -> list[str]:
     """Values of the secrets the current settings name, for redaction."""
     return settings().secret_values(environ())
+
+
+@contextmanager
+def lending(model: ChatModel | None) -> Iterator[None]:
+    """Make ``model`` the chat model of process code started in this context (Prefect copies it)."""
+    token = _model.set(model)
+    try:
+        yield
+    finally:
+        _model.reset(token)
+
+
+def chat_model() -> ChatModel:
+    """The chat model of the request whose process is running; else one from the settings."""
+    # A process called outside a router actor (a test, a script) has no request: its own model.
+    return _model.get() or ChatModel.of(settings(), environ(), Clients())

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from agentctl.events import Event
-    from agentctl.llm import TokenCount
+    from agentctl.llm import ChatModel
     from agentctl.registry import Process
 
 
@@ -43,11 +43,9 @@ class Source(Protocol):
         """Do ahead of the first run what would slow it down (imports, connections); may raise."""
         ...
 
-    def run(
-        self, process: Process, arguments: dict[str, Any], usage: TokenCount | None, model: str | None
-    ) -> AsyncIterator[Event]:
+    def run(self, process: Process, arguments: dict[str, Any], model: ChatModel | None) -> AsyncIterator[Event]:
         """Run ``process`` with validated ``arguments``; yield Log events, then one Result or Failed.
 
-        LLM calls the process makes use ``model`` (if given) and count in ``usage``.
+        LLM calls the process makes go through ``model`` (the request's), and count in its usage.
         """
         ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,12 +48,18 @@ def route(
         router.route(
             request,
             registry or builtin_registry(),
+            installed_model(),
             repair_attempts=repairs,
             strict=strict,
             max_tools=max_tools,
             mode=mode,
         )
     )
+
+
+def installed_model() -> llm_module.ChatModel:
+    """A chat model of the settings the test installed."""
+    return llm_module.ChatModel.of(runtime.settings(), os.environ, llm_module.Clients())
 
 
 def test_valid_tool_call_becomes_a_route(configured: FakeLLM) -> None:
@@ -162,7 +169,7 @@ def test_azure_provider_uses_deployment_path_and_api_key_header(llm: FakeLLM, mo
     )
     try:
         llm.script("route", say("hello"))
-        message = asyncio.run(llm_module.chat([{"role": "user", "content": "hi"}], tools=None))
+        message = asyncio.run(installed_model().chat([{"role": "user", "content": "hi"}], tools=None))
     finally:
         runtime.install(Settings())
     assert message.content == "hello"

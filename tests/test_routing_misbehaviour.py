@@ -4,13 +4,14 @@ local server is counted, so repair and retry budgets are exact."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentctl import router, runtime
+from agentctl import llm, router, runtime
 from agentctl.config import Settings
 from agentctl.discovery import discover
 from agentctl.errors import LLMError, RoutingError, UsageError
@@ -39,7 +40,8 @@ def configure(llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def decide(request: str = "stars of acme/rocket", **options: Any) -> router.Route | ChatReply:
     settings = runtime.settings()
     merged = {"repair_attempts": 1, "strict": True, "max_tools": 32, "mode": settings.llm.mode, **options}
-    return asyncio.run(router.route(request, builtin_registry(), **merged))
+    model = llm.ChatModel.of(settings, os.environ, llm.Clients())
+    return asyncio.run(router.route(request, builtin_registry(), model, **merged))
 
 
 class TestToolsMode:

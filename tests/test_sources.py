@@ -12,7 +12,7 @@ from typing import Any
 from agentctl.actor import RouterActor
 from agentctl.config import Settings
 from agentctl.events import Event, Log, Result, RunInfo
-from agentctl.llm import TokenCount
+from agentctl.llm import ChatModel
 from agentctl.policy import retry_policy
 from agentctl.processes import builtin_registry
 from agentctl.registry import Process, from_signature
@@ -38,9 +38,7 @@ class EchoSource:
     def prepare(self, process: Process) -> None:
         self.prepared.append(process.name)
 
-    async def run(
-        self, process: Process, arguments: dict[str, Any], usage: TokenCount | None, model: str | None
-    ) -> AsyncIterator[Event]:
+    async def run(self, process: Process, arguments: dict[str, Any], model: ChatModel | None) -> AsyncIterator[Event]:
         yield Log(time=time.time(), level="INFO", run_name="echo", message=f"echo {arguments}")
         yield Result(process=process.name, value=arguments, run=RunInfo(kind=self.kind, state="Completed"))
 
@@ -69,7 +67,7 @@ def test_a_process_runs_through_its_source_in_the_actor() -> None:
     actor = SimpleNamespace(_wait_for_api=api_ready)  # the actor's run path, without Ray or Prefect
     process = echo_process()
     arguments = process.validate({"word": "hi", "times": "2"})
-    events = asyncio.run(_collect(RouterActor._execute(actor, process, arguments, None, TokenCount(), None)))  # type: ignore[arg-type]
+    events = asyncio.run(_collect(RouterActor._execute(actor, process, arguments, None, None)))  # type: ignore[arg-type]
     assert [e.kind for e in events] == ["routed", "log", "result"]
     assert events[0].process_kind == "task"  # type: ignore[union-attr]
     assert events[1].message == "echo {'word': 'hi', 'times': 2}"  # type: ignore[union-attr]

@@ -35,7 +35,17 @@ class RepoInfo(BaseModel):
 
 
 class GitHubError(AgentctlError):
-    """The GitHub API answered with an error that retrying will not fix."""
+    """The GitHub API could not give what was asked; only a ``TransientGitHubError`` is worth a retry.
+
+        GitHubError                   GitHub answered with an error, or could not be reached
+        ├── RepoNotFound              404: no such repository, or the token cannot see it
+        ├── RateLimited               no requests left until the window resets
+        ├── ForeignURL                a link or redirect to another host: never followed
+        ├── EndlessPages              contributor pages that loop or pass github.max_pages
+        └── TransientGitHubError      5xx or no connection: Prefect retries it (github.retries)
+
+    ``BadRepoName`` is the caller's mistake, so a ``UsageError`` (exit 2), not a GitHubError.
+    """
 
 
 class RepoNotFound(GitHubError):
@@ -46,7 +56,7 @@ class RateLimited(GitHubError):
     """403/429 with no requests left in the current window."""
 
 
-class TransientGitHubError(AgentctlError):
+class TransientGitHubError(GitHubError):
     """A 5xx answer or a connection failure: worth a retry."""
 
 

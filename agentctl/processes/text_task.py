@@ -8,7 +8,8 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from agentctl import llm, runtime
+from agentctl import runtime
+from agentctl.llm import ChatModel
 from agentctl.processes.text import TOOLS, TextResult, apply_calls, tool_schemas
 
 SYSTEM = (
@@ -25,10 +26,11 @@ async def transform(instruction: str, text: str) -> TextResult:
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": f"Instruction: {instruction}\nText: {text}"},
     ]
-    if runtime.settings().llm.mode == "json_schema":
-        calls, content = await _choose_by_schema(messages)
+    model = runtime.chat_model()  # the request's: its --model, and its usage count
+    if model.llm.mode == "json_schema":
+        calls, content = await _choose_by_schema(model, messages)
     else:
-        message = await llm.chat(messages, tools=tool_schemas())
+        message = await model.chat(messages, tools=tool_schemas())
         calls = [(c.function.name, _arguments(c.function.arguments)) for c in message.tool_calls or []]
         content = message.content
     if not calls:
@@ -42,7 +44,9 @@ async def transform(instruction: str, text: str) -> TextResult:
     return result
 
 
-async def _choose_by_schema(messages: list[dict[str, Any]]) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+async def _choose_by_schema(
+    model: ChatModel, messages: list[dict[str, Any]]
+) -> tuple[list[tuple[str, dict[str, Any]]], str]:
     """For servers without tool calling: the same choice as a structured JSON answer."""
     properties = {"tool": {"type": "string", "enum": list(TOOLS)}, "text": {"type": "string"}}
     call = {"type": "object", "properties": properties, "required": ["tool", "text"], "additionalProperties": False}
@@ -53,7 +57,7 @@ async def _choose_by_schema(messages: list[dict[str, Any]]) -> tuple[list[tuple[
         "additionalProperties": False,
     }
     fmt = {"type": "json_schema", "json_schema": {"name": "text_tools", "strict": True, "schema": schema}}
-    completion = await llm.complete(messages, response_format=fmt)
+    completion = await model.complete(messages, response_format=fmt)
     answer = _arguments(completion.choices[0].message.content)
     calls = [(str(c.get("tool")), {"text": c.get("text")}) for c in answer.get("calls", []) if isinstance(c, dict)]
     return calls, str(answer.get("note") or "")
