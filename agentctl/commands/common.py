@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from agentctl.config import Settings, load
 from agentctl.errors import redact
+
+if TYPE_CHECKING:  # the settings' models cost ~90 ms to build: --help never loads them
+    from agentctl.config import Settings
 
 
 @dataclass
@@ -36,6 +38,8 @@ def state(ctx: typer.Context) -> CliState:
 def settings(ctx: typer.Context, overrides: dict[str, Any] | None = None) -> Settings:
     """Settings from the root ``--config`` option, the environment and ``overrides`` (flags)."""
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    from agentctl.config import load
+
     loaded = load(state(ctx).config, given)
     if not loaded.prefect.telemetry:
         # Prefect's client telemetry reads this when Prefect is imported, and a user's process module
