@@ -8,7 +8,7 @@ Declare your own processes with ``@agentctl.process``::
     def count_issues(repo: str, label: str = "bug") -> int: ...
 """
 
-from agentctl.declare import process
+from agentctl.processes.declare import process
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "process"]

@@ -1,3 +1,3 @@
-from agentctl.cli import main
+from agentctl.cli.app import main
 
 main()

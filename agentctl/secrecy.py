@@ -6,7 +6,7 @@ files), and each is redacted once, at its source, with the request's secrets
 
 - log records: ``install()`` wraps the process's log record factory, so every record, whoever logs
   it and whichever handler ships it (Prefect's API handler, the console that Ray writes to a file,
-  the runner's capture), has its message and traceback redacted as it is created;
+  python_run's capture), has its message and traceback redacted as it is created;
 - exceptions: ``masked(fn)`` re-raises what escapes a process (or a task inside a built-in flow)
   with its message redacted, before Prefect turns it into the run's state message.
 """

@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
+from agentctl.events import Log, RetryPolicy, RunInfo, Usage
+
 
 class View(BaseModel):
     """A command's output; ``--json`` prints ``document()``."""
@@ -221,3 +223,38 @@ class StackUp(View):
 
 
 StatusView = StackDown | StackUp
+
+
+class ErrorInfo(BaseModel):
+    """Why a request failed: the one-line message, the error's type and its exit code."""
+
+    message: str
+    type: str
+    exit_code: int
+
+
+class AskOutput(View):
+    """One request's record: ``ask``, ``processes run`` and the REPL print it with ``--json``.
+
+    ``policy`` and ``dry_run`` appear only in a dry run's document.
+    """
+
+    request: str
+    route: str | None = None
+    arguments: dict[str, Any] | None = None
+    reason: str | None = None
+    chat: str | None = None
+    result: Any = None
+    run: RunInfo | None = None
+    logs: list[Log] = []
+    usage: Usage | None = None
+    error: ErrorInfo | None = None
+    policy: RetryPolicy | None = None
+    dry_run: bool | None = None
+
+    def document(self) -> dict[str, Any]:
+        """The record, without the events' ``kind`` tags, and without dry-run keys outside a dry run."""
+        doc = self.model_dump(mode="json", exclude={"logs": {"__all__": {"kind"}}, "usage": {"kind"}})
+        if self.policy is None:
+            del doc["policy"], doc["dry_run"]
+        return doc

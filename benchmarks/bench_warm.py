@@ -22,9 +22,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     count = parser.parse_args().requests
     llm, github, _, _ = local_servers()
+    from agentctl.calls.session import Session
     from agentctl.config import load
     from agentctl.events import Failed
-    from agentctl.session import Session
 
     opened = time.perf_counter()
     with Session(load()) as session:

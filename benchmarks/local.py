@@ -40,9 +40,9 @@ def local_servers() -> tuple[FakeLLM, FakeGitHub, Path, dict[str, str]]:
 def one_ask_phases() -> dict[str, float]:
     """One ask in this process with the CLI's own Session: open, routing (until the route), run
     (until the result), close; the LLM must already be told how to answer."""
+    from agentctl.calls.session import Session
     from agentctl.config import load
     from agentctl.events import Result, Routed
-    from agentctl.session import Session
 
     marks = {"start": time.perf_counter()}
     session = Session(load())

@@ -135,7 +135,7 @@ def github(github_server: FakeGitHub) -> FakeGitHub:
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One real Prefect API server for the CLI tests that set PREFECT_API_URL."""
-    from agentctl.prefect_api import LocalPrefectAPI
+    from agentctl.stack.prefect_server import LocalPrefectAPI
 
     api = LocalPrefectAPI(tmp_path_factory.mktemp("prefect-shared"), telemetry=False)
     api.start()
@@ -199,7 +199,7 @@ class CLIResult:
 def start_ray_head(env: dict[str, str], ip: str = "127.0.0.1") -> tuple[str, str]:
     """A Ray head on loopback that agentctl did not start, with token auth on as Ray's docs set it up
     (``ray get-auth-token --generate``, then ``ray start``) in ``env``'s HOME: its address and temp dir."""
-    from agentctl.prefect_api import free_port
+    from agentctl.stack.prefect_server import free_port
 
     ray = str(Path(AGENTCTL).with_name("ray"))
     env = {k: v for k, v in env.items() if not k.startswith("RAY_")}
@@ -223,7 +223,7 @@ def start_ray_head(env: dict[str, str], ip: str = "127.0.0.1") -> tuple[str, str
 
 def stop_ray_head(temp_dir: str) -> None:
     """Stop the head ``start_ray_head`` started, and nothing else."""
-    from agentctl import proctree
+    from agentctl.stack import proctree
 
     for pids in proctree.ray_stop_order(proctree.ray_pids(temp_dir)):
         for pid in pids:

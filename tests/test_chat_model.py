@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from agentctl import errors, llm, router, runtime
+from agentctl import errors, llm, runtime
 from agentctl.config import LLMSettings, RouterSettings
 from agentctl.events import ChatReply
-from agentctl.processes import builtin_registry
-from agentctl.processes.github import BadRepoName, GitHubError, TransientGitHubError
+from agentctl.processes.builtin import builtin_registry
+from agentctl.processes.builtin.github import BadRepoName, GitHubError, TransientGitHubError
+from agentctl.routing import router
 
 
 def completion(content: str | None = None, call: tuple[str, dict[str, Any]] | None = None, tokens: int = 0) -> Any:

@@ -187,14 +187,14 @@ def test_eval_bad_case_file_exits_2(env: dict[str, str], tmp_path: Path) -> None
 
 
 def test_starter_case_file_loads() -> None:
-    from agentctl.evaluation import load_cases
+    from agentctl.calls.evaluation import load_cases
 
     cases = load_cases(Path(__file__).parent.parent / "evals" / "builtins.toml")
     assert {c.process for c in cases} == {"github_repo_info", "text_processing", "none"}
 
 
 def test_eval_latency_percentiles() -> None:
-    from agentctl.evaluation import Case, Outcome, summarize
+    from agentctl.calls.evaluation import Case, Outcome, summarize
 
     case = Case(prompt="x", process="none")
     outcomes = [Outcome(case=case, model="m", latency=float(s)) for s in range(1, 102)]

@@ -11,9 +11,9 @@ import pytest
 
 from agentctl import process
 from agentctl.config import Settings
-from agentctl.discovery import discover, to_process
 from agentctl.errors import ConfigError, UsageError
-from agentctl.params import parse
+from agentctl.processes.discovery import discover, to_process
+from agentctl.processes.params import parse
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "agentctl-example-plugin"

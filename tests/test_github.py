@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agentctl.processes.github import (
+from agentctl.processes.builtin.github import (
     BadRepoName,
     EndlessPages,
     ForeignURL,

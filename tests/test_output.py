@@ -124,7 +124,7 @@ def test_piped_schema_is_valid_json(env: dict[str, str]) -> None:
 
 
 def test_control_characters_of_every_kind_are_escaped() -> None:
-    from agentctl.untrusted import literal, printable
+    from agentctl.output.untrusted import literal, printable
 
     assert printable("a\x9b31mb\u202ec\x7fd\x00") == r"a\x9b31mb\u202ec\x7fd\x00"  # C1 CSI, bidi, DEL, NUL
     assert printable("one\n\ttwo") == "one\n\ttwo" and printable("one\n\ttwo", lines=False) == r"one\n\ttwo"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from agentctl import pool as pool_module
-from agentctl.pool import Pool
+from agentctl.execution import pool as pool_module
+from agentctl.execution.pool import Pool
 
 
 class FakeActor:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.prefect_api import free_port
+from agentctl.stack.prefect_server import free_port
 from tests.conftest import base_env, run_cli, start_ray_head, stop_ray_head
 from tests.servers import FakeGitHub, FakeLLM
 from tests.test_stack import REQUEST, ROUTE

@@ -12,10 +12,10 @@ import pytest
 from pydantic import ValidationError
 
 from agentctl.errors import ConfigError
-from agentctl.processes import builtin_registry
-from agentctl.python_source import PythonSource
-from agentctl.registry import Registry, from_signature
-from agentctl.runner import prefect_callable
+from agentctl.processes.builtin import builtin_registry
+from agentctl.processes.python_run import prefect_callable
+from agentctl.processes.python_source import PythonSource
+from agentctl.processes.registry import Registry, from_signature
 from tests.conftest import isolated_env
 
 SOURCE = PythonSource("flow", "x:y")

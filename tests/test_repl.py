@@ -230,9 +230,9 @@ def _flow_runs_of(api: str, repo: str) -> list[dict[str, Any]]:
 
 
 def test_completion_of_commands_and_process_names(tmp_path: Path) -> None:
-    from agentctl.processes import builtin_registry
-    from agentctl.repl import Repl
-    from agentctl.repl_input import _completions
+    from agentctl.cli.repl.lines import _completions
+    from agentctl.cli.repl.loop import Repl
+    from agentctl.processes.builtin import builtin_registry
 
     repl = Repl(None, None, builtin_registry(), None, None, str)  # type: ignore[arg-type]
     assert "/show" in _completions(repl, "/sh")[0]

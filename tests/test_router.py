@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 
 from agentctl import llm as llm_module
-from agentctl import router, runtime
+from agentctl import runtime
 from agentctl.config import Settings
-from agentctl.discovery import discover
 from agentctl.errors import LLMError, RoutingError, UsageError
 from agentctl.events import ChatReply
-from agentctl.processes import builtin_registry
-from agentctl.python_source import PythonSource
-from agentctl.registry import Registry, from_signature
+from agentctl.processes.builtin import builtin_registry
+from agentctl.processes.discovery import discover
+from agentctl.processes.python_source import PythonSource
+from agentctl.processes.registry import Registry, from_signature
+from agentctl.routing import router
 from tests.conftest import API_KEY
 from tests.servers import FakeLLM, fail, say, tool_call
 from tests.test_cli_processes import generated_module

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from agentctl import llm, router, runtime
+from agentctl import llm, runtime
 from agentctl.config import Settings
-from agentctl.discovery import discover
 from agentctl.errors import LLMError, RoutingError, UsageError
 from agentctl.events import ChatReply
-from agentctl.processes import builtin_registry
+from agentctl.processes.builtin import builtin_registry
+from agentctl.processes.discovery import discover
+from agentctl.routing import router
 from tests.conftest import API_KEY
 from tests.servers import FakeLLM, Reply, answer, fail, tool_call
 

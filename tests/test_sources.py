@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
-from agentctl.actor import RouterActor
 from agentctl.config import Settings
 from agentctl.events import Event, Log, Result, RunInfo
+from agentctl.execution.actor import RouterActor
 from agentctl.llm import ChatModel
-from agentctl.policy import retry_policy
-from agentctl.processes import builtin_registry
-from agentctl.registry import Process, from_signature
-from agentctl.render import process_output
-from agentctl.router import tool_for
+from agentctl.output.views import process_output
+from agentctl.processes.builtin import builtin_registry
+from agentctl.processes.registry import Process, from_signature
+from agentctl.routing.policy import retry_policy
+from agentctl.routing.router import tool_for
 
 
 class EchoSource:
@@ -91,14 +91,14 @@ def test_show_and_dry_run_describe_the_source() -> None:
 def test_builtins_are_declared_once_with_their_docstring() -> None:
     for process in builtin_registry():
         fn = process.source.load()  # type: ignore[attr-defined]
-        assert process.entrypoint == f"agentctl.processes:{process.name}"
+        assert process.entrypoint == f"agentctl.processes.builtin:{process.name}"
         assert list(inspect.signature(fn).parameters) == list(process.schema()["properties"])
         assert process.description == inspect.getdoc(fn).split("\n\n")[0]  # type: ignore[union-attr]
 
 
 def test_the_actor_prepares_every_process_through_its_source() -> None:
-    from agentctl.actor import _preload
-    from agentctl.registry import Registry
+    from agentctl.execution.actor import _preload
+    from agentctl.processes.registry import Registry
 
     process = echo_process()
     _preload(Registry([process]))

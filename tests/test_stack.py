@@ -28,8 +28,8 @@ import httpx
 import psutil
 import pytest
 
-from agentctl import proctree
-from agentctl.postgres import home_of
+from agentctl.stack import proctree
+from agentctl.stack.postgres import home_of
 from tests.conftest import AGENTCTL, API_KEY, base_env, run_cli, start_ray_head, stop_ray_head
 from tests.servers import FakeGitHub, FakeLLM, tool_call
 from tests.test_cli_lifecycle import _alive_with, _gone, _loopback
@@ -424,7 +424,7 @@ def _stale_stack_is_reported_and_replaced(
 
 def _postgres_missing() -> str | None:
     from agentctl.errors import StackError
-    from agentctl.postgres import binaries
+    from agentctl.stack.postgres import binaries
 
     try:
         binaries()
@@ -719,7 +719,7 @@ def _prefect_killed_mid_ask(own_stack: dict[str, str], llm: FakeLLM, github: Fak
 def test_a_configured_prefect_api_killed_mid_ask_ends_the_ask_with_one_line(
     tmp_path: Path, llm: FakeLLM, github: FakeGitHub, ray_cluster: dict[str, str]
 ) -> None:
-    from agentctl.prefect_api import LocalPrefectAPI
+    from agentctl.stack.prefect_server import LocalPrefectAPI
 
     api = LocalPrefectAPI(tmp_path / "prefect-own", telemetry=False)
     api.start()

@@ -13,10 +13,10 @@ from rich.console import Console
 
 from agentctl.config import Settings
 from agentctl.errors import StackError, UsageError
-from agentctl.render_stack import status_view
-from agentctl.stack import Stack, up
-from agentctl.stack_health import processes_key
-from agentctl.stack_state import StackState, locked, read_state, state_path, write_state
+from agentctl.output.stack import status_view
+from agentctl.stack.health import processes_key
+from agentctl.stack.lifecycle import Stack, up
+from agentctl.stack.state import StackState, locked, read_state, state_path, write_state
 from agentctl.views import ActorStatus, PrefectStatus, RayStatus, StackDown, StackUp, StatusView
 
 VERSIONS = {"agentctl": "1", "ray": "2", "prefect": "3", "openai": "4"}

@@ -1,6 +1,6 @@
 """The text tools and how their uses are counted."""
 
-from agentctl.processes.text import apply_calls, tool_schemas
+from agentctl.processes.builtin.text import apply_calls, tool_schemas
 
 
 def test_tools_apply_in_order_and_are_counted() -> None:

@@ -10,9 +10,10 @@ import pytest
 from pydantic import TypeAdapter
 from rich.console import Console
 
-from agentctl.events import Event, LLMBudget, PrefectRetries, RetryPolicy, Routed
-from agentctl.output import emit, print_error
-from agentctl.render import JsonRenderer, RichRenderer, processes_output, renderer
+from agentctl.events import Event, Failed, LLMBudget, Log, PrefectRetries, Result, RetryPolicy, Routed, RunInfo, Usage
+from agentctl.output.emit import emit, print_error
+from agentctl.output.stream import JsonRenderer, RichRenderer, renderer
+from agentctl.output.views import processes_output
 from agentctl.views import (
     Choice,
     EvalFailure,
@@ -132,7 +133,7 @@ def test_emit_redacts_the_json_document() -> None:
 
 
 def test_processes_view_json_and_table() -> None:
-    from agentctl.processes import builtin_registry
+    from agentctl.processes.builtin import builtin_registry
 
     view = processes_output(builtin_registry())
     document = json.loads(printed(view, json_output=True))
@@ -168,6 +169,30 @@ def test_dry_run_policy_in_json_keeps_its_shape() -> None:
         "llm": {"timeout": 60.0, "max_retries": 2, "repair_attempts": 1},
         "worst_case_routing_requests": 6,
     }
+
+
+def test_a_request_record_has_the_same_keys_whatever_happened() -> None:
+    out = Console(file=StringIO())
+    log = Log(time=1.0, level="INFO", run_name="r", message="counting")
+    run = RunInfo(id="1", name="r", state="Failed")
+    events = [Routed(process="p", process_kind="flow", arguments={"n": 1}), log, Usage(requests=1)]
+    code = JsonRenderer(out, "req", str).render([*events, Failed(message="boom", exit_code=1, run=run)])
+    document = json.loads(out.file.getvalue())  # type: ignore[attr-defined]
+    assert code == 1 and list(document) == [
+        *("request", "route", "arguments", "reason", "chat", "result", "run", "logs", "usage", "error")
+    ]
+    assert document["logs"] == [{k: v for k, v in log.model_dump().items() if k != "kind"}]
+    assert document["usage"]["requests"] == 1 and "kind" not in document["usage"]
+    assert document["error"] == {"message": "boom", "type": "AgentctlError", "exit_code": 1}
+    assert document["run"]["state"] == "Failed"
+
+
+def test_a_result_keeps_its_run_and_value() -> None:
+    out = Console(file=StringIO())
+    run = RunInfo(id="1", name="r")
+    assert JsonRenderer(out, "req", str).render([Result(process="p", value={"stars": 3}, run=run)]) == 0
+    document = json.loads(out.file.getvalue())  # type: ignore[attr-defined]
+    assert (document["result"], document["run"]["id"], document["error"]) == ({"stars": 3}, "1", None)
 
 
 def test_events_are_told_apart_by_kind() -> None:

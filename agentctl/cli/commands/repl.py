@@ -1,0 +1,28 @@
+"""``agentctl repl``: an interactive session that keeps Ray, Prefect and the router pool warm."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from agentctl.cli.commands.common import consoles, redactor, settings
+
+
+def repl(
+    ctx: typer.Context,
+    standalone: Annotated[bool, typer.Option("--standalone", help="Ignore a running agentctl up stack.")] = False,
+) -> int:
+    """Start a warm session and take requests one after another (Ctrl-D or /exit to leave).
+
+    The cluster, the Prefect API and the router pool start once, so every request after the first
+    costs only the LLM and the process. Slash commands (/help) inspect and run processes, switch to
+    dry runs or JSON output, and change the model. With stdin not a terminal, each line is a
+    request; the exit code is non-zero when any of them failed.
+    """
+    from agentctl.cli.repl.lines import run
+
+    config = settings(ctx)
+    out, err = consoles(ctx)
+    return run(config, out, err, redactor(config), sys.stdin, standalone)

@@ -1,0 +1,55 @@
+"""``agentctl runs``: the history of agentctl's runs, read from the Prefect API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from agentctl.cli.commands.common import consoles, redactor, settings
+from agentctl.output.emit import emit
+
+app = typer.Typer(help="Recent runs from the Prefect API: name, process, state, duration, started.")
+JSON_HELP = "Print one JSON document instead of rich output."
+STATE_HELP = "Only runs in this state: completed, failed, crashed, cancelled, running, …"
+
+
+@app.callback(invoke_without_command=True)
+def runs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=200, help="How many runs, newest first.")] = 20,
+    state: Annotated[str | None, typer.Option("--state", help=STATE_HELP)] = None,
+    process: Annotated[str | None, typer.Option("--process", "-p", help="Only runs of this process.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """List recent runs agentctl started, from the stack's Prefect API (or PREFECT_API_URL).
+
+    With no stack up and no PREFECT_API_URL, a temporary server reads the local history.
+    `agentctl runs show ID` shows one run.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from agentctl.calls.history import history, recent, state_type
+    from agentctl.views import RunsOutput
+
+    config = settings(ctx)
+    chosen = state_type(state) if state else None  # a bad --state fails before any server starts
+    with history(config) as h:
+        view = RunsOutput(runs=recent(h, limit, chosen, process), api_url=h.api_url)
+    emit(view, json=json_output, out=consoles(ctx)[0], redact=redactor(config))
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="A flow or task run id, as agentctl runs lists.")],
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Show one run: its parameters, result, state history and logs, and its Prefect UI page."""
+    from agentctl.calls.history import history
+    from agentctl.calls.history import show as read
+
+    config = settings(ctx)
+    with history(config) as h:
+        detail = read(h, run_id)
+    emit(detail, json=json_output, out=consoles(ctx)[0], redact=redactor(config))

@@ -1,0 +1,186 @@
+"""The router actor: routes a request with the LLM and runs the chosen process, streaming events.
+
+This module is imported inside Ray workers; it is the boundary where every error of routing and
+running becomes a ``Failed`` event instead of a Ray traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+import traceback
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agentctl import llm, runtime, secrecy
+from agentctl.config import Settings
+from agentctl.errors import AgentctlError, StackError, UsageError, redact
+from agentctl.events import ChatReply, Event, Failed, Log, Routed, Usage
+from agentctl.processes.discovery import discover
+from agentctl.processes.registry import Process, Registry
+from agentctl.routing import router
+
+Caller = dict[str, Any]  # {"settings": Settings JSON, "secrets": {variable: value}}
+
+
+def _preload(registry: Registry) -> None:
+    """Make every process ready to run (for the in-actor source: import Prefect and its flow or task)."""
+    for process in registry:
+        with contextlib.suppress(Exception):  # a process that fails to prepare reports it when it runs
+            process.source.prepare(process)
+
+
+class RouterActor:
+    """Holds the LLM clients and the registry; handles requests as async generators."""
+
+    def __init__(self, settings_json: str, secrets: dict[str, str], api_deadline: float) -> None:
+        os.environ.update(secrets)
+        self._own = dict(secrets)
+        self._secrets = [v for v in secrets.values() if v]
+        self.settings = Settings.model_validate_json(settings_json)
+        runtime.install(self.settings)
+        secrecy.install()  # before Prefect logs anything: its records reach its API and Ray's log files
+        self._clients = llm.Clients()  # connections reused across requests, per caller's settings and key
+        found = discover(self.settings)
+        self.registry, self._problems = found.registry, found.problems
+        self._api_deadline = api_deadline
+        self._api_ready = False
+        self._in_flight = 0
+        # Prefect's import (~1 s) overlaps with the first routing call instead of following it.
+        self._preload = threading.Thread(target=_preload, args=(self.registry,), daemon=True)
+        self._preload.start()
+
+    async def stats(self) -> dict[str, int]:
+        """Requests in flight in this actor, and its process id (for status)."""
+        return {"busy": self._in_flight, "pid": os.getpid()}
+
+    async def ready(self) -> bool:
+        """Wait until Prefect and the processes are imported and the Prefect API answers."""
+        await asyncio.to_thread(self._preload.join)
+        await self._wait_for_api()
+        return True
+
+    async def handle(
+        self, request: str, model: str | None = None, caller: Caller | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Route ``request`` (with ``model``, if given) and run the chosen process; yield events as dicts.
+
+        ``caller`` carries the settings and secrets of the CLI call, for an actor that outlives it.
+        """
+        settings, secrets = self._caller(caller)
+        chat = self._chat_model(settings, secrets, caller, model)
+        async for event in self._guarded(self._handle(request, chat, settings), settings, secrets):
+            yield event
+
+    async def run(
+        self, name: str, arguments: dict[str, Any], caller: Caller | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Run process ``name`` with ``arguments``, no LLM involved; yield events as JSON-able dicts."""
+        settings, secrets = self._caller(caller)
+        chat = self._chat_model(settings, secrets, caller, None)
+        async for event in self._guarded(self._run(name, arguments, chat), settings, secrets):
+            yield event
+
+    def _caller(self, caller: Caller | None) -> tuple[Settings, dict[str, str]]:
+        if caller is None:
+            return self.settings, self._own
+        return Settings.model_validate_json(caller["settings"]), caller["secrets"]
+
+    def _chat_model(
+        self, settings: Settings, secrets: dict[str, str], caller: Caller | None, name: str | None
+    ) -> llm.ChatModel:
+        """The request's chat model: its settings and secrets, ``name`` or their model, a new count."""
+        # Without a caller the actor serves with what it was constructed with, already in os.environ.
+        environ = os.environ if caller is None else runtime.request_environ(settings, secrets)
+        return llm.ChatModel.of(settings, environ, self._clients, name)
+
+    async def _guarded(
+        self, events: AsyncIterator[Event], settings: Settings, secrets: dict[str, str]
+    ) -> AsyncIterator[dict[str, Any]]:
+        for problem in self._problems:
+            yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=problem).model_dump(mode="json")
+        hidden = [*self._secrets, *(v for v in secrets.values() if v)]
+        self._in_flight += 1
+        try:
+            with runtime.serving(settings, secrets):
+                async for event in events:
+                    yield event.model_dump(mode="json")
+        except AgentctlError as exc:
+            yield self._failed(str(exc), exc.exit_code, type(exc).__name__, hidden)
+        except Exception as exc:  # the boundary: anything else is reported, never raised into Ray
+            failed = self._failed(f"internal error: {type(exc).__name__}: {exc}", 1, "InternalError", hidden)
+            yield {**failed, "detail": redact(traceback.format_exc(), hidden)}
+        finally:
+            self._in_flight -= 1
+
+    async def route(self, request: str, model: str | None = None, caller: Caller | None = None) -> dict[str, Any]:
+        """Route ``request`` only, nothing runs: the decision, its latency and usage (for eval)."""
+        started = time.perf_counter()
+        settings, secrets = self._caller(caller)
+        chat = self._chat_model(settings, secrets, caller, model)
+        usage = chat.usage
+        try:
+            with runtime.serving(settings, secrets):  # the log records redacted with the caller's secrets
+                decision = await router.decide(request, self.registry, chat, settings.router)
+        except AgentctlError as exc:
+            hidden = [*self._secrets, *secrets.values()]
+            return {
+                "error": redact(str(exc), hidden),
+                "latency": time.perf_counter() - started,
+                "usage": usage.as_dict(),
+            }
+        chosen = (
+            {"process": None, "arguments": None}
+            if isinstance(decision, ChatReply)
+            else {"process": decision.process.name, "arguments": decision.arguments}
+        )
+        return {**chosen, "error": None, "latency": time.perf_counter() - started, "usage": usage.as_dict()}
+
+    async def _handle(self, request: str, chat: llm.ChatModel, settings: Settings) -> AsyncIterator[Event]:
+        decision = await router.decide(request, self.registry, chat, settings.router)
+        if isinstance(decision, ChatReply):
+            yield decision
+        else:
+            async for event in self._execute(decision.process, decision.arguments, decision.reason, chat):
+                yield event
+        yield Usage.model_validate(chat.usage.as_dict())
+
+    async def _run(self, name: str, arguments: dict[str, Any], chat: llm.ChatModel) -> AsyncIterator[Event]:
+        process = self.registry.get(name)
+        if process is None:
+            raise UsageError(f"no process named {name!r} in the router actors: check processes.modules")
+        async for event in self._execute(process, process.validate(arguments), None, chat):
+            yield event
+
+    async def _execute(
+        self, process: Process, arguments: dict[str, Any], reason: str | None, chat: llm.ChatModel
+    ) -> AsyncIterator[Event]:
+        yield Routed(process=process.name, process_kind=process.kind, arguments=arguments, reason=reason)
+        await self._wait_for_api()
+        async for event in process.source.run(process, arguments, chat):
+            yield event
+
+    def _failed(self, message: str, exit_code: int, error: str, hidden: list[str]) -> dict[str, Any]:
+        failed = Failed(message=redact(message, hidden), exit_code=exit_code, error=error)
+        return failed.model_dump(mode="json")
+
+    async def _wait_for_api(self) -> None:
+        """Wait for the Prefect API the session is starting, until the session's deadline."""
+        if self._api_ready:
+            return
+        import httpx
+
+        url = os.environ.get("PREFECT_API_URL", "").rstrip("/") + "/health"
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while time.time() < self._api_deadline:
+                try:
+                    if (await client.get(url)).status_code == 200:
+                        self._api_ready = True
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise StackError(f"the Prefect API at {url} did not answer in time (prefect.startup_timeout)")

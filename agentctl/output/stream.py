@@ -1,0 +1,218 @@
+"""The event stream of a request on the terminal: as rich text, or as one JSON document for scripts.
+
+Renderers know nothing of where events come from; each returns the exit code the events imply.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.panel import Panel
+from rich.pretty import Pretty
+from rich.status import Status
+from rich.table import Table
+from rich.text import Text
+
+from agentctl.errors import EXIT_OK, AgentctlError
+from agentctl.events import ChatReply, Event, Failed, Log, Result, RetryPolicy, Routed, Usage
+from agentctl.output.emit import Redact, print_error
+from agentctl.output.untrusted import literal, printable
+from agentctl.views import AskOutput, ErrorInfo
+
+LEVEL_STYLES = {"DEBUG": "dim", "INFO": "cyan", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
+REPLY_STYLE: dict[str, Any] = {"title": "reply", "title_align": "left", "border_style": "blue"}
+
+
+class RichRenderer:
+    """Streams events as they arrive: route line, one line per log, a panel for the result."""
+
+    def __init__(self, out: Console, err: Console, redact: Redact, debug: bool = False, verbose: bool = False) -> None:
+        self.out, self.err, self._redact, self._debug, self._verbose = out, err, redact, debug, verbose
+        self._status: Status | None = None
+
+    def render(self, events: Iterable[Event]) -> int:
+        """Print every event; return the exit code."""
+        code = EXIT_OK
+        with self.err.status("Asking the LLM…", spinner="dots") as self._status:
+            for event in events:
+                code = self._one(event) or code
+        return code
+
+    def _show(self, *renderables: RenderableType) -> None:
+        """Print on stdout with the spinner out of the way.
+
+        The spinner lives on the stderr console, which does not see what the stdout console writes:
+        on a terminal the two would share a line. Stopping it clears its line; it starts again after.
+        """
+        status = self._status
+        if status is not None:
+            status.stop()
+        for renderable in renderables:
+            self.out.print(renderable)
+        if status is not None:
+            status.start()
+
+    def _one(self, event: Event) -> int | None:
+        if isinstance(event, Routed):
+            if self._status is not None:
+                self._status.update(literal(f"Running {event.process}…", lines=False))
+            self._show(*route_view(event, self._redact))
+        elif isinstance(event, Log):
+            self._show(log_line(event, self._redact))
+        elif isinstance(event, Result):
+            self._show(result_panel(event, self._redact))
+        elif isinstance(event, ChatReply):
+            self._show(Panel(literal(self._redact(event.text)), **REPLY_STYLE))
+        elif isinstance(event, Usage):
+            if self._verbose:
+                self.err.print(Text(usage_line(event), style="dim"))
+        elif isinstance(event, Failed):
+            self._failed(event)
+            return event.exit_code
+        return None
+
+    def _failed(self, event: Failed) -> None:
+        print_error(self._redact(event.message), self.err)
+        if event.run and event.run.url:
+            self.err.print(literal(f"run: {event.run.url}", style="dim"))
+        if self._debug and event.detail:
+            self.err.print(literal(self._redact(event.detail), style="dim"))
+
+
+def route_view(event: Routed, redact: Redact) -> list[RenderableType]:
+    """The route line, the model's reason and, on a dry run, the retry policy."""
+    shown: list[RenderableType] = [route_line(event, redact)]
+    if event.reason:
+        shown.append(literal(f"  reason: {redact(event.reason)}", style="dim"))
+    if event.policy is not None:
+        shown.append(policy_text(event.policy))
+    return shown
+
+
+def route_line(event: Routed, redact: Redact) -> Text:
+    """``→ process(arg=value, …)``"""
+    args = printable(redact(", ".join(f"{k}={v!r}" for k, v in event.arguments.items())), lines=False)
+    kind = printable(f"  [{event.process_kind}]")
+    name = printable(event.process, lines=False)
+    return Text.assemble(("→ ", "bold green"), (name, "bold"), (f"({args})", "green"), (kind, "dim"))
+
+
+def policy_text(policy: RetryPolicy) -> Text:
+    """The retry policy a dry run reports, and that nothing ran."""
+    prefect, budget = policy.prefect, policy.llm
+    lines = [
+        f"  prefect: retries={prefect.retries}, retry_delay_seconds={prefect.retry_delay_seconds}, "
+        f"timeout_seconds={prefect.timeout_seconds}",
+        f"  llm: timeout={budget.timeout:g}s, max_retries={budget.max_retries}, "
+        f"repair_attempts={budget.repair_attempts} "
+        f"(at most {policy.worst_case_routing_requests} routing requests)",
+    ]
+    if policy.note:
+        lines.append(f"  note: {policy.note}")
+    lines.append("dry run: nothing ran")
+    return literal("\n".join(lines), style="dim")
+
+
+def usage_line(event: Usage) -> str:
+    """``tokens: 150 (120 prompt + 30 completion) in 2 LLM requests``"""
+    return (
+        f"tokens: {event.total_tokens} ({event.prompt_tokens} prompt + {event.completion_tokens} completion) "
+        f"in {event.requests} LLM request{'s' if event.requests != 1 else ''}"
+    )
+
+
+def log_line(event: Log, redact: Redact) -> Text:
+    """``12:00:01 INFO     run-name │ message``"""
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+    style = LEVEL_STYLES.get(event.level, "")
+    level, run = (f"{event.level:<8}", style), (printable(f"{event.run_name} │ ", lines=False), "magenta")
+    return Text.assemble((stamp, "dim"), " ", level, run, printable(redact(event.message)))
+
+
+def result_panel(event: Result, redact: Redact) -> Panel:
+    """The result in a panel titled with the process and its Prefect run."""
+    run = event.run
+    title = f"{event.process} · {run.kind} run {run.name or run.id or '?'} · {run.state}"
+    value = json.loads(redact(json.dumps(event.value)))
+    body: Any = _table(value) if isinstance(value, dict) else Pretty(value)
+    subtitle = literal(run.url, lines=False) if run.url else None
+    return Panel(
+        body,
+        title=literal(title, lines=False),
+        title_align="left",
+        subtitle=subtitle,
+        subtitle_align="left",
+        border_style="green",
+    )
+
+
+def _table(value: dict[str, Any]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for key, item in value.items():
+        if item is not None:
+            table.add_row(literal(str(key)), value_cell(item))
+    return table
+
+
+def value_cell(item: Any) -> RenderableType:
+    """A value in a result's table: text as typed, a flat mapping on one line, anything else by ``Pretty``."""
+    if isinstance(item, str):
+        return literal(item)
+    if isinstance(item, dict) and all(isinstance(v, str | int | float) for v in item.values()):
+        return literal(", ".join(f"{k} {v}" for k, v in item.items()))
+    return Pretty(item)  # strings inside are shown as their repr: escaped, never markup
+
+
+def renderer(
+    out: Console, err: Console, redact: Redact, *, json: bool, label: str, debug: bool = False, verbose: bool = False
+) -> RichRenderer | JsonRenderer:
+    """The renderer of an event stream: one JSON document titled ``label`` with ``json``, else rich."""
+    return JsonRenderer(out, label, redact) if json else RichRenderer(out, err, redact, debug, verbose)
+
+
+class JsonRenderer:
+    """Collects the events into an ``AskOutput`` and prints its document at the end, and nothing else on stdout."""
+
+    def __init__(self, out: Console, request: str, redact: Redact) -> None:
+        self.out, self._redact = out, redact
+        self.view = AskOutput(request=request)
+
+    def render(self, events: Iterable[Event]) -> int:
+        """Consume every event, print the document, return the exit code."""
+        code = EXIT_OK
+        try:
+            for event in events:
+                code = self._one(event) or code
+        except AgentctlError as exc:
+            self.view.error = ErrorInfo(message=str(exc), type=type(exc).__name__, exit_code=exc.exit_code)
+            raise
+        finally:
+            # Plain text, not through rich: a console would wrap long strings and break the JSON.
+            print(self._redact(json.dumps(self.view.document(), indent=2)), file=self.out.file, flush=True)
+        return code
+
+    def _one(self, event: Event) -> int | None:
+        view = self.view
+        if isinstance(event, Routed):
+            view.route, view.arguments, view.reason = event.process, event.arguments, event.reason
+            if event.policy is not None:
+                view.policy, view.dry_run = event.policy, True
+        elif isinstance(event, Usage):
+            view.usage = event
+        elif isinstance(event, Log):
+            view.logs.append(event)
+        elif isinstance(event, Result):
+            view.result, view.run = event.value, event.run
+        elif isinstance(event, ChatReply):
+            view.chat = event.text
+        elif isinstance(event, Failed):
+            view.error = ErrorInfo(message=event.message, type=event.error, exit_code=event.exit_code)
+            view.run = event.run or view.run
+            return event.exit_code
+        return None

@@ -1,0 +1,156 @@
+"""Finding processes: the ``agentctl.processes`` entry points (the built-ins among them), the
+modules and files named in config, each loaded on its own so one broken source spoils nothing else.
+
+An entry point names either a module, whose ``@process``-decorated objects are collected, or a
+callable that returns processes or decorated objects. ``processes.modules`` names modules;
+``processes.paths`` names ``.py`` files to load and directories to put on the import path. The
+current directory is on the import path too, as with ``python -m``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+import types
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Any
+
+from agentctl.config import Settings
+from agentctl.processes.declare import declaration, function_of
+from agentctl.processes.python_source import to_process
+from agentctl.processes.registry import Process, Registry
+
+GROUP = "agentctl.processes"
+
+
+@dataclass
+class Discovered:
+    """The registry, and one line per source that could not be loaded or clashed."""
+
+    registry: Registry = field(default_factory=Registry)
+    problems: list[str] = field(default_factory=list)
+
+
+def discover(settings: Settings) -> Discovered:
+    """Load every process source; problems are collected, never raised."""
+    extend_import_path(settings)
+    found = Discovered()
+    disabled = set(settings.processes.disable)
+    for label, load in _sources(settings):
+        try:
+            processes = list(load())
+        except Exception as exc:  # a user's module can fail in any way; report it and go on
+            found.problems.append(f"could not load processes from {label}: {type(exc).__name__}: {exc}")
+            continue
+        for process in processes:
+            if process.name not in disabled:
+                _add(found, process, label)
+    return found
+
+
+def import_path(settings: Settings) -> list[str]:
+    """Directories processes are imported from: the current one and those in processes.paths."""
+    dirs = [str(Path.cwd())]
+    for entry in settings.processes.paths:
+        path = Path(entry).expanduser().resolve()
+        dirs.append(str(path if path.is_dir() else path.parent))
+    return list(dict.fromkeys(dirs))
+
+
+def extend_import_path(settings: Settings) -> None:
+    """Put import_path() on sys.path of this Python process."""
+    for directory in reversed(import_path(settings)):
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+
+
+def _add(found: Discovered, process: Process, label: str) -> None:
+    existing = found.registry.get(process.name)
+    if existing is not None:
+        found.problems.append(
+            f"two processes are named {process.name!r} ({existing.entrypoint} and {process.entrypoint} "
+            f"from {label}); the second is ignored: rename one or list it in processes.disable"
+        )
+        return
+    found.registry.add(process)
+
+
+Source = tuple[str, Callable[[], Iterable[Process]]]
+
+
+def _sources(settings: Settings) -> Iterable[Source]:
+    # The built-ins come first so that a plugin cannot shadow them by loading earlier.
+    for ep in sorted(
+        entry_points(group=GROUP), key=lambda e: (e.value != "agentctl.processes.builtin:builtins", e.name)
+    ):
+        yield f"entry point {ep.name} ({ep.value})", partial(_from_entry_point, ep)
+    for name in settings.processes.modules:
+        yield f"module {name}", partial(_from_module_name, name)
+    for entry in settings.processes.paths:
+        if entry.endswith(".py"):
+            yield f"file {entry}", partial(_from_file, Path(entry).expanduser())
+
+
+def _from_entry_point(ep: EntryPoint) -> Iterable[Process]:
+    return _from_object(ep.load())
+
+
+def _from_module_name(name: str) -> Iterable[Process]:
+    return _from_module(importlib.import_module(name))
+
+
+def _from_file(path: Path) -> Iterable[Process]:
+    return _from_module(_import_file(path))
+
+
+def _from_object(obj: Any) -> Iterable[Process]:
+    if isinstance(obj, types.ModuleType):
+        return _from_module(obj)
+    if callable(obj) and declaration(obj) is None:
+        return [item if isinstance(item, Process) else to_process(item) for item in obj()]
+    return [to_process(obj)]
+
+
+def _from_module(module: types.ModuleType) -> list[Process]:
+    found = []
+    for value in list(vars(module).values()):
+        if declaration(value) is not None and getattr(function_of(value), "__module__", None) == module.__name__:
+            found.append(to_process(value))
+    return found
+
+
+def _import_file(path: Path) -> types.ModuleType:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    # A name of its own, so a file called json.py or utils.py cannot replace a real module.
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+    name = f"agentctl_file_{digest}_{path.stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path.resolve())
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def anchored(settings: Settings) -> Settings:
+    """``settings`` with processes.paths made absolute, for processes that run elsewhere (actors)."""
+    paths = [str(Path(p).expanduser().resolve()) for p in settings.processes.paths]
+    processes = settings.processes.model_copy(update={"paths": paths})
+    return settings.model_copy(update={"processes": processes})
+
+
+def pythonpath(settings: Settings) -> str:
+    """PYTHONPATH for Ray workers, so the actors import the same processes as this process."""
+    existing = os.environ.get("PYTHONPATH", "")
+    return os.pathsep.join([*import_path(settings), *([existing] if existing else [])])

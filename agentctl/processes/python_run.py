@@ -1,0 +1,301 @@
+"""Run one process of the in-actor source (``python_source``) as a Prefect flow or task run,
+yielding its log lines as they happen.
+
+A logging handler on Prefect's run loggers forwards records to the run that the current context
+belongs to (a context variable set around the call), so concurrent runs in one actor keep their
+logs apart; Prefect copies the context into the threads that run its tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from pydantic_core import to_jsonable_python
+
+from agentctl import runtime
+from agentctl.errors import AgentctlError, ProcessFailed, redact
+from agentctl.events import PROCESS_TAG, RESULT_ARTIFACT, RUN_TAG, Event, Failed, Log, Result, RunInfo, run_page
+from agentctl.llm import ChatModel
+from agentctl.processes.registry import Process
+from agentctl.secrecy import masked
+
+if TYPE_CHECKING:
+    from agentctl.processes.python_source import PythonSource
+
+_sink: contextvars.ContextVar[Callable[[logging.LogRecord], None] | None] = contextvars.ContextVar(
+    "agentctl_log_sink", default=None
+)
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+
+class _Forward(logging.Handler):
+    """Hands each run-logger record to the sink of the context that emitted it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = _sink.get()
+        if sink is not None:
+            sink(record)
+
+
+_handler = _Forward(level=logging.DEBUG)
+
+
+def _attach_handler() -> None:
+    # Prefect configures its loggers on first use and drops foreign handlers then, so attach late.
+    for name in RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        if _handler not in logger.handlers:
+            logger.addHandler(_handler)
+
+
+class _Capture:
+    """Collects one run's records into a queue, and remembers the run's name."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.queue: asyncio.Queue[Log | None] = asyncio.Queue()
+        self.run_name: str | None = None
+        self.run_id: str | None = None
+        self.run_kind = "flow"
+        self._loop = loop
+
+    def __call__(self, record: logging.LogRecord) -> None:
+        task_name = getattr(record, "task_run_name", None)
+        flow_name = getattr(record, "flow_run_name", None)
+        name = task_name or flow_name or "-"
+        if self.run_name is None and name not in ("-", "<unknown>"):
+            self.run_name = flow_name if flow_name not in (None, "<unknown>") else task_name
+        if self.run_id is None:
+            self._remember_run(record)
+        log = Log(
+            time=record.created,
+            level=record.levelname,
+            run_name=name,
+            message=record.getMessage(),
+            run_id=self.run_id,
+            run_kind=self.run_kind if self.run_id else None,
+        )
+        self._loop.call_soon_threadsafe(self.queue.put_nowait, log)
+
+    def _remember_run(self, record: logging.LogRecord) -> None:
+        flow_run_id = getattr(record, "flow_run_id", None)
+        task_run_id = getattr(record, "task_run_id", None)
+        if flow_run_id not in (None, "<unknown>"):
+            self.run_id, self.run_kind = str(flow_run_id), "flow"
+        elif task_run_id not in (None, "<unknown>"):
+            self.run_id, self.run_kind = str(task_run_id), "task"
+
+
+async def run(
+    process: Process, source: PythonSource, arguments: dict[str, Any], model: ChatModel | None = None
+) -> AsyncIterator[Event]:
+    """Run ``process`` (of ``source``) with validated ``arguments``; yield Log events, then a Result or Failed.
+
+    LLM calls the process makes (the text-processing task's) use ``model`` and count in its usage.
+    """
+    target = prefect_callable(process, source)
+    _attach_handler()
+    capture = _Capture(asyncio.get_running_loop())
+    # The run's task copies the context as it is now: the sink and the chat model go with it.
+    token = _sink.set(capture)
+    try:
+        # Tags in the context reach every task of a flow, and each tagged task run costs a
+        # concurrency-slot request that SQLite can answer 503 (a 2 s client retry): a flow run gets
+        # agentctl's tags by an update once its id is known; a task process carries them itself.
+        own = run_tags_of(process, source) if source.kind == "task" else source.tags
+        with runtime.lending(model):
+            call = asyncio.ensure_future(_call(target, _native(process, arguments), own))
+    finally:
+        _sink.reset(token)
+    call.add_done_callback(lambda _: capture.queue.put_nowait(None))
+    tagging: asyncio.Task[None] | None = None
+    try:
+        while (log := await capture.queue.get()) is not None:
+            if tagging is None and log.run_id and source.kind == "flow":
+                tagging = asyncio.create_task(_tag_flow_run(log.run_id, run_tags_of(process, source)))
+            yield log
+    finally:
+        if not call.done():  # cancelled (Ctrl-C) or abandoned by the consumer
+            await _cancel(call, capture)
+    if tagging is not None:
+        await tagging
+    state = await call
+    await _flush_logs()
+    yield await _outcome(process, source.kind, state, capture.run_name)
+
+
+async def _flush_logs() -> None:
+    # Prefect sends run logs to its API in batches, every 2 s: the result comes after them, so that
+    # `agentctl runs show` right after a call has every log line of its run.
+    from prefect.logging.handlers import APILogHandler
+
+    await APILogHandler.aflush()
+
+
+async def _tag_flow_run(run_id: str, tags: tuple[str, ...]) -> None:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        try:
+            await client.update_flow_run(UUID(run_id), tags=list(tags))
+        except Exception as exc:  # the run itself matters more than its place in agentctl runs
+            logging.getLogger(__name__).warning("could not tag the run for agentctl runs: %s", exc)
+
+
+def _native(process: Process, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Arguments as Python values (enums, models), as a task would be called with; flows accept them too."""
+    model = process.arguments.model_validate(arguments)
+    return {name: getattr(model, name) for name in type(model).model_fields}
+
+
+async def _cancel(call: asyncio.Future[Any], capture: _Capture) -> None:
+    """Stop the run, then record it as Cancelled in Prefect, so it is left neither Running nor Crashed.
+
+    Prefect's engine reports an interrupted run Crashed and forces that state over any other, so
+    Cancelled is set once the engine is done (or after 5 s): the run's history shows the crash, its
+    state is Cancelled. A sync process runs in a thread that cannot be stopped: its result is
+    dropped, but the thread finishes on its own, and Prefect then records the state it ends in
+    (Completed or Failed) over Cancelled.
+    """
+    call.cancel()
+    await asyncio.wait([call], timeout=5)
+    if capture.run_id is not None:
+        await _mark_cancelled(capture)
+
+
+async def _mark_cancelled(capture: _Capture) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    state: Any = Cancelled(message="cancelled from agentctl (Ctrl-C)")
+    async with get_client() as client:
+        if capture.run_kind == "flow":
+            await client.set_flow_run_state(UUID(capture.run_id), state, force=True)
+        else:
+            await client.set_task_run_state(UUID(capture.run_id), state, force=True)
+
+
+_prepared: dict[str, Any] = {}
+
+
+def prepare(process: Process, source: PythonSource) -> None:
+    """Import Prefect's engines and the process's flow or task, so that its first run starts at once."""
+    import prefect.flow_engine  # noqa: F401
+    import prefect.task_engine  # noqa: F401
+
+    prefect_callable(process, source)
+
+
+def prefect_callable(process: Process, source: PythonSource) -> Any:
+    """The Prefect flow or task to run: a plain function becomes the flow or task it is declared as;
+    @process options applied; its exceptions carry no secret (``secrecy.masked``)."""
+    if process.name not in _prepared:
+        _prepared[process.name] = _prefect_object(process.name, source)
+    return _prepared[process.name]
+
+
+def _prefect_object(name: str, source: PythonSource) -> Any:
+    from prefect import Flow, Task, flow, task
+
+    obj = source.load()
+    if isinstance(obj, Flow | Task):
+        # A copy, whose function raises its errors redacted: Prefect stores their message as
+        # the run's state message, in its database and UI.
+        prepared = obj.with_options(**source.options)
+        prepared.fn = masked(prepared.fn)
+        return prepared
+    make = task if source.kind == "task" else flow
+    return make(masked(obj), name=name.replace("_", "-"), **source.options)
+
+
+def run_tags_of(process: Process, source: PythonSource) -> tuple[str, ...]:
+    """Tags of the process's Prefect runs: ``agentctl`` and ``process:<name>`` find them in the history."""
+    return (RUN_TAG, f"{PROCESS_TAG}{process.name}", *source.tags)
+
+
+async def _call(target: Any, arguments: dict[str, Any], tags: tuple[str, ...]) -> Any:
+    from prefect import tags as run_tags
+
+    if getattr(target, "isasync", False):
+        with run_tags(*tags):
+            return await target(**arguments, return_state=True)
+    return await asyncio.to_thread(_call_sync, target, arguments, tags)
+
+
+def _call_sync(target: Any, arguments: dict[str, Any], tags: tuple[str, ...]) -> Any:
+    from prefect import tags as run_tags
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    # A sync flow joins its heartbeat thread on exit, which sleeps in 1 s steps: ~1 s per run.
+    # With the heartbeat off in this thread a sync run costs ~0.1 s.
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), run_tags(*tags):
+        return target(**arguments, return_state=True)
+
+
+async def _outcome(process: Process, kind: str, state: Any, run_name: str | None) -> Result | Failed:
+    details = state.state_details
+    run_id = details.flow_run_id or details.task_run_id
+    info = RunInfo(
+        id=str(run_id) if run_id else None,
+        name=run_name,
+        kind=kind,
+        state=state.name,
+        url=run_url(kind, run_id),
+    )
+    value = await state.aresult(raise_on_failure=False)
+    if state.is_completed():
+        result = Result(process=process.name, value=to_jsonable_python(value, fallback=str), run=info)
+        await _record(result)
+        return result
+    return Failed(
+        message=_failure(process, state, value),
+        error=ProcessFailed.__name__,
+        exit_code=ProcessFailed.exit_code,
+        run=info,
+    )
+
+
+async def _record(result: Result) -> None:
+    """Keep the result with its run, as a markdown artifact, for ``agentctl runs show`` and the UI."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    if result.run.id is None:
+        return
+    text = redact(json.dumps(result.value, indent=2), runtime.secret_values())
+    run_id, flow = UUID(result.run.id), result.run.kind == "flow"
+    artifact = ArtifactCreate(
+        type="markdown",
+        description=RESULT_ARTIFACT,
+        data=f"```json\n{text}\n```",
+        flow_run_id=run_id if flow else None,
+        task_run_id=None if flow else run_id,
+    )
+    async with get_client() as client:
+        try:
+            await client.create_artifact(artifact=artifact)
+        except Exception as exc:  # the run is done either way; only runs show loses its result
+            logging.getLogger(__name__).warning("could not keep the result with the run: %s", exc)
+
+
+def run_url(kind: str, run_id: Any) -> str | None:
+    """The run's page in the Prefect UI, where Prefect's own "View at" line points: ``PREFECT_UI_URL``
+    (agentctl up sets it; "" for none), else the UI beside a configured API."""
+    from prefect.settings import get_current_settings
+
+    return run_page(get_current_settings().ui_url, kind, run_id)
+
+
+def _failure(process: Process, state: Any, value: Any) -> str:
+    if isinstance(value, AgentctlError):
+        reason = str(value)
+    elif isinstance(value, BaseException):
+        reason = f"{type(value).__name__}: {value}"
+    else:
+        reason = state.message or "no message"
+    return f"{process.name} ended {state.name}: {reason}"

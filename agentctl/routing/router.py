@@ -1,0 +1,270 @@
+"""The router: a request and the registry in, a validated ``Route`` or a ``ChatReply`` out.
+
+Two modes produce the same result. ``tools`` (the default) offers one tool per process and reads
+the tool call; ``json_schema`` asks for a structured answer whose schema is the union of the
+processes' argument schemas, for servers whose tool calling is weak. Either answer is validated
+before anything runs: the process must have been offered, the arguments must match its schema.
+An invalid answer (unparseable, unknown process, bad arguments, several calls, cut off, empty) is
+sent back with the exact error, ``repair_attempts`` times, then it is a RoutingError. A refusal is
+final at once: asking again does not change a refusal, and nothing has run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from agentctl.config import RouterSettings
+from agentctl.errors import RoutingError
+from agentctl.events import ChatReply
+from agentctl.llm import Model
+from agentctl.processes.registry import Process, Registry, describe_validation_error
+from agentctl.routing.shortlist import shortlist
+
+Mode = Literal["tools", "json_schema"]
+SYSTEM = {
+    "tools": (
+        "You are agentctl's router. Choose the one tool (process) that carries out the user's request "
+        "and fill in its arguments from the request. If no tool fits, do not call any tool: answer the "
+        "user directly and briefly."
+    ),
+    "json_schema": (
+        "You are agentctl's router. Answer with JSON only, following the schema: choose the one process "
+        "that carries out the user's request, fill in its arguments from the request and give a one-sentence "
+        'reason. If no process fits, choose the process "none" and answer the user briefly in "reply".'
+    ),
+}
+NO_PROCESS = "none"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A validated choice: which process, with which arguments, and why (when the LLM said)."""
+
+    process: Process
+    arguments: dict[str, Any]
+    reason: str | None = None
+
+
+class _Invalid(Exception):
+    """The LLM's answer cannot run as it is; the message goes back to the LLM."""
+
+
+async def route(
+    request: str,
+    registry: Registry,
+    model: Model,
+    *,
+    repair_attempts: int = 1,
+    strict: bool = True,
+    max_tools: int = 32,
+    mode: Mode = "tools",
+) -> Route | ChatReply:
+    """Ask ``model`` which process fits ``request``; return a validated Route, or its chat reply.
+
+    With more than ``max_tools`` processes only a shortlist is offered, and only it can be chosen.
+    """
+    offered = Registry(shortlist(request, list(registry), max_tools))
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": SYSTEM[mode]},
+        {"role": "user", "content": request},
+    ]
+    for attempt in range(repair_attempts + 1):
+        completion = await model.complete(messages, **_request(mode, offered, strict))
+        choice = completion.choices[0]
+        try:
+            return _interpret(mode, choice, offered)
+        except _Invalid as exc:
+            if attempt == repair_attempts:
+                raise RoutingError(
+                    f"the LLM's answer was invalid after {attempt + 1} tries: {exc} "
+                    "(more tries: router.repair_attempts; inspect: --dry-run; or try --model)"
+                ) from None
+            messages += _repair_messages(mode, choice.message, str(exc))
+    raise AssertionError("unreachable")
+
+
+async def decide(request: str, registry: Registry, model: Model, options: RouterSettings) -> Route | ChatReply:
+    """``route()`` with ``model``'s own LLM settings (mode, strict tools) and the router's ``options``."""
+    return await route(
+        request,
+        registry,
+        model,
+        repair_attempts=options.repair_attempts,
+        strict=model.llm.strict_tools,
+        max_tools=options.max_tools,
+        mode=model.llm.mode,
+    )
+
+
+def _request(mode: Mode, offered: Registry, strict: bool) -> dict[str, Any]:
+    if mode == "tools":
+        return {"tools": [tool_for(p, strict) for p in offered]}
+    schema = {"name": "route", "strict": strict, "schema": union_schema(offered, strict)}
+    return {"response_format": {"type": "json_schema", "json_schema": schema}}
+
+
+def _interpret(mode: Mode, choice: Any, offered: Registry) -> Route | ChatReply:
+    message = choice.message
+    if getattr(message, "refusal", None):
+        raise RoutingError(f"the LLM refused to route the request: {message.refusal}")
+    if choice.finish_reason == "length":
+        raise _Invalid("the answer was cut off at the length limit; answer again, briefly")
+    return _from_tool_calls(message, offered) if mode == "tools" else _from_json(message, offered)
+
+
+def _from_tool_calls(message: Any, offered: Registry) -> Route | ChatReply:
+    calls = message.tool_calls or []
+    text = (message.content or "").strip()
+    if not calls:
+        if not text:
+            raise _Invalid("the answer was empty; call one tool, or answer in text if no tool fits")
+        return ChatReply(text=text)
+    if len(calls) > 1:
+        names = ", ".join(c.function.name for c in calls)
+        raise _Invalid(f"expected one tool call, got {len(calls)} ({names}); call exactly one tool")
+    call = calls[0].function
+    return _checked(call.name, _parse_json(call.arguments or "{}", f"the arguments of {call.name}"), offered, text)
+
+
+def _from_json(message: Any, offered: Registry) -> Route | ChatReply:
+    text = (message.content or "").strip()
+    if not text:
+        raise _Invalid("the answer was empty; answer with JSON that follows the schema")
+    answer = _parse_json(text, "the answer")
+    if not isinstance(answer, dict):
+        raise _Invalid("the answer must be a JSON object that follows the schema")
+    choice = answer.get("choice", answer)
+    if not isinstance(choice, dict) or not isinstance(choice.get("process"), str):
+        raise _Invalid('the answer must name a "process" (or "none")')
+    if choice["process"] == NO_PROCESS:
+        reply = str(choice.get("reply") or "").strip()
+        if not reply:
+            raise _Invalid('with process "none", "reply" must hold the answer to the user')
+        return ChatReply(text=reply)
+    return _checked(choice["process"], choice.get("arguments", {}), offered, choice.get("reason"))
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Invalid(f"{what} is not valid JSON ({exc.msg} at character {exc.pos})") from None
+
+
+def _checked(name: str, arguments: Any, offered: Registry, reason: Any) -> Route:
+    process = offered.get(name)
+    if process is None:
+        names = ", ".join(p.name for p in offered)
+        raise _Invalid(f"there is no tool named {name!r}; the tools are: {names}")
+    if not isinstance(arguments, dict):
+        raise _Invalid(f"the arguments of {name} must be a JSON object")
+    try:
+        validated = process.validate(_drop_nulls(arguments, process))
+    except ValidationError as exc:
+        raise _Invalid(f"invalid arguments for {name}: {describe_validation_error(exc)}") from None
+    return Route(process, validated, str(reason).strip() or None if reason else None)
+
+
+def _drop_nulls(arguments: dict[str, Any], process: Process) -> dict[str, Any]:
+    """Strict schemas make every field required, so the LLM sends null for "use the default"."""
+    fields = process.arguments.model_fields
+    return {k: v for k, v in arguments.items() if not (v is None and k in fields and not fields[k].is_required())}
+
+
+def _repair_messages(mode: Mode, message: Any, error: str) -> list[dict[str, Any]]:
+    calls = [
+        {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+        for c in (message.tool_calls or [])
+    ]
+    assistant: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
+    if not calls:
+        retry = "Answer again with JSON that follows the schema." if mode == "json_schema" else "Answer again."
+        return [assistant, {"role": "user", "content": f"Error: {error}. {retry}"}]
+    replies = [
+        {"role": "tool", "tool_call_id": c["id"], "content": f"Error: {error}. Call a tool again, correctly."}
+        for c in calls
+    ]
+    return [{**assistant, "tool_calls": calls}, *replies]
+
+
+def tool_for(process: Process, strict: bool) -> dict[str, Any]:
+    """The OpenAI tool definition of a process; ``strict`` adapts the schema to strict mode."""
+    schema = process.schema()
+    function: dict[str, Any] = {
+        "name": process.name,
+        "description": process.description[:1024],
+        "parameters": strict_schema(schema) if strict else schema,
+    }
+    if strict:
+        function["strict"] = True
+    return {"type": "function", "function": function}
+
+
+def union_schema(offered: Registry, strict: bool) -> dict[str, Any]:
+    """One JSON schema for an answer that picks any offered process (or none) with its arguments."""
+    definitions: dict[str, Any] = {}
+    options = [_process_option(p, strict, definitions) for p in offered]
+    options.append(_object({"process": {"type": "string", "enum": [NO_PROCESS]}, "reply": {"type": "string"}}))
+    schema = _object({"choice": {"anyOf": options}})
+    if definitions:
+        schema["$defs"] = definitions
+    return schema
+
+
+def _process_option(process: Process, strict: bool, definitions: dict[str, Any]) -> dict[str, Any]:
+    arguments = strict_schema(process.schema()) if strict else process.schema()
+    prefix = f"{process.name}__"
+    for name, definition in arguments.pop("$defs", {}).items():
+        definitions[prefix + name] = _prefix_refs(definition, prefix)
+    properties = {
+        "process": {"type": "string", "enum": [process.name]},
+        "arguments": _prefix_refs(arguments, prefix),
+        "reason": {"type": "string"},
+    }
+    return _object(properties)
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def _prefix_refs(node: Any, prefix: str) -> Any:
+    """Point ``#/$defs/X`` references at ``#/$defs/<prefix>X``, where the union keeps them."""
+    if isinstance(node, dict):
+        return {
+            k: (v.replace("#/$defs/", f"#/$defs/{prefix}") if k == "$ref" else _prefix_refs(v, prefix))
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_prefix_refs(item, prefix) for item in node]
+    return node
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Strict mode wants every property required, no extra keys, and no defaults or titles."""
+    result = copy.deepcopy(schema)
+    _make_strict(result)
+    for definition in result.get("$defs", {}).values():
+        _make_strict(definition)
+    return result
+
+
+def _make_strict(node: dict[str, Any]) -> None:
+    node.pop("title", None)
+    if node.get("type") != "object":
+        return
+    properties: dict[str, Any] = node.get("properties", {})
+    required = set(node.get("required", []))
+    for name, prop in properties.items():
+        prop.pop("title", None)
+        if name not in required and "default" in prop:
+            prop.pop("default")
+            properties[name] = {"anyOf": [prop, {"type": "null"}]}
+        _make_strict(prop)
+    node["required"] = list(properties)
+    node["additionalProperties"] = False
