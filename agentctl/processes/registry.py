@@ -31,6 +31,7 @@ class Process:
     description: str
     arguments: type[BaseModel] = field(repr=False)
     source: Source
+    confirm: bool = False  # a person approves each run before it starts (side effects)
 
     @property
     def kind(self) -> str:
