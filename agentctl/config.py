@@ -98,6 +98,7 @@ class ProcessesSettings(_Section):
     modules: list[str] = []
     paths: list[str] = []
     disable: list[str] = []
+    worker_wait: float = Field(default=30.0, gt=0)  # seconds a deployment run may wait for a worker unannounced
 
     @field_validator("modules", "paths", "disable", mode="before")
     @classmethod

@@ -251,10 +251,13 @@ class AskOutput(View):
     error: ErrorInfo | None = None
     policy: RetryPolicy | None = None
     dry_run: bool | None = None
+    note: str | None = None  # why ``result`` is null though the run completed (not persisted)
 
     def document(self) -> dict[str, Any]:
-        """The record, without the events' ``kind`` tags, and without dry-run keys outside a dry run."""
+        """The record, without the events' ``kind`` tags, dry-run keys outside a dry run, or an empty note."""
         doc = self.model_dump(mode="json", exclude={"logs": {"__all__": {"kind"}}, "usage": {"kind"}})
         if self.policy is None:
             del doc["policy"], doc["dry_run"]
+        if self.note is None:
+            del doc["note"]
         return doc

@@ -116,15 +116,18 @@ class Session:
         """Whether this session uses the stack of ``agentctl up``."""
         return self._stack is not None
 
-    def ask(self, request: str, model: str | None = None) -> Iterator[Event]:
-        """Route (with ``model``, if given) and run ``request``; yield its events as they happen."""
-        assert self._pool is not None, "open() the session first"
-        return self._pool.ask(request, model, check=self._watch)
+    def ask(self, request: str, model: str | None = None, detach: bool = False) -> Iterator[Event]:
+        """Route (with ``model``, if given) and run ``request``; yield its events as they happen.
 
-    def run(self, name: str, arguments: dict[str, Any]) -> Iterator[Event]:
-        """Run process ``name`` with ``arguments``, without the LLM; yield its events."""
+        ``detach``: stop once a deployment's flow run exists; its worker carries it on.
+        """
         assert self._pool is not None, "open() the session first"
-        return self._pool.run(name, arguments, check=self._watch)
+        return self._pool.ask(request, model, check=self._watch, detach=detach)
+
+    def run(self, name: str, arguments: dict[str, Any], detach: bool = False) -> Iterator[Event]:
+        """Run process ``name`` with ``arguments``, without the LLM; yield its events (``detach`` as for ``ask``)."""
+        assert self._pool is not None, "open() the session first"
+        return self._pool.run(name, arguments, check=self._watch, detach=detach)
 
     def warm(self) -> None:
         """Wait until every router actor is ready to run a process at once (for long sessions)."""
@@ -154,16 +157,18 @@ class Session:
         return secrets_of(self.settings)
 
 
-def ask_once(settings: Settings, request: str, standalone: bool = False) -> Iterator[Event]:
+def ask_once(settings: Settings, request: str, standalone: bool = False, detach: bool = False) -> Iterator[Event]:
     """Check credentials, open a session (on the running stack, if any), yield one request's events."""
     settings.api_key()
     with Session(settings, standalone=standalone, last=True) as session:
         yield from session.notices()
-        yield from session.ask(request, settings.llm.model)
+        yield from session.ask(request, settings.llm.model, detach)
 
 
-def run_once(settings: Settings, name: str, arguments: dict[str, Any], standalone: bool = False) -> Iterator[Event]:
+def run_once(
+    settings: Settings, name: str, arguments: dict[str, Any], standalone: bool = False, detach: bool = False
+) -> Iterator[Event]:
     """Open a session (on the running stack, if any), yield the events of one run of ``name``."""
     with Session(settings, standalone=standalone, last=True) as session:
         yield from session.notices()
-        yield from session.run(name, arguments)
+        yield from session.run(name, arguments, detach)

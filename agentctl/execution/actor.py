@@ -18,7 +18,8 @@ from typing import Any
 from agentctl import llm, runtime, secrecy
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, StackError, UsageError, redact
-from agentctl.events import ChatReply, Event, Failed, Log, Routed, Usage
+from agentctl.events import ChatReply, Event, Failed, Log, Routed, Started, Usage
+from agentctl.processes.deployment_source import check_detachable
 from agentctl.processes.discovery import discover
 from agentctl.processes.registry import Process, Registry
 from agentctl.routing import router
@@ -64,24 +65,25 @@ class RouterActor:
         return True
 
     async def handle(
-        self, request: str, model: str | None = None, caller: Caller | None = None
+        self, request: str, model: str | None = None, caller: Caller | None = None, detach: bool = False
     ) -> AsyncIterator[dict[str, Any]]:
         """Route ``request`` (with ``model``, if given) and run the chosen process; yield events as dicts.
 
         ``caller`` carries the settings and secrets of the CLI call, for an actor that outlives it.
+        ``detach``: end at ``Started``, leaving a deployment's run to its worker.
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, model)
-        async for event in self._guarded(self._handle(request, chat, settings), settings, secrets):
+        async for event in self._guarded(self._handle(request, chat, settings, detach), settings, secrets):
             yield event
 
     async def run(
-        self, name: str, arguments: dict[str, Any], caller: Caller | None = None
+        self, name: str, arguments: dict[str, Any], caller: Caller | None = None, detach: bool = False
     ) -> AsyncIterator[dict[str, Any]]:
         """Run process ``name`` with ``arguments``, no LLM involved; yield events as JSON-able dicts."""
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, None)
-        async for event in self._guarded(self._run(name, arguments, chat), settings, secrets):
+        async for event in self._guarded(self._run(name, arguments, chat, detach), settings, secrets):
             yield event
 
     def _caller(self, caller: Caller | None) -> tuple[Settings, dict[str, str]]:
@@ -139,29 +141,38 @@ class RouterActor:
         )
         return {**chosen, "error": None, "latency": time.perf_counter() - started, "usage": usage.as_dict()}
 
-    async def _handle(self, request: str, chat: llm.ChatModel, settings: Settings) -> AsyncIterator[Event]:
+    async def _handle(
+        self, request: str, chat: llm.ChatModel, settings: Settings, detach: bool
+    ) -> AsyncIterator[Event]:
         decision = await router.decide(request, self.registry, chat, settings.router)
         if isinstance(decision, ChatReply):
             yield decision
         else:
-            async for event in self._execute(decision.process, decision.arguments, decision.reason, chat):
+            async for event in self._execute(decision.process, decision.arguments, decision.reason, chat, detach):
                 yield event
         yield Usage.model_validate(chat.usage.as_dict())
 
-    async def _run(self, name: str, arguments: dict[str, Any], chat: llm.ChatModel) -> AsyncIterator[Event]:
+    async def _run(
+        self, name: str, arguments: dict[str, Any], chat: llm.ChatModel, detach: bool
+    ) -> AsyncIterator[Event]:
         process = self.registry.get(name)
         if process is None:
             raise UsageError(f"no process named {name!r} in the router actors: check processes.modules")
-        async for event in self._execute(process, process.validate(arguments), None, chat):
+        async for event in self._execute(process, process.validate(arguments), None, chat, detach):
             yield event
 
     async def _execute(
-        self, process: Process, arguments: dict[str, Any], reason: str | None, chat: llm.ChatModel
+        self, process: Process, arguments: dict[str, Any], reason: str | None, chat: llm.ChatModel, detach: bool
     ) -> AsyncIterator[Event]:
         yield Routed(process=process.name, process_kind=process.kind, arguments=arguments, reason=reason)
+        if detach:
+            check_detachable(process)  # before anything runs
         await self._wait_for_api()
-        async for event in process.source.run(process, arguments, chat):
-            yield event
+        async with contextlib.aclosing(process.source.run(process, arguments, chat)) as events:
+            async for event in events:
+                yield event
+                if detach and isinstance(event, Started):
+                    return  # closing the source stops the following; the worker carries the run
 
     def _failed(self, message: str, exit_code: int, error: str, hidden: list[str]) -> dict[str, Any]:
         failed = Failed(message=redact(message, hidden), exit_code=exit_code, error=error)

@@ -149,19 +149,26 @@ class Pool:
 
         return cls(named, len(names), {"settings": config, "secrets": secrets})
 
-    def ask(self, request: str, model: str | None = None, check: Callable[[], None] = lambda: None) -> Iterator[Event]:
-        """Route (with ``model``, if given) and run ``request`` on the next actor; yield its events."""
+    def ask(
+        self, request: str, model: str | None = None, check: Callable[[], None] = lambda: None, detach: bool = False
+    ) -> Iterator[Event]:
+        """Route (with ``model``, if given) and run ``request`` on the next actor; yield its events.
+
+        ``detach``: the events end once a deployment's flow run exists (``Started``).
+        """
 
         def call(actor: Any) -> Any:
-            return actor.handle.options(num_returns="streaming").remote(request, model, self._caller)
+            return actor.handle.options(num_returns="streaming").remote(request, model, self._caller, detach)
 
         return self._streamed(call, check)
 
-    def run(self, name: str, arguments: dict[str, Any], check: Callable[[], None] = lambda: None) -> Iterator[Event]:
-        """Run process ``name`` on the next actor, without the LLM; yield its events."""
+    def run(
+        self, name: str, arguments: dict[str, Any], check: Callable[[], None] = lambda: None, detach: bool = False
+    ) -> Iterator[Event]:
+        """Run process ``name`` on the next actor, without the LLM; yield its events (``detach`` as for ``ask``)."""
 
         def call(actor: Any) -> Any:
-            return actor.run.options(num_returns="streaming").remote(name, arguments, self._caller)
+            return actor.run.options(num_returns="streaming").remote(name, arguments, self._caller, detach)
 
         return self._streamed(call, check)
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 STANDALONE_HELP = "Start a temporary cluster and Prefect API for this call even when agentctl up is running."
 DRY_RUN_HELP = "Show the route, arguments, the model's reason and the retry policy; run nothing."
+DETACH_HELP = "For a deployment: print its flow run's id and link once it exists, and leave it to its worker."
 
 
 def ask(
@@ -27,6 +28,7 @@ def ask(
     dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show LLM token usage.")] = False,
     standalone: Annotated[bool, typer.Option("--standalone", help=STANDALONE_HELP)] = False,
+    detach: Annotated[bool, typer.Option("--detach", help=DETACH_HELP)] = False,
 ) -> int:
     """Ask in plain language; the LLM picks a process, Ray runs it under Prefect, logs stream back.
 
@@ -48,14 +50,14 @@ def ask(
     show = renderer(
         call.out, call.err, redactor(config), json=json_output, label=text, debug=call.debug, verbose=verbose
     )
-    return show.render(_events(config, text, dry_run, standalone))
+    return show.render(_events(config, text, dry_run, standalone, detach))
 
 
-def _events(config: Settings, text: str, dry_run: bool, standalone: bool) -> Iterator[Event]:
+def _events(config: Settings, text: str, dry_run: bool, standalone: bool, detach: bool) -> Iterator[Event]:
     if dry_run:
         from agentctl.calls.dry_run import dry_run as route_only
 
         return route_only(config, text)
     from agentctl.calls.session import ask_once
 
-    return ask_once(config, text, standalone)
+    return ask_once(config, text, standalone, detach)

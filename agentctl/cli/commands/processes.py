@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="List, inspect and run the registered processes.", no_args_is_help=True)
 JSON_HELP = "Print JSON instead of rich output."
 PARAM_HELP = "A parameter as NAME=VALUE, parsed against its type (repeatable)."
+DETACH_HELP = "For a deployment: print its flow run's id and link once it exists, and leave it to its worker."
 
 
 @app.command("list")
@@ -50,6 +51,7 @@ def run(
     params_json: Annotated[str | None, typer.Option("--params-json", help="All parameters as one JSON object.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document, nothing else.")] = False,
     standalone: Annotated[bool, typer.Option("--standalone", help="Ignore a running agentctl up stack.")] = False,
+    detach: Annotated[bool, typer.Option("--detach", help=DETACH_HELP)] = False,
 ) -> int:
     """Run a process by hand, without the LLM: the same pool, Prefect run and streaming as ask.
 
@@ -59,16 +61,19 @@ def run(
     """
     from agentctl.calls.session import run_once
     from agentctl.output.stream import renderer
+    from agentctl.processes.deployment_source import check_detachable
     from agentctl.processes.params import parse
 
     process = _lookup(ctx, name)
+    if detach:
+        check_detachable(process)  # before any cluster starts
     arguments = parse(process, param or [], params_json)
     config = settings(ctx)
     call = state(ctx)
     show = renderer(
         call.out, call.err, redactor(config), json=json_output, label=f"processes run {name}", debug=call.debug
     )
-    return show.render(run_once(config, process.name, arguments, standalone))
+    return show.render(run_once(config, process.name, arguments, standalone, detach))
 
 
 def _registry(ctx: typer.Context) -> Registry:
