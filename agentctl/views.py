@@ -124,6 +124,21 @@ class RunDetail(RunRow, View):
     logs: list[LogRow]
 
 
+class CancelOutput(View):
+    """``agentctl runs cancel``: the run and the state the request left it in.
+
+    ``cancelled`` is false when the run had ended already (``state`` is then its final state).
+    """
+
+    id: str
+    kind: str
+    name: str
+    state: str
+    cancelled: bool
+    message: str
+    url: str | None = None
+
+
 class ParameterRow(BaseModel):
     """One parameter of a process."""
 

@@ -20,6 +20,7 @@ from agentctl.output.tables import Column, FittedTable
 from agentctl.output.untrusted import cells, literal
 from agentctl.processes.registry import Process
 from agentctl.views import (
+    CancelOutput,
     EvalOutput,
     ParameterRow,
     ProcessesOutput,
@@ -227,6 +228,12 @@ def run_view(detail: RunDetail, redact: Redact) -> Group:
     return Group(Panel(head, title=title, title_align="left"), states, logs)
 
 
+def cancel_line(view: CancelOutput, redact: Redact) -> Text:
+    """``agentctl runs cancel``: the one line that says what became of the run, and its page."""
+    link = f" · {view.url}" if view.url else ""
+    return literal(redact(view.message + link), style="yellow" if view.cancelled else "", lines=False)
+
+
 def _json_cell(value: Any, redact: Redact, missing: str) -> Any:
     return Text(missing, style="dim") if value is None else Pretty(json.loads(redact(json.dumps(value))))
 
@@ -237,6 +244,8 @@ def renderable(view: View, redact: Redact) -> RenderableType:
         return run_view(view, redact)
     if isinstance(view, RunsOutput):
         return runs_table(view)
+    if isinstance(view, CancelOutput):
+        return cancel_line(view, redact)
     if isinstance(view, EvalOutput):
         return eval_view(view)
     if isinstance(view, ProcessesOutput):
