@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console, RenderableType
@@ -49,12 +50,11 @@ class Following:
         cancel = f"agentctl runs cancel {run.id}"
         return f"{why}: flow run {run.name} ({run.id}) goes on in its worker; to cancel it: {cancel}"
 
-    def events(self, events: Iterable[Event], say: Callable[[str], None]) -> Iterator[Event]:
-        """``events``, remembered as they pass; on Ctrl-C or at an end with no outcome, ``say`` the line."""
+    @contextmanager
+    def told(self, say: Callable[[str], None]) -> Iterator[None]:
+        """Around the rendering: on Ctrl-C (wherever it lands) or at an end with no outcome, ``say`` the line."""
         try:
-            for event in events:
-                self.see(event)
-                yield event
+            yield
         except KeyboardInterrupt:
             if (line := self.left("stopped following")) is not None:
                 say(line)
@@ -72,9 +72,10 @@ class RichRenderer:
 
     def render(self, events: Iterable[Event]) -> int:
         """Print every event; return the exit code."""
-        code = EXIT_OK
-        with self.err.status("Asking the LLM…", spinner="dots") as self._status:
-            for event in Following().events(events, self._note):
+        code, following = EXIT_OK, Following()
+        with following.told(self._note), self.err.status("Asking the LLM…", spinner="dots") as self._status:
+            for event in events:
+                following.see(event)
                 code = self._one(event) or code
         return code
 
@@ -240,10 +241,12 @@ class JsonRenderer:
 
     def render(self, events: Iterable[Event]) -> int:
         """Consume every event, print the document, return the exit code."""
-        code = EXIT_OK
+        code, following = EXIT_OK, Following()
         try:
-            for event in Following().events(events, self._note):
-                code = self._one(event) or code
+            with following.told(self._note):
+                for event in events:
+                    following.see(event)
+                    code = self._one(event) or code
         except AgentctlError as exc:
             self.view.error = ErrorInfo(message=str(exc), type=type(exc).__name__, exit_code=exc.exit_code)
             raise
