@@ -195,3 +195,16 @@ def test_the_worker_wait_notice_comes_once() -> None:
         "waiting for a worker on pool pool-x: is `prefect worker start --pool pool-x` running?"
     ]
     assert second == []
+
+
+def test_runs_cancel_sets_a_run_of_the_router_actors_cancelled_at_once(prefect_api: str) -> None:
+    import httpx
+
+    with httpx.Client(base_url=prefect_api, trust_env=False, timeout=30) as http:
+        flow_id = http.post("/flows/", json={"name": "in-actor"}).raise_for_status().json()["id"]
+        body = {"flow_id": flow_id, "tags": ["agentctl"], "state": {"type": "RUNNING", "name": "Running"}}
+        run_id = http.post("/flow_runs/", json=body).raise_for_status().json()["id"]  # no deployment: an actor's
+    with history(Settings.model_validate({"prefect": {"api_url": prefect_api}})) as h:
+        done = cancel(h, run_id)
+    assert done.cancelled and done.state == "Cancelled"
+    assert done.message.endswith("is Cancelled: it ran in a router actor, which is not interrupted")
