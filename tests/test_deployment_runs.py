@@ -18,7 +18,7 @@ import pytest
 from agentctl import runtime
 from agentctl.calls.history import cancel, history
 from agentctl.config import Settings
-from agentctl.errors import UsageError
+from agentctl.errors import AgentctlError, UsageError
 from agentctl.events import Event, Failed, Log, Result, Started
 from agentctl.processes.deployment_run import Follower
 from agentctl.processes.deployment_source import Deployment, DeploymentSource
@@ -208,3 +208,32 @@ def test_runs_cancel_sets_a_run_of_the_router_actors_cancelled_at_once(prefect_a
         done = cancel(h, run_id)
     assert done.cancelled and done.state == "Cancelled"
     assert done.message.endswith("is Cancelled: it ran in a router actor, which is not interrupted")
+
+
+def test_a_run_cancelled_while_pending_is_recorded_cancelled_when_cancelled_again(deployed: Deployed) -> None:
+    import httpx
+
+    with httpx.Client(base_url=deployed.api_url, trust_env=False, timeout=30) as http:
+        run_id = http.post(f"/deployments/{deployed.idle['quiet'].id}/create_flow_run", json={}).json()["id"]
+        pending = {"state": {"type": "PENDING", "name": "Pending"}, "force": True}  # as a worker that took it
+        http.post(f"/flow_runs/{run_id}/set_state", json=pending).raise_for_status()
+    with history(Settings.model_validate({"prefect": {"api_url": deployed.api_url}})) as h:
+        first, second = cancel(h, run_id), cancel(h, run_id)
+    assert first.state == "Cancelling"  # left so by a worker whose run had not started
+    assert second.state == "Cancelled"
+    assert second.message.endswith("was Cancelling already, and is now recorded Cancelled")
+
+
+def test_a_deployment_gone_from_the_api_is_one_line_naming_processes_list(prefect_api: str) -> None:
+    gone = Deployment(id=str(uuid4()), flow_name="etl", name="nightly")
+    process = _process(quiet, gone)
+
+    async def scenario() -> list[Event]:
+        return [event async for event in process.source.run(process, {}, None)]
+
+    with _serving(prefect_api), pytest.raises(AgentctlError) as raised:
+        asyncio.run(scenario())
+    assert str(raised.value) == (
+        "deployment etl/nightly is no longer in the Prefect API: "
+        "agentctl processes list shows the deployments there are"
+    )

@@ -211,7 +211,8 @@ def cancel(h: History, run_id: str) -> CancelOutput:
     """Cancel a run that has not ended.
 
     A deployment's flow run is asked to go Cancelling, as ``prefect flow-run cancel`` does: its worker
-    stops it and records Cancelled (one no worker took yet goes straight to Cancelled). A run in a
+    stops it and records Cancelled (one no worker took yet goes straight to Cancelled; one cancelled
+    while Pending never starts but stays Cancelling: cancelled again, it is recorded Cancelled). A run in a
     router actor has no worker watching for that: it is set Cancelled at once; the code running in
     the actor is not interrupted (Ctrl-C in the call following it stops it).
     """
@@ -222,7 +223,9 @@ def cancel(h: History, run_id: str) -> CancelOutput:
     if state.get("type") in FINAL:
         said = f"{kind} run {run['name']} ({run_id}) had already ended {state.get('name')}: nothing to cancel"
         return _cancelled(h, run, kind, state.get("name") or "?", said, done=False)
-    by_worker = kind == "flow" and run.get("deployment_id") is not None
+    # A run cancelled while Pending never starts, but no one records it Cancelled: it stays Cancelling.
+    # Asked again, agentctl records it Cancelled itself.
+    by_worker = kind == "flow" and run.get("deployment_id") is not None and state.get("type") != "CANCELLING"
     proposed = {"type": "CANCELLING" if by_worker else "CANCELLED", "message": CANCEL_MESSAGE}
     answer = h.post(f"{kind}_runs/{run_id}/set_state", {"state": proposed, "force": not by_worker})
     # A run no worker took yet is "rejected" from Cancelling straight into Cancelled: both are success.
@@ -231,8 +234,14 @@ def cancel(h: History, run_id: str) -> CancelOutput:
         reason = (answer.get("details") or {}).get("reason") or answer.get("status")
         raise AgentctlError(f"the Prefect API did not cancel {kind} run {run_id}: {reason}")
     now = now_state.get("name") or now_state["type"].title()
-    how = "its worker stops it" if by_worker else "it ran in a router actor, which is not interrupted"
+    how = "its worker stops it" if by_worker else _unstopped(run, kind)
     return _cancelled(h, run, kind, now, f"{kind} run {run['name']} ({run_id}) is {now}: {how}", done=True)
+
+
+def _unstopped(run: dict[str, Any], kind: str) -> str:
+    if kind == "flow" and run.get("deployment_id") is not None:
+        return "it was Cancelling already, and is now recorded Cancelled"
+    return "it ran in a router actor, which is not interrupted"
 
 
 def _cancelled(h: History, run: dict[str, Any], kind: str, state: str, message: str, done: bool) -> CancelOutput:

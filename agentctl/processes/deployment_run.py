@@ -19,7 +19,7 @@ from uuid import UUID
 from pydantic_core import to_jsonable_python
 
 from agentctl import runtime
-from agentctl.errors import ProcessFailed
+from agentctl.errors import AgentctlError, ProcessFailed, UsageError
 from agentctl.events import PROCESS_TAG, RUN_TAG, Event, Failed, Log, Result, RunInfo, Started
 from agentctl.processes.python_run import run_url
 from agentctl.processes.registry import Process
@@ -51,12 +51,25 @@ async def run(process: Process, deployment: Deployment, arguments: dict[str, Any
 
 
 async def _start(client: Any, process: Process, deployment: Deployment, arguments: dict[str, Any]) -> Any:
+    """The new flow run; Prefect's refusals translated (an unknown deployment's error reads ``None``)."""
     from prefect.deployments import arun_deployment
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
     tags = [RUN_TAG, f"{PROCESS_TAG}{process.name}"]
-    return await arun_deployment(
-        UUID(deployment.id), client=client, parameters=arguments, timeout=0, tags=tags, as_subflow=False
-    )
+    try:
+        return await arun_deployment(
+            UUID(deployment.id), client=client, parameters=arguments, timeout=0, tags=tags, as_subflow=False
+        )
+    except ObjectNotFound:
+        raise AgentctlError(
+            f"deployment {deployment.full_name} is no longer in the Prefect API: agentctl processes list shows"
+            " the deployments there are"
+        ) from None
+    except PrefectHTTPStatusError as exc:  # 409: the server's own check of the parameters
+        detail = exc.response.json().get("detail") if exc.response.status_code == 409 else None
+        if detail is None:
+            raise
+        raise UsageError(f"{process.name}: the Prefect API refused the parameters: {detail}") from None
 
 
 def _info(flow_run: Any) -> RunInfo:
