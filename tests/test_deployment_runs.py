@@ -237,3 +237,17 @@ def test_a_deployment_gone_from_the_api_is_one_line_naming_processes_list(prefec
         "deployment etl/nightly is no longer in the Prefect API: "
         "agentctl processes list shows the deployments there are"
     )
+
+
+def test_parameters_the_prefect_api_refuses_are_a_usage_error_with_its_reason(deployed: Deployed) -> None:
+    process = _process(quiet, deployed.ready["held"])  # an argument model that lets `gate` out
+
+    async def scenario() -> list[Event]:
+        return [event async for event in process.source.run(process, {}, None)]
+
+    with _serving(deployed.api_url), pytest.raises(UsageError) as raised:
+        asyncio.run(scenario())
+    assert str(raised.value) == (
+        "quiet: the Prefect API refused the parameters: "
+        "Error creating flow run: Validation failed. Failure reason: 'gate' is a required property"
+    )
