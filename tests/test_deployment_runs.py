@@ -251,3 +251,11 @@ def test_parameters_the_prefect_api_refuses_are_a_usage_error_with_its_reason(de
         "quiet: the Prefect API refused the parameters: "
         "Error creating flow run: Validation failed. Failure reason: 'gate' is a required property"
     )
+
+
+def test_a_served_deployment_waits_for_its_serving_process_not_a_pool() -> None:
+    waiting = SimpleNamespace(name="Scheduled", message=None, type=SimpleNamespace(value="SCHEDULED"))
+    follower = Follower(None, SimpleNamespace(id=uuid4(), name="run", state=waiting), None, worker_wait=0)
+    assert [log.message for log in follower._worker_wait()] == [
+        "waiting for the process that serves this deployment (flow.serve): is it running?"
+    ]

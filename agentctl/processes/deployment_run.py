@@ -132,7 +132,10 @@ class Follower:
         if self._warned or not waiting or time.monotonic() - self._created < self.worker_wait:
             return []
         self._warned = True
-        message = f"waiting for a worker on pool {self.pool}: is `prefect worker start --pool {self.pool}` running?"
+        if self.pool is None:  # a served deployment (flow.serve) has no pool: its serving process runs it
+            message = "waiting for the process that serves this deployment (flow.serve): is it running?"
+        else:
+            message = f"waiting for a worker on pool {self.pool}: is `prefect worker start --pool {self.pool}` running?"
         return [Log(time=time.time(), level="WARNING", run_name="agentctl", message=message)]
 
     async def _new_logs(self) -> list[Log]:
