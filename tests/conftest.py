@@ -290,8 +290,8 @@ def _wait_for_deployments(api: str, server: subprocess.Popen[bytes], log: Path) 
             if server.poll() is not None:
                 raise RuntimeError(f"serving the fixture flows failed: {log.read_text()[-2000:]}")
             flows = {f["id"]: f["name"] for f in client.post("flows/filter", json={}).json()}
-            names = {f"{flows.get(d['flow_id'])}/{d['name']}" for d in client.post("deployments/filter", json={}).json()}
-            if SERVED_DEPLOYMENTS <= names:
+            deployments = client.post("deployments/filter", json={}).json()
+            if {f"{flows.get(d['flow_id'])}/{d['name']}" for d in deployments} >= SERVED_DEPLOYMENTS:
                 return
             time.sleep(0.2)  # polling the API for a condition, with a deadline
     raise RuntimeError("the served fixture deployments did not appear in the Prefect API")
