@@ -240,3 +240,22 @@ def test_dry_run_routes_to_a_deployment_with_validated_nested_arguments(
     region = tools["etl__daily_load"]["parameters"]["$defs"]["Target"]["properties"]["region"]
     assert region["anyOf"][0]["enum"] == ["eu", "us"]  # optional in strict mode: the enum or null
     assert "target.region" in json.dumps(repair.body["messages"])
+
+
+def test_the_router_actors_route_to_the_callers_deployments(
+    served_deployments: str, env: dict[str, str], llm: FakeLLM, tmp_path: Path
+) -> None:
+    cases = tmp_path / "cases.toml"
+    cases.write_text(
+        '[[case]]\nprompt = "weekly load of s3://raw"\nprocess = "etl__weekly_load"\n'
+        'arguments = { source = "s3://raw", target = { table = "sales", region = "eu" } }\n'
+    )
+    arguments = {"source": "s3://raw", "target": {"table": "sales", "region": "eu"}}
+    llm.script("route", tool_call("etl__weekly_load", arguments))
+    user = {**env, "PREFECT_API_URL": served_deployments, "AGENTCTL_PROCESSES__DEPLOYMENTS": "etl/weekly-load"}
+
+    result = run_cli(user, "eval", str(cases), "--json")
+
+    assert result.code == 0, result.stderr
+    (model,) = result.json()["models"].values()
+    assert model["accuracy"] == 1.0 and model["argument_accuracy"] == 1.0, model["failures"]
