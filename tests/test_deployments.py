@@ -191,7 +191,7 @@ def test_cli_lists_and_shows_deployments(
         "reports__daily": "deployment",
     }
     assert shown.code == 0, shown.stderr
-    for expected in ("deployment", "reports/daily", "team-a", "cron 0 0 1 1 *", "The day, as YYYY-MM-DD"):
+    for expected in ("deployment", "reports/daily", "team-a", "cron 0 0 1 1 *", "The day, as YYYY-MM-DD", "served"):
         assert expected in shown.stdout
 
 
