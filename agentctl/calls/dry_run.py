@@ -12,9 +12,9 @@ import time
 from collections.abc import Iterator
 
 from agentctl import llm
+from agentctl.calls.catalog import catalog, list_for
 from agentctl.config import Settings
 from agentctl.events import ChatReply, Event, Log, Routed, Usage
-from agentctl.processes.discovery import discover
 from agentctl.routing import router
 from agentctl.routing.policy import retry_policy
 
@@ -22,7 +22,7 @@ from agentctl.routing.policy import retry_policy
 def dry_run(settings: Settings, request: str) -> Iterator[Event]:
     """Yield the route (with the model's reason and the retry policy) or the chat reply, then usage."""
     settings.api_key()
-    found = discover(settings)
+    found = catalog(settings, list_for(settings))
     for problem in found.problems:
         yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=problem)
     model = llm.ChatModel.of(settings, os.environ, llm.Clients())

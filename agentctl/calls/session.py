@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
+from agentctl.calls.catalog import list_for
 from agentctl.config import Settings
 from agentctl.errors import StackError
 from agentctl.events import Event, Log, RouteOutcome
 from agentctl.execution.pool import Pool
+from agentctl.processes.deployments import Listing, to_records
 from agentctl.processes.discovery import anchored
 from agentctl.stack import ray_cluster, watch
 from agentctl.stack.lifecycle import Stack
@@ -21,9 +23,17 @@ from agentctl.stack.worker_env import actor_env, secrets_of
 class Session:
     """Starts what is missing (a local Prefect API, a local Ray cluster) and stops what it started."""
 
-    def __init__(self, settings: Settings, prefect: bool = True, standalone: bool = False, last: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        prefect: bool = True,
+        standalone: bool = False,
+        last: bool = False,
+        listing: Listing | None = None,
+    ) -> None:
         """``last``: the process exits after this session, so a connection to a cluster it did not
-        start is left to the exit (``ray.shutdown`` of a driver costs ~0.26 s)."""
+        start is left to the exit (``ray.shutdown`` of a driver costs ~0.26 s). ``listing``: the
+        Prefect deployments the caller already listed (and warned about); else the session lists them."""
         self.settings = anchored(settings)
         self._last = last
         self._needs_prefect = prefect
@@ -35,6 +45,8 @@ class Session:
         self._stack: Stack | None = None
         self._watch: watch.Check = watch.nothing
         self.notice: str | None = None
+        self._listed = listing is None  # its problems are this session's to report
+        self.listing = listing
 
     def __enter__(self) -> Session:
         try:
@@ -55,6 +67,9 @@ class Session:
         else:
             self._start()
         assert self._pool is not None
+        if self.listing is None:
+            self.listing = list_for(self.settings)
+        self._pool.deployments = to_records(self.listing.deployments)
         self._pool.on_crash = self._mark_crashed
         self._watch = self._what_to_watch()
 
@@ -146,9 +161,11 @@ class Session:
             self._api = None
 
     def notices(self) -> Iterator[Event]:
-        """A warning event for what the session chose that the user should know (the stack not used)."""
-        if self.notice:
-            yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=self.notice)
+        """A warning event for what the session chose or found that the user should know: the stack not
+        used, deployments that could not be listed."""
+        listed = self.listing.problems if self.listing is not None and self._listed else []
+        for message in [self.notice, *listed] if self.notice else listed:
+            yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=message)
 
     def _secrets(self) -> dict[str, str]:
         return secrets_of(self.settings)
@@ -162,8 +179,11 @@ def ask_once(settings: Settings, request: str, standalone: bool = False) -> Iter
         yield from session.ask(request, settings.llm.model)
 
 
-def run_once(settings: Settings, name: str, arguments: dict[str, Any], standalone: bool = False) -> Iterator[Event]:
-    """Open a session (on the running stack, if any), yield the events of one run of ``name``."""
-    with Session(settings, standalone=standalone, last=True) as session:
+def run_once(
+    settings: Settings, name: str, arguments: dict[str, Any], standalone: bool = False, listing: Listing | None = None
+) -> Iterator[Event]:
+    """Open a session (on the running stack, if any), yield the events of one run of ``name``;
+    ``listing``: the deployments the caller listed, reused."""
+    with Session(settings, standalone=standalone, last=True, listing=listing) as session:
         yield from session.notices()
         yield from session.run(name, arguments)

@@ -19,11 +19,13 @@ from agentctl import llm, runtime, secrecy
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, StackError, UsageError, redact
 from agentctl.events import ChatReply, Event, Failed, Log, Routed, Usage
-from agentctl.processes.discovery import discover
+from agentctl.processes.deployments import from_records
+from agentctl.processes.discovery import Discovered, discover, with_deployments
 from agentctl.processes.registry import Process, Registry
 from agentctl.routing import router
 
 Caller = dict[str, Any]  # {"settings": Settings JSON, "secrets": {variable: value}}
+Records = list[dict[str, Any]] | None  # Prefect deployments as processes.deployments.to_records makes them
 
 
 def _preload(registry: Registry) -> None:
@@ -64,25 +66,36 @@ class RouterActor:
         return True
 
     async def handle(
-        self, request: str, model: str | None = None, caller: Caller | None = None
+        self, request: str, model: str | None = None, caller: Caller | None = None, deployments: Records = None
     ) -> AsyncIterator[dict[str, Any]]:
         """Route ``request`` (with ``model``, if given) and run the chosen process; yield events as dicts.
 
-        ``caller`` carries the settings and secrets of the CLI call, for an actor that outlives it.
+        ``caller`` carries the settings and secrets of the CLI call, for an actor that outlives it;
+        ``deployments`` the caller's listing of Prefect deployments, processes for this request too.
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, model)
-        async for event in self._guarded(self._handle(request, chat, settings), settings, secrets):
+        found = self._found(deployments)
+        events = self._handle(request, chat, settings, found.registry)
+        async for event in self._guarded(events, settings, secrets, found.problems):
             yield event
 
     async def run(
-        self, name: str, arguments: dict[str, Any], caller: Caller | None = None
+        self, name: str, arguments: dict[str, Any], caller: Caller | None = None, deployments: Records = None
     ) -> AsyncIterator[dict[str, Any]]:
         """Run process ``name`` with ``arguments``, no LLM involved; yield events as JSON-able dicts."""
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, None)
-        async for event in self._guarded(self._run(name, arguments, chat), settings, secrets):
+        found = self._found(deployments)
+        async for event in self._guarded(
+            self._run(name, arguments, chat, found.registry), settings, secrets, found.problems
+        ):
             yield event
+
+    def _found(self, deployments: Records) -> Discovered:
+        """This actor's processes, plus the request's deployments when it brings any."""
+        own = Discovered(self.registry, self._problems)
+        return with_deployments(own, from_records(deployments), self.settings.processes.disable) if deployments else own
 
     def _caller(self, caller: Caller | None) -> tuple[Settings, dict[str, str]]:
         if caller is None:
@@ -98,9 +111,9 @@ class RouterActor:
         return llm.ChatModel.of(settings, environ, self._clients, name)
 
     async def _guarded(
-        self, events: AsyncIterator[Event], settings: Settings, secrets: dict[str, str]
+        self, events: AsyncIterator[Event], settings: Settings, secrets: dict[str, str], problems: list[str]
     ) -> AsyncIterator[dict[str, Any]]:
-        for problem in self._problems:
+        for problem in problems:
             yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=problem).model_dump(mode="json")
         hidden = [*self._secrets, *(v for v in secrets.values() if v)]
         self._in_flight += 1
@@ -116,7 +129,9 @@ class RouterActor:
         finally:
             self._in_flight -= 1
 
-    async def route(self, request: str, model: str | None = None, caller: Caller | None = None) -> dict[str, Any]:
+    async def route(
+        self, request: str, model: str | None = None, caller: Caller | None = None, deployments: Records = None
+    ) -> dict[str, Any]:
         """Route ``request`` only, nothing runs: the decision, its latency and usage (for eval)."""
         started = time.perf_counter()
         settings, secrets = self._caller(caller)
@@ -124,7 +139,7 @@ class RouterActor:
         usage = chat.usage
         try:
             with runtime.serving(settings, secrets):  # the log records redacted with the caller's secrets
-                decision = await router.decide(request, self.registry, chat, settings.router)
+                decision = await router.decide(request, self._found(deployments).registry, chat, settings.router)
         except AgentctlError as exc:
             hidden = [*self._secrets, *secrets.values()]
             return {
@@ -139,8 +154,10 @@ class RouterActor:
         )
         return {**chosen, "error": None, "latency": time.perf_counter() - started, "usage": usage.as_dict()}
 
-    async def _handle(self, request: str, chat: llm.ChatModel, settings: Settings) -> AsyncIterator[Event]:
-        decision = await router.decide(request, self.registry, chat, settings.router)
+    async def _handle(
+        self, request: str, chat: llm.ChatModel, settings: Settings, registry: Registry
+    ) -> AsyncIterator[Event]:
+        decision = await router.decide(request, registry, chat, settings.router)
         if isinstance(decision, ChatReply):
             yield decision
         else:
@@ -148,8 +165,10 @@ class RouterActor:
                 yield event
         yield Usage.model_validate(chat.usage.as_dict())
 
-    async def _run(self, name: str, arguments: dict[str, Any], chat: llm.ChatModel) -> AsyncIterator[Event]:
-        process = self.registry.get(name)
+    async def _run(
+        self, name: str, arguments: dict[str, Any], chat: llm.ChatModel, registry: Registry
+    ) -> AsyncIterator[Event]:
+        process = registry.get(name)
         if process is None:
             raise UsageError(f"no process named {name!r} in the router actors: check processes.modules")
         async for event in self._execute(process, process.validate(arguments), None, chat):

@@ -47,6 +47,7 @@ class Pool:
         self._actors = [spawn(i) for i in range(size)]
         self._busy = [0] * size
         self._caller = caller  # the CLI call's settings and secrets, for actors started by another call
+        self.deployments: list[dict[str, Any]] = []  # the session's listing, handed with each request
         self.on_crash: Crashed = lambda run_id, kind: False
 
     def _pick(self) -> int:
@@ -153,7 +154,7 @@ class Pool:
         """Route (with ``model``, if given) and run ``request`` on the next actor; yield its events."""
 
         def call(actor: Any) -> Any:
-            return actor.handle.options(num_returns="streaming").remote(request, model, self._caller)
+            return actor.handle.options(num_returns="streaming").remote(request, model, self._caller, self.deployments)
 
         return self._streamed(call, check)
 
@@ -161,7 +162,7 @@ class Pool:
         """Run process ``name`` on the next actor, without the LLM; yield its events."""
 
         def call(actor: Any) -> Any:
-            return actor.run.options(num_returns="streaming").remote(name, arguments, self._caller)
+            return actor.run.options(num_returns="streaming").remote(name, arguments, self._caller, self.deployments)
 
         return self._streamed(call, check)
 
@@ -186,7 +187,10 @@ class Pool:
                 index, (request, model) = queue.pop(0)
                 actor = self._pick()
                 self._busy[actor] += 1
-                pending[self._actors[actor].route.remote(request, model, self._caller)] = (index, actor)
+                pending[self._actors[actor].route.remote(request, model, self._caller, self.deployments)] = (
+                    index,
+                    actor,
+                )
             done, _ = ray.wait(list(pending), num_returns=1)
             index, actor = pending.pop(done[0])
             self._busy[actor] -= 1

@@ -12,6 +12,7 @@ from agentctl.output.emit import emit
 from agentctl.output.untrusted import literal
 
 if TYPE_CHECKING:
+    from agentctl.processes.deployments import Listing
     from agentctl.processes.registry import Process, Registry
 
 app = typer.Typer(help="List, inspect and run the registered processes.", no_args_is_help=True)
@@ -61,30 +62,38 @@ def run(
     from agentctl.output.stream import renderer
     from agentctl.processes.params import parse
 
-    process = _lookup(ctx, name)
+    listing = _listing(ctx)
+    process = _lookup(ctx, name, listing)
     arguments = parse(process, param or [], params_json)
     config = settings(ctx)
     call = state(ctx)
     show = renderer(
         call.out, call.err, redactor(config), json=json_output, label=f"processes run {name}", debug=call.debug
     )
-    return show.render(run_once(config, process.name, arguments, standalone))
+    return show.render(run_once(config, process.name, arguments, standalone, listing))
 
 
-def _registry(ctx: typer.Context) -> Registry:
-    from agentctl.processes.discovery import discover
+def _listing(ctx: typer.Context) -> Listing:
+    from agentctl.calls.catalog import list_for
 
-    found = discover(settings(ctx))
+    return list_for(settings(ctx))
+
+
+def _registry(ctx: typer.Context, listing: Listing | None = None) -> Registry:
+    """The processes and the configured Prefect deployments; each problem is one warning line."""
+    from agentctl.calls.catalog import catalog
+
+    found = catalog(settings(ctx), listing if listing is not None else _listing(ctx))
     _, err = consoles(ctx)
     for problem in found.problems:
         err.print(Text.assemble(("warning: ", "yellow"), literal(problem)), highlight=False)
     return found.registry
 
 
-def _lookup(ctx: typer.Context, name: str) -> Process:
+def _lookup(ctx: typer.Context, name: str, listing: Listing | None = None) -> Process:
     from agentctl.errors import UsageError
 
-    registry = _registry(ctx)
+    registry = _registry(ctx, listing)
     process = registry.get(name)
     if process is None:
         known = ", ".join(p.name for p in registry)

@@ -146,13 +146,14 @@ def run(
     settings: Settings, out: Console, err: Console, redact: Callable[[str], str], stdin: IO[str], standalone: bool
 ) -> int:
     """Open one session, take lines from the terminal or the pipe, close the session."""
+    from agentctl.calls.catalog import catalog, list_for
     from agentctl.calls.session import Session
-    from agentctl.processes.discovery import discover
 
-    found = discover(settings)
+    listing = list_for(settings)  # once: every request of the session routes to these deployments
+    found = catalog(settings, listing)
     for problem in found.problems:
         err.print(literal(f"warning: {problem}"), highlight=False)
-    session = Session(settings, standalone=standalone)
+    session = Session(settings, standalone=standalone, listing=listing)
     try:
         with err.status("Starting Ray, the Prefect API and the router pool…"):
             session.open()
