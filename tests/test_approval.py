@@ -181,3 +181,16 @@ def test_a_dry_run_says_whether_approval_is_needed_and_only_a_dry_run() -> None:
         [routed, Log(time=0, level="INFO", run_name="r", message="m")]
     )
     assert "approval: asked before it runs (--yes approves)" in text.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_processes_list_and_show_say_which_ask_first() -> None:
+    from agentctl.output.emit import emit
+    from agentctl.output.views import process_output, processes_output
+
+    out = Console(file=io.StringIO(), width=200)
+    config = settings(confirm=["echo"])
+    emit(processes_output([confirmed(), echo_process(), _echo(confirm=False)], settings()), json=False, out=out)
+    rows = [line for line in out.file.getvalue().splitlines() if "deploy_site" in line or "echo" in line]  # type: ignore[attr-defined]
+    assert ["asks first" in row for row in rows] == [True, False, False]
+    emit(process_output(echo_process(), config), json=False, out=out)
+    assert "approval     asked before each run (--yes approves)" in out.file.getvalue()  # type: ignore[attr-defined]

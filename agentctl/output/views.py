@@ -37,9 +37,9 @@ from agentctl.views import (
 PROCESS_COLUMNS = [
     Column("name"),
     Column("kind"),
-    Column("approval", drop=1),
     Column("description", wrap=True),
     Column("parameters", wrap=True),
+    Column("approval"),
 ]
 APPROVAL = {True: "asks first", False: "-"}
 
@@ -79,7 +79,7 @@ def processes_table(view: ProcessesOutput) -> FittedTable:
     table = FittedTable(PROCESS_COLUMNS, title="processes", title_justify="left")
     for p in view.processes:
         params = "\n".join(f"{r.name}: {r.type}" + ("" if r.required else " (optional)") for r in p.parameters)
-        table.add_row(literal(p.name, style="bold"), p.kind, APPROVAL[p.needs_approval], p.description, params)
+        table.add_row(literal(p.name, style="bold"), p.kind, p.description, params, APPROVAL[p.needs_approval])
     return table
 
 
