@@ -194,3 +194,65 @@ def test_processes_list_and_show_say_which_ask_first() -> None:
     assert ["asks first" in row for row in rows] == [True, False, False]
     emit(process_output(echo_process(), config), json=False, out=out)
     assert "approval     asked before each run (--yes approves)" in out.file.getvalue()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("args", "call"),
+    [
+        (["ask", "mark it"], "ask_once"),
+        (["processes", "run", "github_repo_info", "-p", "repo=acme/rocket"], "run_once"),
+    ],
+)
+def test_yes_approves_everything_of_the_call_and_a_pipe_has_nobody_to_ask(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], call: str
+) -> None:
+    from agentctl.cli.app import _run
+
+    given: list[Approval] = []
+
+    def recorded(*positional: Any) -> Iterator[Event]:
+        given.append(positional[-1])
+        yield Usage()
+
+    monkeypatch.setattr(f"agentctl.calls.session.{call}", recorded)
+    monkeypatch.setattr("sys.stdin", io.StringIO())  # not a terminal
+    assert _run([*args, "--yes"]) == 0 and _run([*args, "-y"]) == 0 and _run(args) == 0
+    assert [(a.approved, a.ask) for a in given] == [(EVERYTHING, None), (EVERYTHING, None), (NOTHING, None)]
+
+
+class ActorLikeSession:
+    """A session whose requests all route to ``echo``, which asks first, as the actor would decide."""
+
+    notice, on_stack, prefect_url = None, False, ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.runs = Runs()
+
+    def open(self) -> None: ...
+    def warm(self) -> None: ...
+    def close(self) -> None: ...
+
+    def ask(self, text: str, model: str | None, approval: Approval) -> Iterator[Event]:
+        covered = approval.approved.covers("echo")
+        events = [NEEDED[0], Result(process="echo", value="done", run=RunInfo())] if covered else NEEDED
+        return approved_events(events, approval, self.runs)
+
+
+@pytest.mark.parametrize(("flags", "code"), [([], 2), (["--yes"], 0)])
+def test_a_piped_repl_refuses_what_needs_approval_unless_yes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], flags: list[str], code: int
+) -> None:
+    from agentctl.cli.app import _run
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setattr("agentctl.calls.session.Session", ActorLikeSession)
+    monkeypatch.setattr("sys.stdin", io.StringIO("mark it\n"))
+    assert _run(["repl", *flags]) == code
+    refusals = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert refusals == ([] if flags else [f"error: {REFUSAL}"])
+
+
+REFUSAL = (
+    "echo needs approval before it runs and there is no terminal to ask (stdin is not one, or --json): "
+    "pass --yes, or list it in processes.auto_approve"
+)
