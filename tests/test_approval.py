@@ -256,3 +256,12 @@ REFUSAL = (
     "echo needs approval before it runs and there is no terminal to ask (stdin is not one, or --json): "
     "pass --yes, or list it in processes.auto_approve"
 )
+
+
+def test_a_terminal_can_be_asked_unless_the_output_is_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentctl.cli.approve import can_ask
+
+    monkeypatch.setattr("sys.stdin", SimpleNamespace(isatty=lambda: True))
+    assert can_ask(json_output=False) and not can_ask(json_output=True)
+    monkeypatch.setattr("sys.stdin", io.StringIO())
+    assert not can_ask(json_output=False)
