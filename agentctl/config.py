@@ -100,8 +100,12 @@ class ProcessesSettings(_Section):
     disable: list[str] = []
     deployments: list[str] = []  # fnmatch patterns over flow-name/deployment-name; empty: none listed
     deployment_tags: list[str] = []  # a listed deployment carries all of them
+    confirm: list[str] = []  # fnmatch patterns of process names whose runs a person approves first
+    auto_approve: list[str] = []  # ... and of those that run without asking, their own flag notwithstanding
 
-    @field_validator("modules", "paths", "disable", "deployments", "deployment_tags", mode="before")
+    @field_validator(
+        "modules", "paths", "disable", "deployments", "deployment_tags", "confirm", "auto_approve", mode="before"
+    )
     @classmethod
     def _split(cls, value: Any) -> Any:
         # From the environment a list arrives as one comma-separated string.

@@ -1,7 +1,8 @@
 """The small typed records that travel from a router actor to the terminal.
 
 One request yields, in order: ``Routed`` (or ``ChatReply``), any number of ``Log``, then ``Result``
-or ``Failed``. They are plain pydantic models so they cross Ray and become JSON unchanged.
+or ``Failed``; or, for a process a person approves first, ``Routed`` then ``ApprovalNeeded`` and
+nothing more ran. They are plain pydantic models so they cross Ray and become JSON unchanged.
 """
 
 from __future__ import annotations
@@ -66,6 +67,15 @@ class Routed(BaseModel):
     arguments: dict[str, Any]
     reason: str | None = None
     policy: RetryPolicy | None = None
+    needs_approval: bool | None = None  # told by a dry run only
+
+
+class ApprovalNeeded(BaseModel):
+    """The chosen process waits for a person's yes; nothing was created. Ask, then run these arguments."""
+
+    kind: Literal["approval"] = "approval"
+    process: str
+    arguments: dict[str, Any]
 
 
 class ChatReply(BaseModel):
@@ -127,4 +137,4 @@ class Usage(BaseModel):
     total_tokens: int = 0
 
 
-Event = Annotated[Routed | ChatReply | Log | Result | Failed | Usage, Field(discriminator="kind")]
+Event = Annotated[Routed | ApprovalNeeded | ChatReply | Log | Result | Failed | Usage, Field(discriminator="kind")]

@@ -141,6 +141,7 @@ class ProcessSummary(BaseModel):
     kind: str
     description: str
     entrypoint: str
+    needs_approval: bool  # a person approves each run first (processes.confirm, auto_approve, its flag)
     schema_: dict[str, Any] = Field(alias="schema", serialization_alias="schema")
     parameters: list[ParameterRow] = Field(default=[], exclude=True)  # the table's, not the JSON's
 
@@ -161,13 +162,14 @@ class ProcessOutput(View):
     name: str
     kind: str
     description: str
+    needs_approval: bool
     details: dict[str, Any]  # what the process's source says of itself (entry point, options, ...)
     parameters: list[ParameterRow]
     schema_: dict[str, Any] = Field(alias="schema", serialization_alias="schema")
 
     def document(self) -> Any:
         """The process, its source's details at the top level, its schema under ``schema``."""
-        head = self.model_dump(mode="json", include={"name", "kind", "description"})
+        head = self.model_dump(mode="json", include={"name", "kind", "description", "needs_approval"})
         rest = self.model_dump(mode="json", by_alias=True, include={"parameters", "schema_"})
         return {**head, **to_jsonable_python(self.details), **rest}
 
@@ -236,7 +238,7 @@ class ErrorInfo(BaseModel):
 class AskOutput(View):
     """One request's record: ``ask``, ``processes run`` and the REPL print it with ``--json``.
 
-    ``policy`` and ``dry_run`` appear only in a dry run's document.
+    ``policy``, ``needs_approval`` and ``dry_run`` appear only in a dry run's document.
     """
 
     request: str
@@ -250,11 +252,12 @@ class AskOutput(View):
     usage: Usage | None = None
     error: ErrorInfo | None = None
     policy: RetryPolicy | None = None
+    needs_approval: bool | None = None
     dry_run: bool | None = None
 
     def document(self) -> dict[str, Any]:
         """The record, without the events' ``kind`` tags, and without dry-run keys outside a dry run."""
         doc = self.model_dump(mode="json", exclude={"logs": {"__all__": {"kind"}}, "usage": {"kind"}})
         if self.policy is None:
-            del doc["policy"], doc["dry_run"]
+            del doc["policy"], doc["needs_approval"], doc["dry_run"]
         return doc

@@ -252,7 +252,10 @@ def env(
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 180, cwd: Path | None = None) -> CLIResult:
     """Run the installed ``agentctl`` as a user would."""
-    proc = subprocess.run([AGENTCTL, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    # No terminal on stdin, whoever runs the suite: nothing can wait for a person's answer.
+    proc = subprocess.run(
+        [AGENTCTL, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL
+    )
     return CLIResult(proc.returncode, proc.stdout, proc.stderr)
 
 

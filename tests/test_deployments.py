@@ -177,6 +177,7 @@ def test_cli_lists_and_shows_deployments(
         **base_env(tmp_path, llm, github),
         "PREFECT_API_URL": served_deployments,
         "AGENTCTL_PROCESSES__DEPLOYMENTS": "etl/daily*,reports/*",
+        "AGENTCTL_PROCESSES__AUTO_APPROVE": "reports__*",
     }
 
     listed = run_cli(user, "processes", "list", "--json")
@@ -189,6 +190,13 @@ def test_cli_lists_and_shows_deployments(
         "text_processing": "task",
         "etl__daily_load": "deployment",
         "reports__daily": "deployment",
+    }
+    asks = {p["name"]: p["needs_approval"] for p in listed.json()}  # deployments ask unless auto-approved
+    assert asks == {
+        "github_repo_info": False,
+        "text_processing": False,
+        "etl__daily_load": True,
+        "reports__daily": False,
     }
     assert shown.code == 0, shown.stderr
     for expected in ("deployment", "reports/daily", "team-a", "cron 0 0 1 1 *", "The day, as YYYY-MM-DD", "served"):
@@ -225,7 +233,7 @@ def test_dry_run_routes_to_a_deployment_with_validated_nested_arguments(
 
     assert result.code == 0, result.stderr
     doc = result.json()
-    assert doc["route"] == "etl__daily_load"
+    assert doc["route"] == "etl__daily_load" and doc["needs_approval"] is True
     assert doc["arguments"] == {
         "source": "s3://raw",
         "target": {"table": "sales", "region": "us"},

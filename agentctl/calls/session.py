@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
+from agentctl.calls.approval import Approval, approved_events
 from agentctl.calls.catalog import list_for
 from agentctl.config import Settings
 from agentctl.errors import StackError
 from agentctl.events import Event, Log, RouteOutcome
 from agentctl.execution.pool import Pool
+from agentctl.processes.approval import Approved
 from agentctl.processes.deployments import Listing, to_records
 from agentctl.processes.discovery import anchored
 from agentctl.stack import ray_cluster, watch
@@ -131,15 +133,29 @@ class Session:
         """Whether this session uses the stack of ``agentctl up``."""
         return self._stack is not None
 
-    def ask(self, request: str, model: str | None = None) -> Iterator[Event]:
-        """Route (with ``model``, if given) and run ``request``; yield its events as they happen."""
-        assert self._pool is not None, "open() the session first"
-        return self._pool.ask(request, model, check=self._watch)
+    def ask(self, request: str, model: str | None = None, approval: Approval | None = None) -> Iterator[Event]:
+        """Route (with ``model``, if given) and run ``request``; yield its events as they happen.
 
-    def run(self, name: str, arguments: dict[str, Any]) -> Iterator[Event]:
-        """Run process ``name`` with ``arguments``, without the LLM; yield its events."""
+        A process that needs approval runs once ``approval`` has it (approved already, or asked).
+        """
         assert self._pool is not None, "open() the session first"
-        return self._pool.run(name, arguments, check=self._watch)
+        approval = approval or Approval()
+        events = self._pool.ask(request, model, check=self._watch, approved=approval.approved)
+        return approved_events(events, approval, self._approved_run)
+
+    def run(self, name: str, arguments: dict[str, Any], approval: Approval | None = None) -> Iterator[Event]:
+        """Run process ``name`` with ``arguments``, without the LLM; yield its events.
+
+        A process that needs approval runs once ``approval`` has it (approved already, or asked).
+        """
+        assert self._pool is not None, "open() the session first"
+        approval = approval or Approval()
+        events = self._pool.run(name, arguments, check=self._watch, approved=approval.approved)
+        return approved_events(events, approval, self._approved_run)
+
+    def _approved_run(self, name: str, arguments: dict[str, Any], approved: Approved) -> Iterator[Event]:
+        assert self._pool is not None, "open() the session first"
+        return self._pool.run(name, arguments, check=self._watch, approved=approved)
 
     def warm(self) -> None:
         """Wait until every router actor is ready to run a process at once (for long sessions)."""
@@ -171,19 +187,26 @@ class Session:
         return secrets_of(self.settings)
 
 
-def ask_once(settings: Settings, request: str, standalone: bool = False) -> Iterator[Event]:
+def ask_once(
+    settings: Settings, request: str, standalone: bool = False, approval: Approval | None = None
+) -> Iterator[Event]:
     """Check credentials, open a session (on the running stack, if any), yield one request's events."""
     settings.api_key()
     with Session(settings, standalone=standalone, last=True) as session:
         yield from session.notices()
-        yield from session.ask(request, settings.llm.model)
+        yield from session.ask(request, settings.llm.model, approval)
 
 
 def run_once(
-    settings: Settings, name: str, arguments: dict[str, Any], standalone: bool = False, listing: Listing | None = None
+    settings: Settings,
+    name: str,
+    arguments: dict[str, Any],
+    standalone: bool = False,
+    listing: Listing | None = None,
+    approval: Approval | None = None,
 ) -> Iterator[Event]:
     """Open a session (on the running stack, if any), yield the events of one run of ``name``;
     ``listing``: the deployments the caller listed, reused."""
     with Session(settings, standalone=standalone, last=True, listing=listing) as session:
         yield from session.notices()
-        yield from session.run(name, arguments)
+        yield from session.run(name, arguments, approval)

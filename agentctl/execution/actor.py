@@ -13,12 +13,14 @@ import threading
 import time
 import traceback
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from agentctl import llm, runtime, secrecy
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, StackError, UsageError, redact
-from agentctl.events import ChatReply, Event, Failed, Log, Routed, Usage
+from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Routed, Usage
+from agentctl.processes.approval import NOTHING, Approved, needs_approval
 from agentctl.processes.deployments import from_records
 from agentctl.processes.discovery import Discovered, discover, with_deployments
 from agentctl.processes.registry import Process, Registry
@@ -33,6 +35,18 @@ def _preload(registry: Registry) -> None:
     for process in registry:
         with contextlib.suppress(Exception):  # a process that fails to prepare reports it when it runs
             process.source.prepare(process)
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """A request's settings and what its caller approved: whether a chosen process may run now."""
+
+    settings: Settings
+    approved: Approved
+
+    def stops(self, process: Process) -> bool:
+        """Whether ``process`` waits for an approval this request does not carry."""
+        return needs_approval(process, self.settings) and not self.approved.covers(process.name)
 
 
 class RouterActor:
@@ -66,29 +80,46 @@ class RouterActor:
         return True
 
     async def handle(
-        self, request: str, model: str | None = None, caller: Caller | None = None, deployments: Records = None
+        self,
+        request: str,
+        model: str | None = None,
+        caller: Caller | None = None,
+        deployments: Records = None,
+        approved: Approved = NOTHING,
     ) -> AsyncIterator[dict[str, Any]]:
         """Route ``request`` (with ``model``, if given) and run the chosen process; yield events as dicts.
 
         ``caller`` carries the settings and secrets of the CLI call, for an actor that outlives it;
         ``deployments`` the caller's listing of Prefect deployments, processes for this request too.
+        A process that needs approval and is not ``approved`` runs not: ``ApprovalNeeded`` says so.
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, model)
         found = self._found(deployments)
-        events = self._handle(request, chat, settings, found.registry)
+        events = self._handle(request, chat, found.registry, _Gate(settings, approved))
         async for event in self._guarded(events, settings, secrets, found.problems):
             yield event
 
     async def run(
-        self, name: str, arguments: dict[str, Any], caller: Caller | None = None, deployments: Records = None
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        caller: Caller | None = None,
+        deployments: Records = None,
+        approved: Approved = NOTHING,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Run process ``name`` with ``arguments``, no LLM involved; yield events as JSON-able dicts."""
+        """Run process ``name`` with ``arguments``, no LLM involved; yield events as JSON-able dicts.
+
+        A process that needs approval and is not ``approved`` runs not: ``ApprovalNeeded`` says so.
+        """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, None)
         found = self._found(deployments)
         async for event in self._guarded(
-            self._run(name, arguments, chat, found.registry), settings, secrets, found.problems
+            self._run(name, arguments, chat, found.registry, _Gate(settings, approved)),
+            settings,
+            secrets,
+            found.problems,
         ):
             yield event
 
@@ -154,30 +185,31 @@ class RouterActor:
         )
         return {**chosen, "error": None, "latency": time.perf_counter() - started, "usage": usage.as_dict()}
 
-    async def _handle(
-        self, request: str, chat: llm.ChatModel, settings: Settings, registry: Registry
-    ) -> AsyncIterator[Event]:
-        decision = await router.decide(request, registry, chat, settings.router)
+    async def _handle(self, request: str, chat: llm.ChatModel, registry: Registry, gate: _Gate) -> AsyncIterator[Event]:
+        decision = await router.decide(request, registry, chat, gate.settings.router)
         if isinstance(decision, ChatReply):
             yield decision
         else:
-            async for event in self._execute(decision.process, decision.arguments, decision.reason, chat):
+            async for event in self._execute(decision.process, decision.arguments, decision.reason, chat, gate):
                 yield event
         yield Usage.model_validate(chat.usage.as_dict())
 
     async def _run(
-        self, name: str, arguments: dict[str, Any], chat: llm.ChatModel, registry: Registry
+        self, name: str, arguments: dict[str, Any], chat: llm.ChatModel, registry: Registry, gate: _Gate
     ) -> AsyncIterator[Event]:
         process = registry.get(name)
         if process is None:
             raise UsageError(f"no process named {name!r} in the router actors: check processes.modules")
-        async for event in self._execute(process, process.validate(arguments), None, chat):
+        async for event in self._execute(process, process.validate(arguments), None, chat, gate):
             yield event
 
     async def _execute(
-        self, process: Process, arguments: dict[str, Any], reason: str | None, chat: llm.ChatModel
+        self, process: Process, arguments: dict[str, Any], reason: str | None, chat: llm.ChatModel, gate: _Gate
     ) -> AsyncIterator[Event]:
         yield Routed(process=process.name, process_kind=process.kind, arguments=arguments, reason=reason)
+        if gate.stops(process):  # decided before anything is created: no Prefect run exists yet
+            yield ApprovalNeeded(process=process.name, arguments=arguments)
+            return
         await self._wait_for_api()
         async for event in process.source.run(process, arguments, chat):
             yield event

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 from agentctl.config import Settings
 from agentctl.errors import ActorDied, StackError, first_line
 from agentctl.events import Event, Log, RouteOutcome
+from agentctl.processes.approval import NOTHING, Approved
 
 _events: TypeAdapter[Event] = TypeAdapter(Event)
 CANCEL_WAIT = 10.0  # seconds a cancelled request gets to end (its Prefect run set Cancelled) before we exit
@@ -150,19 +151,41 @@ class Pool:
 
         return cls(named, len(names), {"settings": config, "secrets": secrets})
 
-    def ask(self, request: str, model: str | None = None, check: Callable[[], None] = lambda: None) -> Iterator[Event]:
-        """Route (with ``model``, if given) and run ``request`` on the next actor; yield its events."""
+    def ask(
+        self,
+        request: str,
+        model: str | None = None,
+        check: Callable[[], None] = lambda: None,
+        approved: Approved = NOTHING,
+    ) -> Iterator[Event]:
+        """Route (with ``model``, if given) and run ``request`` on the next actor; yield its events.
+
+        A chosen process that needs approval runs only if ``approved`` covers it (``ApprovalNeeded``).
+        """
 
         def call(actor: Any) -> Any:
-            return actor.handle.options(num_returns="streaming").remote(request, model, self._caller, self.deployments)
+            return actor.handle.options(num_returns="streaming").remote(
+                request, model, self._caller, self.deployments, approved
+            )
 
         return self._streamed(call, check)
 
-    def run(self, name: str, arguments: dict[str, Any], check: Callable[[], None] = lambda: None) -> Iterator[Event]:
-        """Run process ``name`` on the next actor, without the LLM; yield its events."""
+    def run(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        check: Callable[[], None] = lambda: None,
+        approved: Approved = NOTHING,
+    ) -> Iterator[Event]:
+        """Run process ``name`` on the next actor, without the LLM; yield its events.
+
+        It runs only if it needs no approval or ``approved`` covers it (else ``ApprovalNeeded``).
+        """
 
         def call(actor: Any) -> Any:
-            return actor.run.options(num_returns="streaming").remote(name, arguments, self._caller, self.deployments)
+            return actor.run.options(num_returns="streaming").remote(
+                name, arguments, self._caller, self.deployments, approved
+            )
 
         return self._streamed(call, check)
 
