@@ -98,9 +98,15 @@ class ProcessesSettings(_Section):
     modules: list[str] = []
     paths: list[str] = []
     disable: list[str] = []
+    deployments: list[str] = []  # fnmatch patterns over flow-name/deployment-name; empty: none listed
+    deployment_tags: list[str] = []  # a listed deployment carries all of them
     worker_wait: float = Field(default=30.0, gt=0)  # seconds a deployment run may wait for a worker unannounced
+    confirm: list[str] = []  # fnmatch patterns of process names whose runs a person approves first
+    auto_approve: list[str] = []  # ... and of those that run without asking, their own flag notwithstanding
 
-    @field_validator("modules", "paths", "disable", mode="before")
+    @field_validator(
+        "modules", "paths", "disable", "deployments", "deployment_tags", "confirm", "auto_approve", mode="before"
+    )
     @classmethod
     def _split(cls, value: Any) -> Any:
         # From the environment a list arrives as one comma-separated string.
@@ -137,7 +143,9 @@ class Settings(_Section):
 
     def secret_names(self) -> frozenset[str]:
         """Environment variables that hold secrets this configuration may use."""
-        return frozenset({self.llm.key_env(), self.github.token_env, "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"})
+        return frozenset(
+            {self.llm.key_env(), self.github.token_env, "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", PREFECT_KEY_ENV}
+        )
 
     def secret_values(self, environ: Mapping[str, str] | None = None) -> list[str]:
         """Values of every secret this configuration refers to in ``environ`` (default: the
@@ -145,6 +153,9 @@ class Settings(_Section):
         env = os.environ if environ is None else environ
         return [v for v in (env.get(n, "") for n in self.secret_names()) if v] + _url_password(self.database.url)
 
+
+# Prefect Cloud's API key, as Prefect itself reads it; sent only to the Prefect API, never shown.
+PREFECT_KEY_ENV = "PREFECT_API_KEY"
 
 # Environment variables each key also reads, besides the generic AGENTCTL_<SECTION>__<KEY>.
 ENV_ALIASES: dict[str, tuple[str, ...]] = {

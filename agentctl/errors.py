@@ -18,8 +18,9 @@ once, at the boundary where they are caught. Each class says whose fault it is: 
     └── ProcessFailed             exit 1  a process ran and ended in a failed Prefect state
 
     Subclasses that belong to one module live there: ``pool.Died`` (a StackError), the GitHub
-    client's ``GitHubError`` tree (``processes.github``). Ctrl-C is not an error class: the CLI
-    turns KeyboardInterrupt into exit 130.
+    client's ``GitHubError`` tree (``processes.github``), ``calls.approval``'s ``ApprovalRequired``
+    (a UsageError: no one to ask, no ``--yes``) and ``NotApproved`` (exit 1: the person said no).
+    Ctrl-C is not an error class: the CLI turns KeyboardInterrupt into exit 130.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 One request yields, in order: ``Routed`` (or ``ChatReply``), for a deployment ``Started`` (its flow
 run exists), any number of ``Log``, then ``Result`` or ``Failed`` (a detached request ends at
-``Started``). They are plain pydantic models so they cross Ray and become JSON unchanged.
+``Started``); or, for a process a person approves first, ``Routed`` then ``ApprovalNeeded`` and
+nothing more ran. They are plain pydantic models so they cross Ray and become JSON unchanged.
 """
 
 from __future__ import annotations
@@ -67,6 +68,15 @@ class Routed(BaseModel):
     arguments: dict[str, Any]
     reason: str | None = None
     policy: RetryPolicy | None = None
+    needs_approval: bool | None = None  # told by a dry run only
+
+
+class ApprovalNeeded(BaseModel):
+    """The chosen process waits for a person's yes; nothing was created. Ask, then run these arguments."""
+
+    kind: Literal["approval"] = "approval"
+    process: str
+    arguments: dict[str, Any]
 
 
 class ChatReply(BaseModel):
@@ -141,4 +151,6 @@ class Usage(BaseModel):
     total_tokens: int = 0
 
 
-Event = Annotated[Routed | ChatReply | Started | Log | Result | Failed | Usage, Field(discriminator="kind")]
+Event = Annotated[
+    Routed | ApprovalNeeded | Started | ChatReply | Log | Result | Failed | Usage, Field(discriminator="kind")
+]

@@ -156,6 +156,7 @@ class ProcessSummary(BaseModel):
     kind: str
     description: str
     entrypoint: str
+    needs_approval: bool  # a person approves each run first (processes.confirm, auto_approve, its flag)
     schema_: dict[str, Any] = Field(alias="schema", serialization_alias="schema")
     parameters: list[ParameterRow] = Field(default=[], exclude=True)  # the table's, not the JSON's
 
@@ -176,13 +177,14 @@ class ProcessOutput(View):
     name: str
     kind: str
     description: str
+    needs_approval: bool
     details: dict[str, Any]  # what the process's source says of itself (entry point, options, ...)
     parameters: list[ParameterRow]
     schema_: dict[str, Any] = Field(alias="schema", serialization_alias="schema")
 
     def document(self) -> Any:
         """The process, its source's details at the top level, its schema under ``schema``."""
-        head = self.model_dump(mode="json", include={"name", "kind", "description"})
+        head = self.model_dump(mode="json", include={"name", "kind", "description", "needs_approval"})
         rest = self.model_dump(mode="json", by_alias=True, include={"parameters", "schema_"})
         return {**head, **to_jsonable_python(self.details), **rest}
 
@@ -251,7 +253,7 @@ class ErrorInfo(BaseModel):
 class AskOutput(View):
     """One request's record: ``ask``, ``processes run`` and the REPL print it with ``--json``.
 
-    ``policy`` and ``dry_run`` appear only in a dry run's document.
+    ``policy``, ``needs_approval`` and ``dry_run`` appear only in a dry run's document.
     """
 
     request: str
@@ -265,6 +267,7 @@ class AskOutput(View):
     usage: Usage | None = None
     error: ErrorInfo | None = None
     policy: RetryPolicy | None = None
+    needs_approval: bool | None = None
     dry_run: bool | None = None
     note: str | None = None  # why ``result`` is null though the run completed (not persisted)
 
@@ -272,7 +275,7 @@ class AskOutput(View):
         """The record, without the events' ``kind`` tags, dry-run keys outside a dry run, or an empty note."""
         doc = self.model_dump(mode="json", exclude={"logs": {"__all__": {"kind"}}, "usage": {"kind"}})
         if self.policy is None:
-            del doc["policy"], doc["dry_run"]
+            del doc["policy"], doc["needs_approval"], doc["dry_run"]
         if self.note is None:
             del doc["note"]
         return doc

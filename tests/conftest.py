@@ -267,5 +267,49 @@ def env(
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 180, cwd: Path | None = None) -> CLIResult:
     """Run the installed ``agentctl`` as a user would."""
-    proc = subprocess.run([AGENTCTL, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    # No terminal on stdin, whoever runs the suite: nothing can wait for a person's answer.
+    proc = subprocess.run(
+        [AGENTCTL, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL
+    )
     return CLIResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+SERVED_DEPLOYMENTS = {"etl/daily-load", "etl/weekly-load", "reports/daily"}  # tests/fixtures/deployments/serve.py
+
+
+@pytest.fixture(scope="session")
+def served_deployments(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The flows of ``tests/fixtures/deployments`` served by ``serve`` in a process of their own, against
+    the shared Prefect API; yields that API's URL once all their deployments are in it."""
+    home = tmp_path_factory.mktemp("served")
+    env = {**isolated_env(home), "PREFECT_API_URL": prefect_api, "DO_NOT_TRACK": "1"}
+    command = [sys.executable, "-m", "tests.fixtures.deployments.serve"]
+    root = Path(__file__).resolve().parent.parent
+    log = home / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_deployments(prefect_api, server, log)
+        yield prefect_api
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait_for_deployments(api: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the API lists every served deployment; the server's output if it exits first."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + 120
+    with httpx.Client(base_url=api + "/", trust_env=False, timeout=5) as client:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError(f"serving the fixture flows failed: {log.read_text()[-2000:]}")
+            flows = {f["id"]: f["name"] for f in client.post("flows/filter", json={}).json()}
+            deployments = client.post("deployments/filter", json={}).json()
+            if {f"{flows.get(d['flow_id'])}/{d['name']}" for d in deployments} >= SERVED_DEPLOYMENTS:
+                return
+            time.sleep(0.2)  # polling the API for a condition, with a deadline
+    raise RuntimeError("the served fixture deployments did not appear in the Prefect API")

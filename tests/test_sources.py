@@ -14,9 +14,10 @@ import pytest
 from agentctl.config import Settings
 from agentctl.errors import UsageError
 from agentctl.events import Event, Log, Result, RunInfo, Started
-from agentctl.execution.actor import RouterActor
+from agentctl.execution.actor import RouterActor, _Gate
 from agentctl.llm import ChatModel
 from agentctl.output.views import process_output
+from agentctl.processes.approval import NOTHING
 from agentctl.processes.builtin import builtin_registry
 from agentctl.processes.registry import Process, from_signature
 from agentctl.routing.policy import retry_policy
@@ -70,7 +71,9 @@ def test_a_process_runs_through_its_source_in_the_actor() -> None:
     actor = SimpleNamespace(_wait_for_api=api_ready)  # the actor's run path, without Ray or Prefect
     process = echo_process()
     arguments = process.validate({"word": "hi", "times": "2"})
-    events = asyncio.run(_collect(RouterActor._execute(actor, process, arguments, None, None, False)))  # type: ignore[arg-type]
+    events = asyncio.run(
+        _collect(RouterActor._execute(actor, process, arguments, None, None, _Gate(Settings(), NOTHING)))
+    )  # type: ignore[arg-type]
     assert [e.kind for e in events] == ["routed", "log", "result"]
     assert events[0].process_kind == "task"  # type: ignore[union-attr]
     assert events[1].message == "echo {'word': 'hi', 'times': 2}"  # type: ignore[union-attr]
@@ -86,7 +89,7 @@ def test_the_router_sees_name_description_and_schema_only() -> None:
 
 def test_show_and_dry_run_describe_the_source() -> None:
     process = echo_process()
-    shown = process_output(process).document()
+    shown = process_output(process, Settings()).document()
     assert (shown["kind"], shown["entrypoint"], shown["server"]) == ("task", "echo-server:echo", "echo-server")
     assert retry_policy(process, Settings()).note == "never"
 
@@ -132,7 +135,8 @@ def _detached(process: Process) -> list[Event]:
         return None
 
     actor = SimpleNamespace(_wait_for_api=api_ready)
-    run = RouterActor._execute(actor, process, {"word": "hi"}, None, None, True)  # type: ignore[arg-type]
+    gate = _Gate(Settings(), NOTHING, detach=True)
+    run = RouterActor._execute(actor, process, {"word": "hi"}, None, None, gate)  # type: ignore[arg-type]
     return asyncio.run(_collect(run))
 
 

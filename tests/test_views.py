@@ -10,6 +10,7 @@ import pytest
 from pydantic import TypeAdapter
 from rich.console import Console
 
+from agentctl.config import Settings
 from agentctl.events import Event, Failed, LLMBudget, Log, PrefectRetries, Result, RetryPolicy, Routed, RunInfo, Usage
 from agentctl.output.emit import emit, print_error
 from agentctl.output.stream import JsonRenderer, RichRenderer, renderer
@@ -135,10 +136,10 @@ def test_emit_redacts_the_json_document() -> None:
 def test_processes_view_json_and_table() -> None:
     from agentctl.processes.builtin import builtin_registry
 
-    view = processes_output(builtin_registry())
+    view = processes_output(builtin_registry(), Settings())
     document = json.loads(printed(view, json_output=True))
     assert [p["name"] for p in document] == ["github_repo_info", "text_processing"]
-    assert set(document[0]) == {"name", "kind", "description", "entrypoint", "schema"}
+    assert set(document[0]) == {"name", "kind", "description", "entrypoint", "needs_approval", "schema"}
     assert "repo: string" in printed(view, json_output=False)
 
 

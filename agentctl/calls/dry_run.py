@@ -12,17 +12,19 @@ import time
 from collections.abc import Iterator
 
 from agentctl import llm
+from agentctl.calls.catalog import catalog, list_for
 from agentctl.config import Settings
 from agentctl.events import ChatReply, Event, Log, Routed, Usage
-from agentctl.processes.discovery import discover
+from agentctl.processes.approval import needs_approval
 from agentctl.routing import router
 from agentctl.routing.policy import retry_policy
 
 
 def dry_run(settings: Settings, request: str) -> Iterator[Event]:
-    """Yield the route (with the model's reason and the retry policy) or the chat reply, then usage."""
+    """Yield the route (with the model's reason, the retry policy and whether a run would wait for
+    approval) or the chat reply, then usage."""
     settings.api_key()
-    found = discover(settings)
+    found = catalog(settings, list_for(settings))
     for problem in found.problems:
         yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=problem)
     model = llm.ChatModel.of(settings, os.environ, llm.Clients())
@@ -37,5 +39,6 @@ def dry_run(settings: Settings, request: str) -> Iterator[Event]:
             arguments=decision.arguments,
             reason=decision.reason,
             policy=retry_policy(process, settings),
+            needs_approval=needs_approval(process, settings),
         )
     yield Usage.model_validate(model.usage.as_dict())

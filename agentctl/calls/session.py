@@ -7,10 +7,14 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
+from agentctl.calls.approval import Approval, Run, approved_events
+from agentctl.calls.catalog import list_for
 from agentctl.config import Settings
 from agentctl.errors import StackError
 from agentctl.events import Event, Log, RouteOutcome
 from agentctl.execution.pool import Pool
+from agentctl.processes.approval import Approved
+from agentctl.processes.deployments import Listing, to_records
 from agentctl.processes.discovery import anchored
 from agentctl.stack import ray_cluster, watch
 from agentctl.stack.lifecycle import Stack
@@ -21,9 +25,17 @@ from agentctl.stack.worker_env import actor_env, secrets_of
 class Session:
     """Starts what is missing (a local Prefect API, a local Ray cluster) and stops what it started."""
 
-    def __init__(self, settings: Settings, prefect: bool = True, standalone: bool = False, last: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        prefect: bool = True,
+        standalone: bool = False,
+        last: bool = False,
+        listing: Listing | None = None,
+    ) -> None:
         """``last``: the process exits after this session, so a connection to a cluster it did not
-        start is left to the exit (``ray.shutdown`` of a driver costs ~0.26 s)."""
+        start is left to the exit (``ray.shutdown`` of a driver costs ~0.26 s). ``listing``: the
+        Prefect deployments the caller already listed (and warned about); else the session lists them."""
         self.settings = anchored(settings)
         self._last = last
         self._needs_prefect = prefect
@@ -35,6 +47,8 @@ class Session:
         self._stack: Stack | None = None
         self._watch: watch.Check = watch.nothing
         self.notice: str | None = None
+        self._listed = listing is None  # its problems are this session's to report
+        self.listing = listing
 
     def __enter__(self) -> Session:
         try:
@@ -55,6 +69,9 @@ class Session:
         else:
             self._start()
         assert self._pool is not None
+        if self.listing is None:
+            self.listing = list_for(self.settings)
+        self._pool.deployments = to_records(self.listing.deployments)
         self._pool.on_crash = self._mark_crashed
         self._watch = self._what_to_watch()
 
@@ -116,18 +133,41 @@ class Session:
         """Whether this session uses the stack of ``agentctl up``."""
         return self._stack is not None
 
-    def ask(self, request: str, model: str | None = None, detach: bool = False) -> Iterator[Event]:
+    def ask(
+        self, request: str, model: str | None = None, approval: Approval | None = None, detach: bool = False
+    ) -> Iterator[Event]:
         """Route (with ``model``, if given) and run ``request``; yield its events as they happen.
 
+        A process that needs approval runs once ``approval`` has it (approved already, or asked).
         ``detach``: stop once a deployment's flow run exists; its worker carries it on.
         """
         assert self._pool is not None, "open() the session first"
-        return self._pool.ask(request, model, check=self._watch, detach=detach)
+        approval = approval or Approval()
+        events = self._pool.ask(request, model, check=self._watch, approved=approval.approved, detach=detach)
+        return approved_events(events, approval, self._approved_run(detach))
 
-    def run(self, name: str, arguments: dict[str, Any], detach: bool = False) -> Iterator[Event]:
-        """Run process ``name`` with ``arguments``, without the LLM; yield its events (``detach`` as for ``ask``)."""
+    def run(
+        self, name: str, arguments: dict[str, Any], approval: Approval | None = None, detach: bool = False
+    ) -> Iterator[Event]:
+        """Run process ``name`` with ``arguments``, without the LLM; yield its events.
+
+        A process that needs approval runs once ``approval`` has it (approved already, or asked);
+        ``detach`` as for ``ask``.
+        """
         assert self._pool is not None, "open() the session first"
-        return self._pool.run(name, arguments, check=self._watch, detach=detach)
+        approval = approval or Approval()
+        events = self._pool.run(name, arguments, check=self._watch, approved=approval.approved, detach=detach)
+        return approved_events(events, approval, self._approved_run(detach))
+
+    def _approved_run(self, detach: bool) -> Run:
+        """How an approved process runs by name: detached too if the request was."""
+        pool = self._pool
+        assert pool is not None, "open() the session first"
+
+        def run(name: str, arguments: dict[str, Any], approved: Approved) -> Iterator[Event]:
+            return pool.run(name, arguments, check=self._watch, approved=approved, detach=detach)
+
+        return run
 
     def warm(self) -> None:
         """Wait until every router actor is ready to run a process at once (for long sessions)."""
@@ -149,26 +189,41 @@ class Session:
             self._api = None
 
     def notices(self) -> Iterator[Event]:
-        """A warning event for what the session chose that the user should know (the stack not used)."""
-        if self.notice:
-            yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=self.notice)
+        """A warning event for what the session chose or found that the user should know: the stack not
+        used, deployments that could not be listed."""
+        listed = self.listing.problems if self.listing is not None and self._listed else []
+        for message in [self.notice, *listed] if self.notice else listed:
+            yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=message)
 
     def _secrets(self) -> dict[str, str]:
         return secrets_of(self.settings)
 
 
-def ask_once(settings: Settings, request: str, standalone: bool = False, detach: bool = False) -> Iterator[Event]:
+def ask_once(
+    settings: Settings,
+    request: str,
+    standalone: bool = False,
+    approval: Approval | None = None,
+    detach: bool = False,
+) -> Iterator[Event]:
     """Check credentials, open a session (on the running stack, if any), yield one request's events."""
     settings.api_key()
     with Session(settings, standalone=standalone, last=True) as session:
         yield from session.notices()
-        yield from session.ask(request, settings.llm.model, detach)
+        yield from session.ask(request, settings.llm.model, approval, detach)
 
 
 def run_once(
-    settings: Settings, name: str, arguments: dict[str, Any], standalone: bool = False, detach: bool = False
+    settings: Settings,
+    name: str,
+    arguments: dict[str, Any],
+    standalone: bool = False,
+    listing: Listing | None = None,
+    approval: Approval | None = None,
+    detach: bool = False,
 ) -> Iterator[Event]:
-    """Open a session (on the running stack, if any), yield the events of one run of ``name``."""
-    with Session(settings, standalone=standalone, last=True) as session:
+    """Open a session (on the running stack, if any), yield the events of one run of ``name``;
+    ``listing``: the deployments the caller listed, reused."""
+    with Session(settings, standalone=standalone, last=True, listing=listing) as session:
         yield from session.notices()
-        yield from session.run(name, arguments, detach)
+        yield from session.run(name, arguments, approval, detach)

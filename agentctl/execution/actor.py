@@ -13,18 +13,22 @@ import threading
 import time
 import traceback
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from agentctl import llm, runtime, secrecy
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, StackError, UsageError, redact
-from agentctl.events import ChatReply, Event, Failed, Log, Routed, Started, Usage
+from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Routed, Started, Usage
+from agentctl.processes.approval import NOTHING, Approved, needs_approval
 from agentctl.processes.deployment_source import check_detachable
-from agentctl.processes.discovery import discover
+from agentctl.processes.deployments import from_records
+from agentctl.processes.discovery import Discovered, discover, with_deployments
 from agentctl.processes.registry import Process, Registry
 from agentctl.routing import router
 
 Caller = dict[str, Any]  # {"settings": Settings JSON, "secrets": {variable: value}}
+Records = list[dict[str, Any]] | None  # Prefect deployments as processes.deployments.to_records makes them
 
 
 def _preload(registry: Registry) -> None:
@@ -32,6 +36,20 @@ def _preload(registry: Registry) -> None:
     for process in registry:
         with contextlib.suppress(Exception):  # a process that fails to prepare reports it when it runs
             process.source.prepare(process)
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """A request's settings, what its caller approved and whether it detaches: whether a chosen
+    process may run now, and whether the request follows it to its end."""
+
+    settings: Settings
+    approved: Approved
+    detach: bool = False  # end at ``Started``: a deployment's worker carries the run on
+
+    def stops(self, process: Process) -> bool:
+        """Whether ``process`` waits for an approval this request does not carry."""
+        return needs_approval(process, self.settings) and not self.approved.covers(process.name)
 
 
 class RouterActor:
@@ -65,26 +83,57 @@ class RouterActor:
         return True
 
     async def handle(
-        self, request: str, model: str | None = None, caller: Caller | None = None, detach: bool = False
+        self,
+        request: str,
+        model: str | None = None,
+        caller: Caller | None = None,
+        deployments: Records = None,
+        approved: Approved = NOTHING,
+        detach: bool = False,
     ) -> AsyncIterator[dict[str, Any]]:
         """Route ``request`` (with ``model``, if given) and run the chosen process; yield events as dicts.
 
-        ``caller`` carries the settings and secrets of the CLI call, for an actor that outlives it.
+        ``caller`` carries the settings and secrets of the CLI call, for an actor that outlives it;
+        ``deployments`` the caller's listing of Prefect deployments, processes for this request too.
+        A process that needs approval and is not ``approved`` runs not: ``ApprovalNeeded`` says so.
         ``detach``: end at ``Started``, leaving a deployment's run to its worker.
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, model)
-        async for event in self._guarded(self._handle(request, chat, settings, detach), settings, secrets):
+        found = self._found(deployments)
+        events = self._handle(request, chat, found.registry, _Gate(settings, approved, detach))
+        async for event in self._guarded(events, settings, secrets, found.problems):
             yield event
 
     async def run(
-        self, name: str, arguments: dict[str, Any], caller: Caller | None = None, detach: bool = False
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        caller: Caller | None = None,
+        deployments: Records = None,
+        approved: Approved = NOTHING,
+        detach: bool = False,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Run process ``name`` with ``arguments``, no LLM involved; yield events as JSON-able dicts."""
+        """Run process ``name`` with ``arguments``, no LLM involved; yield events as JSON-able dicts.
+
+        A process that needs approval and is not ``approved`` runs not: ``ApprovalNeeded`` says so.
+        ``detach`` as for ``handle``.
+        """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, None)
-        async for event in self._guarded(self._run(name, arguments, chat, detach), settings, secrets):
+        found = self._found(deployments)
+        async for event in self._guarded(
+            self._run(name, arguments, chat, found.registry, _Gate(settings, approved, detach)),
+            settings,
+            secrets,
+            found.problems,
+        ):
             yield event
+
+    def _found(self, deployments: Records) -> Discovered:
+        """This actor's processes, plus the request's deployments when it brings any."""
+        own = Discovered(self.registry, self._problems)
+        return with_deployments(own, from_records(deployments), self.settings.processes.disable) if deployments else own
 
     def _caller(self, caller: Caller | None) -> tuple[Settings, dict[str, str]]:
         if caller is None:
@@ -100,9 +149,9 @@ class RouterActor:
         return llm.ChatModel.of(settings, environ, self._clients, name)
 
     async def _guarded(
-        self, events: AsyncIterator[Event], settings: Settings, secrets: dict[str, str]
+        self, events: AsyncIterator[Event], settings: Settings, secrets: dict[str, str], problems: list[str]
     ) -> AsyncIterator[dict[str, Any]]:
-        for problem in self._problems:
+        for problem in problems:
             yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=problem).model_dump(mode="json")
         hidden = [*self._secrets, *(v for v in secrets.values() if v)]
         self._in_flight += 1
@@ -118,7 +167,9 @@ class RouterActor:
         finally:
             self._in_flight -= 1
 
-    async def route(self, request: str, model: str | None = None, caller: Caller | None = None) -> dict[str, Any]:
+    async def route(
+        self, request: str, model: str | None = None, caller: Caller | None = None, deployments: Records = None
+    ) -> dict[str, Any]:
         """Route ``request`` only, nothing runs: the decision, its latency and usage (for eval)."""
         started = time.perf_counter()
         settings, secrets = self._caller(caller)
@@ -126,7 +177,7 @@ class RouterActor:
         usage = chat.usage
         try:
             with runtime.serving(settings, secrets):  # the log records redacted with the caller's secrets
-                decision = await router.decide(request, self.registry, chat, settings.router)
+                decision = await router.decide(request, self._found(deployments).registry, chat, settings.router)
         except AgentctlError as exc:
             hidden = [*self._secrets, *secrets.values()]
             return {
@@ -141,37 +192,38 @@ class RouterActor:
         )
         return {**chosen, "error": None, "latency": time.perf_counter() - started, "usage": usage.as_dict()}
 
-    async def _handle(
-        self, request: str, chat: llm.ChatModel, settings: Settings, detach: bool
-    ) -> AsyncIterator[Event]:
-        decision = await router.decide(request, self.registry, chat, settings.router)
+    async def _handle(self, request: str, chat: llm.ChatModel, registry: Registry, gate: _Gate) -> AsyncIterator[Event]:
+        decision = await router.decide(request, registry, chat, gate.settings.router)
         if isinstance(decision, ChatReply):
             yield decision
         else:
-            async for event in self._execute(decision.process, decision.arguments, decision.reason, chat, detach):
+            async for event in self._execute(decision.process, decision.arguments, decision.reason, chat, gate):
                 yield event
         yield Usage.model_validate(chat.usage.as_dict())
 
     async def _run(
-        self, name: str, arguments: dict[str, Any], chat: llm.ChatModel, detach: bool
+        self, name: str, arguments: dict[str, Any], chat: llm.ChatModel, registry: Registry, gate: _Gate
     ) -> AsyncIterator[Event]:
-        process = self.registry.get(name)
+        process = registry.get(name)
         if process is None:
             raise UsageError(f"no process named {name!r} in the router actors: check processes.modules")
-        async for event in self._execute(process, process.validate(arguments), None, chat, detach):
+        async for event in self._execute(process, process.validate(arguments), None, chat, gate):
             yield event
 
     async def _execute(
-        self, process: Process, arguments: dict[str, Any], reason: str | None, chat: llm.ChatModel, detach: bool
+        self, process: Process, arguments: dict[str, Any], reason: str | None, chat: llm.ChatModel, gate: _Gate
     ) -> AsyncIterator[Event]:
         yield Routed(process=process.name, process_kind=process.kind, arguments=arguments, reason=reason)
-        if detach:
-            check_detachable(process)  # before anything runs
+        if gate.detach:
+            check_detachable(process)  # before anything runs, and before anyone is asked to approve it
+        if gate.stops(process):  # decided before anything is created: no Prefect run exists yet
+            yield ApprovalNeeded(process=process.name, arguments=arguments)
+            return
         await self._wait_for_api()
         async with contextlib.aclosing(process.source.run(process, arguments, chat)) as events:
             async for event in events:
                 yield event
-                if detach and isinstance(event, Started):
+                if gate.detach and isinstance(event, Started):
                     return  # closing the source stops the following; the worker carries the run
 
     def _failed(self, message: str, exit_code: int, error: str, hidden: list[str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 from agentctl.config import Settings
 from agentctl.errors import ActorDied, StackError, first_line
 from agentctl.events import Event, Log, RouteOutcome
+from agentctl.processes.approval import NOTHING, Approved
 
 _events: TypeAdapter[Event] = TypeAdapter(Event)
 CANCEL_WAIT = 10.0  # seconds a cancelled request gets to end (its Prefect run set Cancelled) before we exit
@@ -47,6 +48,7 @@ class Pool:
         self._actors = [spawn(i) for i in range(size)]
         self._busy = [0] * size
         self._caller = caller  # the CLI call's settings and secrets, for actors started by another call
+        self.deployments: list[dict[str, Any]] = []  # the session's listing, handed with each request
         self.on_crash: Crashed = lambda run_id, kind: False
 
     def _pick(self) -> int:
@@ -150,25 +152,44 @@ class Pool:
         return cls(named, len(names), {"settings": config, "secrets": secrets})
 
     def ask(
-        self, request: str, model: str | None = None, check: Callable[[], None] = lambda: None, detach: bool = False
+        self,
+        request: str,
+        model: str | None = None,
+        check: Callable[[], None] = lambda: None,
+        approved: Approved = NOTHING,
+        detach: bool = False,
     ) -> Iterator[Event]:
         """Route (with ``model``, if given) and run ``request`` on the next actor; yield its events.
 
+        A chosen process that needs approval runs only if ``approved`` covers it (``ApprovalNeeded``).
         ``detach``: the events end once a deployment's flow run exists (``Started``).
         """
 
         def call(actor: Any) -> Any:
-            return actor.handle.options(num_returns="streaming").remote(request, model, self._caller, detach)
+            return actor.handle.options(num_returns="streaming").remote(
+                request, model, self._caller, self.deployments, approved, detach
+            )
 
         return self._streamed(call, check)
 
     def run(
-        self, name: str, arguments: dict[str, Any], check: Callable[[], None] = lambda: None, detach: bool = False
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        check: Callable[[], None] = lambda: None,
+        approved: Approved = NOTHING,
+        detach: bool = False,
     ) -> Iterator[Event]:
-        """Run process ``name`` on the next actor, without the LLM; yield its events (``detach`` as for ``ask``)."""
+        """Run process ``name`` on the next actor, without the LLM; yield its events.
+
+        It runs only if it needs no approval or ``approved`` covers it (else ``ApprovalNeeded``);
+        ``detach`` as for ``ask``.
+        """
 
         def call(actor: Any) -> Any:
-            return actor.run.options(num_returns="streaming").remote(name, arguments, self._caller, detach)
+            return actor.run.options(num_returns="streaming").remote(
+                name, arguments, self._caller, self.deployments, approved, detach
+            )
 
         return self._streamed(call, check)
 
@@ -193,7 +214,10 @@ class Pool:
                 index, (request, model) = queue.pop(0)
                 actor = self._pick()
                 self._busy[actor] += 1
-                pending[self._actors[actor].route.remote(request, model, self._caller)] = (index, actor)
+                pending[self._actors[actor].route.remote(request, model, self._caller, self.deployments)] = (
+                    index,
+                    actor,
+                )
             done, _ = ray.wait(list(pending), num_returns=1)
             index, actor = pending.pop(done[0])
             self._busy[actor] -= 1

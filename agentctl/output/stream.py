@@ -5,10 +5,10 @@ Renderers know nothing of where events come from; each returns the exit code the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console, RenderableType
@@ -25,6 +25,7 @@ from agentctl.output.untrusted import literal, printable
 from agentctl.views import AskOutput, ErrorInfo
 
 LEVEL_STYLES = {"DEBUG": "dim", "INFO": "cyan", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
+APPROVAL = {True: "asked before it runs (--yes approves)", False: "not needed"}
 REPLY_STYLE: dict[str, Any] = {"title": "reply", "title_align": "left", "border_style": "blue"}
 
 
@@ -50,7 +51,7 @@ class Following:
         cancel = f"agentctl runs cancel {run.id}"
         return f"{why}: flow run {run.name} ({run.id}) goes on in its worker; to cancel it: {cancel}"
 
-    @contextmanager
+    @contextlib.contextmanager
     def told(self, say: Callable[[str], None]) -> Iterator[None]:
         """Around the rendering: on Ctrl-C (wherever it lands) or at an end with no outcome, ``say`` the line."""
         try:
@@ -84,19 +85,27 @@ class RichRenderer:
             self._status.stop()
         self.err.print(literal(self._redact(line), style="yellow"))
 
-    def _show(self, *renderables: RenderableType) -> None:
-        """Print on stdout with the spinner out of the way.
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The spinner out of the way meanwhile: for lines on stdout, and for a question asked on the terminal.
 
-        The spinner lives on the stderr console, which does not see what the stdout console writes:
-        on a terminal the two would share a line. Stopping it clears its line; it starts again after.
+        The spinner lives on the stderr console, which does not see what the stdout console writes
+        nor what is typed: on a terminal they would share a line. Stopping it clears its line.
         """
         status = self._status
         if status is not None:
             status.stop()
-        for renderable in renderables:
-            self.out.print(renderable)
-        if status is not None:
-            status.start()
+        try:
+            yield
+        finally:
+            if status is not None:
+                status.start()
+
+    def _show(self, *renderables: RenderableType) -> None:
+        """Print on stdout with the spinner out of the way."""
+        with self.paused():
+            for renderable in renderables:
+                self.out.print(renderable)
 
     def _one(self, event: Event) -> int | None:
         if isinstance(event, Routed):
@@ -134,6 +143,8 @@ def route_view(event: Routed, redact: Redact) -> list[RenderableType]:
     shown: list[RenderableType] = [route_line(event, redact)]
     if event.reason:
         shown.append(literal(f"  reason: {redact(event.reason)}", style="dim"))
+    if event.needs_approval is not None:
+        shown.append(literal(f"  approval: {APPROVAL[event.needs_approval]}", style="dim"))
     if event.policy is not None:
         shown.append(policy_text(event.policy))
     return shown
@@ -239,6 +250,11 @@ class JsonRenderer:
         self.out, self._redact, self.err = out, redact, err
         self.view = AskOutput(request=request)
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Nothing to pause: this renderer draws nothing until the end."""
+        yield
+
     def render(self, events: Iterable[Event]) -> int:
         """Consume every event, print the document, return the exit code."""
         code, following = EXIT_OK, Following()
@@ -260,7 +276,7 @@ class JsonRenderer:
         if isinstance(event, Routed):
             view.route, view.arguments, view.reason = event.process, event.arguments, event.reason
             if event.policy is not None:
-                view.policy, view.dry_run = event.policy, True
+                view.policy, view.needs_approval, view.dry_run = event.policy, event.needs_approval, True
         elif isinstance(event, Usage):
             view.usage = event
         elif isinstance(event, Started):

@@ -14,10 +14,12 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from agentctl.config import Settings
 from agentctl.output.emit import Redact
 from agentctl.output.stream import value_cell
 from agentctl.output.tables import Column, FittedTable
 from agentctl.output.untrusted import cells, literal
+from agentctl.processes.approval import needs_approval
 from agentctl.processes.registry import Process
 from agentctl.views import (
     CancelOutput,
@@ -33,11 +35,19 @@ from agentctl.views import (
     View,
 )
 
-PROCESS_COLUMNS = [Column("name"), Column("kind"), Column("description", wrap=True), Column("parameters", wrap=True)]
+PROCESS_COLUMNS = [
+    Column("name"),
+    Column("kind"),
+    Column("description", wrap=True),
+    Column("parameters", wrap=True),
+    Column("approval"),
+]
+APPROVAL = {True: "asks first", False: "-"}
 
 
-def processes_output(processes: Iterable[Process]) -> ProcessesOutput:
-    """The registry as a view: name, kind, description, entrypoint, JSON schema, parameters."""
+def processes_output(processes: Iterable[Process], settings: Settings) -> ProcessesOutput:
+    """The registry as a view: name, kind, whether runs wait for approval (under ``settings``),
+    description, entrypoint, JSON schema, parameters."""
     return ProcessesOutput(
         processes=[
             ProcessSummary(
@@ -45,6 +55,7 @@ def processes_output(processes: Iterable[Process]) -> ProcessesOutput:
                 kind=p.kind,
                 description=p.description,
                 entrypoint=p.entrypoint,
+                needs_approval=needs_approval(p, settings),
                 schema=p.schema(),
                 parameters=parameter_rows(p),
             )
@@ -69,16 +80,17 @@ def processes_table(view: ProcessesOutput) -> FittedTable:
     table = FittedTable(PROCESS_COLUMNS, title="processes", title_justify="left")
     for p in view.processes:
         params = "\n".join(f"{r.name}: {r.type}" + ("" if r.required else " (optional)") for r in p.parameters)
-        table.add_row(literal(p.name, style="bold"), p.kind, p.description, params)
+        table.add_row(literal(p.name, style="bold"), p.kind, p.description, params, APPROVAL[p.needs_approval])
     return table
 
 
-def process_output(process: Process) -> ProcessOutput:
-    """One process in full, as a view."""
+def process_output(process: Process, settings: Settings) -> ProcessOutput:
+    """One process in full, as a view; whether its runs wait for approval under ``settings``."""
     return ProcessOutput(
         name=process.name,
         kind=process.kind,
         description=process.description,
+        needs_approval=needs_approval(process, settings),
         details=process.source.describe(),
         parameters=parameter_rows(process),
         schema=process.schema(),
@@ -106,7 +118,9 @@ def process_view(view: ProcessOutput) -> Group:
     head.add_column(style="bold")
     head.add_column()
     described = {name: _described(value) for name, value in view.details.items()}
-    for label, value in {"kind": view.kind, "description": view.description, **described}.items():
+    approval = "asked before each run (--yes approves)" if view.needs_approval else "not needed"
+    head_rows = {"kind": view.kind, "description": view.description, "approval": approval, **described}
+    for label, value in head_rows.items():
         head.add_row(*cells(label, value))
     params = Table("parameter", "type", "required", "default", "description", title="parameters", title_justify="left")
     for row in view.parameters:

@@ -27,6 +27,7 @@ class Declaration:
     tags: tuple[str, ...] = ()
     kind: Kind | None = None
     retry_note: str = ""
+    confirm: bool = False
 
 
 @overload
@@ -46,6 +47,7 @@ def process(
     tags: list[str] | None = None,
     kind: Kind | None = None,
     retry_note: str | None = None,
+    confirm: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -61,6 +63,7 @@ def process(
     tags: list[str] | None = None,
     kind: Kind | None = None,
     retry_note: str | None = None,
+    confirm: bool = False,
 ) -> Any:
     """Register a function, Prefect flow or Prefect task as a process agentctl can route to.
 
@@ -73,10 +76,12 @@ def process(
         tags: Prefect tags of each run.
         kind: ``task`` runs a plain function as a Prefect task run instead of a flow run.
         retry_note: How its runs retry beyond these options, shown by ``ask --dry-run``.
+        confirm: Each run waits for a person's yes first (it has side effects); see
+            ``processes.confirm`` and ``processes.auto_approve`` to change that per name.
     """
     options = {"retries": retries, "retry_delay_seconds": retry_delay_seconds, "timeout_seconds": timeout_seconds}
     given = {k: v for k, v in options.items() if v is not None}
-    declaration = Declaration(name, description, given, tuple(tags or ()), kind, retry_note or "")
+    declaration = Declaration(name, description, given, tuple(tags or ()), kind, retry_note or "", confirm)
 
     def decorate(target: Any) -> Any:
         if not callable(target):

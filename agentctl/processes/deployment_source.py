@@ -61,7 +61,8 @@ class DeploymentSource:
         d = self.deployment
         return {
             "deployment": d.full_name,
-            "work pool": d.work_pool,
+            "work pool": d.work_pool
+            or "none: served by its own process (flow.serve)",  # Prefect 3's only pool-less kind
             "tags": list(d.tags),
             "schedule": list(d.schedules),
         }

@@ -24,6 +24,8 @@ from typing import Any
 
 from agentctl.config import Settings
 from agentctl.processes.declare import declaration, function_of
+from agentctl.processes.deployment_source import Deployment
+from agentctl.processes.deployments import as_process
 from agentctl.processes.python_source import to_process
 from agentctl.processes.registry import Process, Registry
 
@@ -53,6 +55,22 @@ def discover(settings: Settings) -> Discovered:
             if process.name not in disabled:
                 _add(found, process, label)
     return found
+
+
+def with_deployments(found: Discovered, deployments: Iterable[Deployment], disabled: Iterable[str] = ()) -> Discovered:
+    """``found`` plus a process for each deployment not ``disabled``, in a registry of its own; clashes
+    are problems, as between other processes."""
+    combined = Discovered(Registry(found.registry), list(found.problems))
+    hidden = set(disabled)
+    for deployment in deployments:
+        try:
+            process = as_process(deployment)
+        except Exception as exc:  # a schema pydantic cannot build: that deployment only is left out
+            combined.problems.append(f"could not use deployment {deployment.full_name}: {type(exc).__name__}: {exc}")
+            continue
+        if process.name not in hidden:
+            _add(combined, process, f"the Prefect deployment {deployment.full_name}")
+    return combined
 
 
 def import_path(settings: Settings) -> list[str]:

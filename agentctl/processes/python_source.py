@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentctl.errors import AgentctlError
@@ -95,4 +95,5 @@ def to_process(obj: Any) -> Process:
         retry_note=declared.retry_note,
     )
     description = declared.description or getattr(obj, "description", None)
-    return from_signature(fn, name=declared.name or fn.__name__, source=source, description=description)
+    process = from_signature(fn, name=declared.name or fn.__name__, source=source, description=description)
+    return replace(process, confirm=declared.confirm)

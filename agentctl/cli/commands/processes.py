@@ -12,6 +12,7 @@ from agentctl.output.emit import emit
 from agentctl.output.untrusted import literal
 
 if TYPE_CHECKING:
+    from agentctl.processes.deployments import Listing
     from agentctl.processes.registry import Process, Registry
 
 app = typer.Typer(help="List, inspect and run the registered processes.", no_args_is_help=True)
@@ -25,10 +26,11 @@ def list_processes(
     ctx: typer.Context,
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """List the processes the LLM can route to, with their parameters. Starts no cluster."""
+    """List the processes the LLM can route to, with their parameters and whether each run is
+    approved first. Starts no cluster."""
     from agentctl.output.views import processes_output
 
-    emit(processes_output(_registry(ctx)), json=json_output, out=consoles(ctx)[0])
+    emit(processes_output(_registry(ctx), settings(ctx)), json=json_output, out=consoles(ctx)[0])
 
 
 @app.command("show")
@@ -37,10 +39,11 @@ def show(
     name: Annotated[str, typer.Argument(help="The process to show.")],
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Show one process: description, parameters, JSON schema and where it is defined."""
+    """Show one process: description, whether runs are approved first, parameters, JSON schema and
+    where it is defined."""
     from agentctl.output.views import process_output
 
-    emit(process_output(_lookup(ctx, name)), json=json_output, out=consoles(ctx)[0])
+    emit(process_output(_lookup(ctx, name), settings(ctx)), json=json_output, out=consoles(ctx)[0])
 
 
 @app.command("run")
@@ -51,20 +54,26 @@ def run(
     params_json: Annotated[str | None, typer.Option("--params-json", help="All parameters as one JSON object.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document, nothing else.")] = False,
     standalone: Annotated[bool, typer.Option("--standalone", help="Ignore a running agentctl up stack.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve the run if the process asks first.")] = False,
     detach: Annotated[bool, typer.Option("--detach", help=DETACH_HELP)] = False,
 ) -> int:
     """Run a process by hand, without the LLM: the same pool, Prefect run and streaming as ask.
+
+    A process that asks first (confirm) runs after your y, or with --yes; with no terminal to ask,
+    it is refused (exit 2).
 
     Example:
 
     `agentctl processes run github_repo_info --param repo=PrefectHQ/prefect`
     """
     from agentctl.calls.session import run_once
+    from agentctl.cli.approve import approval
     from agentctl.output.stream import renderer
     from agentctl.processes.deployment_source import check_detachable
     from agentctl.processes.params import parse
 
-    process = _lookup(ctx, name)
+    listing = _listing(ctx)
+    process = _lookup(ctx, name, listing)
     if detach:
         check_detachable(process)  # before any cluster starts
     arguments = parse(process, param or [], params_json)
@@ -73,23 +82,31 @@ def run(
     show = renderer(
         call.out, call.err, redactor(config), json=json_output, label=f"processes run {name}", debug=call.debug
     )
-    return show.render(run_once(config, process.name, arguments, standalone, detach))
+    approved = approval(yes, json_output, call.err, show.paused, redactor(config))
+    return show.render(run_once(config, process.name, arguments, standalone, listing, approved, detach=detach))
 
 
-def _registry(ctx: typer.Context) -> Registry:
-    from agentctl.processes.discovery import discover
+def _listing(ctx: typer.Context) -> Listing:
+    from agentctl.calls.catalog import list_for
 
-    found = discover(settings(ctx))
+    return list_for(settings(ctx))
+
+
+def _registry(ctx: typer.Context, listing: Listing | None = None) -> Registry:
+    """The processes and the configured Prefect deployments; each problem is one warning line."""
+    from agentctl.calls.catalog import catalog
+
+    found = catalog(settings(ctx), listing if listing is not None else _listing(ctx))
     _, err = consoles(ctx)
     for problem in found.problems:
         err.print(Text.assemble(("warning: ", "yellow"), literal(problem)), highlight=False)
     return found.registry
 
 
-def _lookup(ctx: typer.Context, name: str) -> Process:
+def _lookup(ctx: typer.Context, name: str, listing: Listing | None = None) -> Process:
     from agentctl.errors import UsageError
 
-    registry = _registry(ctx)
+    registry = _registry(ctx, listing)
     process = registry.get(name)
     if process is None:
         known = ", ".join(p.name for p in registry)

@@ -19,6 +19,7 @@ from agentctl.config import Settings
 from agentctl.errors import EXIT_OK, EXIT_USAGE
 from agentctl.output.emit import print_error
 from agentctl.output.untrusted import literal
+from agentctl.processes.approval import EVERYTHING
 
 PROMPT = "agentctl> "
 CONTINUATION = "      ... "
@@ -143,16 +144,23 @@ def _prompt_session(repl: Repl, history: Any) -> Any:
 
 
 def run(
-    settings: Settings, out: Console, err: Console, redact: Callable[[str], str], stdin: IO[str], standalone: bool
+    settings: Settings,
+    out: Console,
+    err: Console,
+    redact: Callable[[str], str],
+    stdin: IO[str],
+    standalone: bool,
+    yes: bool = False,
 ) -> int:
     """Open one session, take lines from the terminal or the pipe, close the session."""
+    from agentctl.calls.catalog import catalog, list_for
     from agentctl.calls.session import Session
-    from agentctl.processes.discovery import discover
 
-    found = discover(settings)
+    listing = list_for(settings)  # once: every request of the session routes to these deployments
+    found = catalog(settings, listing)
     for problem in found.problems:
         err.print(literal(f"warning: {problem}"), highlight=False)
-    session = Session(settings, standalone=standalone)
+    session = Session(settings, standalone=standalone, listing=listing)
     try:
         with err.status("Starting Ray, the Prefect API and the router pool…"):
             session.open()
@@ -160,6 +168,7 @@ def run(
         if session.notice:
             err.print(literal(f"warning: {session.notice}"), highlight=False)
         repl = Repl(settings, session, found.registry, out, err, redact)
+        repl.state.approved = EVERYTHING if yes else repl.state.approved
         if not stdin.isatty():
             return piped(repl, stdin)
         where = f"{session.prefect_url} (agentctl up)" if session.on_stack else session.prefect_url

@@ -15,12 +15,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from agentctl.calls.approval import Approval
 from agentctl.calls.session import Session
 from agentctl.config import Settings
 from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AgentctlError, UsageError, first_line
 from agentctl.events import Event
 from agentctl.output.emit import emit, print_error
 from agentctl.output.untrusted import literal
+from agentctl.processes.approval import NOTHING, Approved
 from agentctl.processes.registry import Registry
 
 COMMANDS = {
@@ -45,6 +47,7 @@ class ReplState:
     model: str | None = None
     history: list[str] = field(default_factory=list)
     worst: int = EXIT_OK
+    approved: Approved = NOTHING  # --yes, and the processes answered "always"
 
 
 class Repl:
@@ -102,9 +105,9 @@ class Repl:
         return [*self._commands, *(p.name for p in self.registry)]
 
     def _request(self, text: str) -> int:
-        return self._render(self._events(text), text)
+        return self._render(lambda approval: self._events(text, approval), text)
 
-    def _events(self, text: str) -> Iterator[Event]:
+    def _events(self, text: str, approval: Approval) -> Iterator[Event]:
         settings = self.settings
         if self.state.model:
             settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"model": self.state.model})})
@@ -113,12 +116,20 @@ class Repl:
             from agentctl.calls.dry_run import dry_run
 
             return dry_run(settings, text)
-        return self.session.ask(text, self.state.model)
+        return self.session.ask(text, self.state.model, approval)
 
-    def _render(self, events: Iterator[Event], label: str) -> int:
+    def _render(self, events: Callable[[Approval], Iterator[Event]], label: str) -> int:
+        """Render the events of one request, whose approval asks y / n / always on a terminal."""
+        from agentctl.cli.approve import TerminalAsk, can_ask
         from agentctl.output.stream import renderer
 
-        return renderer(self.out, self.err, self.redact, json=self.state.json, label=label).render(events)
+        show = renderer(self.out, self.err, self.redact, json=self.state.json, label=label)
+        ask = TerminalAsk(self.err, show.paused, self.redact, always=True) if can_ask(self.state.json) else None
+        approval = Approval(self.state.approved, ask)
+        try:
+            return show.render(events(approval))
+        finally:
+            self.state.approved = approval.approved
 
     def _command(self, text: str) -> int:
         try:
@@ -146,13 +157,13 @@ class Repl:
     def _processes(self, args: list[str]) -> int:
         from agentctl.output.views import processes_output
 
-        emit(processes_output(self.registry), json=False, out=self.out)
+        emit(processes_output(self.registry, self.settings), json=False, out=self.out)
         return EXIT_OK
 
     def _show(self, args: list[str]) -> int:
         from agentctl.output.views import process_output
 
-        emit(process_output(self._lookup(args, "/show NAME")), json=False, out=self.out)
+        emit(process_output(self._lookup(args, "/show NAME"), self.settings), json=False, out=self.out)
         return EXIT_OK
 
     def _run(self, args: list[str]) -> int:
@@ -160,7 +171,9 @@ class Repl:
 
         process = self._lookup(args, "/run NAME k=v ...")
         arguments = parse(process, args[1:], None)
-        return self._render(self.session.run(process.name, arguments), f"/run {process.name}")
+        return self._render(
+            lambda approval: self.session.run(process.name, arguments, approval), f"/run {process.name}"
+        )
 
     def _lookup(self, args: list[str], usage: str) -> Any:
         if not args:
