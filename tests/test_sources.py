@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -118,9 +119,10 @@ class StartedSource(EchoSource):
 
     def __init__(self) -> None:
         super().__init__()
-        self.closed_early = False
+        self.started = self.closed_early = False
 
     async def run(self, process: Process, arguments: dict[str, Any], model: ChatModel | None) -> AsyncIterator[Event]:
+        self.started = True
         try:
             yield Started(process=process.name, run=RunInfo(id="r1", name="otter", state="Scheduled"))
             yield Log(time=time.time(), level="INFO", run_name="otter", message="after the start")
@@ -146,6 +148,12 @@ def test_detach_ends_a_deployment_request_at_started_and_closes_its_source() -> 
     assert [e.kind for e in events] == ["routed", "started"] and source.closed_early
 
 
+def test_detach_waits_for_approval_before_a_deployment_run_exists() -> None:
+    source = StartedSource()
+    events = _detached(replace(from_signature(echo, name="echo", source=source), confirm=True))
+    assert [e.kind for e in events] == ["routed", "approval"] and not source.started
+
+
 class CountedSource(EchoSource):
     """An in-actor-like source that counts its runs."""
 
@@ -159,8 +167,9 @@ class CountedSource(EchoSource):
             yield event
 
 
-def test_detach_refuses_a_process_that_is_not_a_deployment_before_it_runs() -> None:
+@pytest.mark.parametrize("confirm", [False, True])
+def test_detach_refuses_a_process_that_is_not_a_deployment_before_it_runs_or_is_asked_for(confirm: bool) -> None:
     source = CountedSource()
     with pytest.raises(UsageError, match="^--detach needs a deployment process; echo is a task run"):
-        _detached(from_signature(echo, name="echo", source=source))
+        _detached(replace(from_signature(echo, name="echo", source=source), confirm=confirm))
     assert source.runs == 0
