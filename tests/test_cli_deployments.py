@@ -1,8 +1,8 @@
 """Deployment runs through the CLI: --detach, Ctrl-C while following, runs cancel.
 
-The runs are executed by the real ``prefect worker`` of the ``deployed`` fixture. The tests that
-route to a deployment need the deployment listing (``processes.deployments``) and are skipped
-without it.
+The runs are executed by the real ``prefect worker`` of the ``deployed`` fixture; the CLI lists
+the deployment it routes to from the shared Prefect API (``processes.deployments``), and ``--yes``
+approves the run, since no terminal is there to ask.
 """
 
 from __future__ import annotations
@@ -14,20 +14,16 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
 import httpx
-import pytest
 
-from agentctl.config import ProcessesSettings
+from agentctl.processes.deployment_source import Deployment
+from agentctl.processes.deployments import tool_name
 from tests.conftest import AGENTCTL, base_env, run_cli
 from tests.deployments import Deployed
 from tests.servers import FakeGitHub, FakeLLM, tool_call
 
-LISTING = pytest.mark.skipif(
-    "deployments" not in ProcessesSettings.model_fields, reason="needs the deployment listing (processes.deployments)"
-)
 DEADLINE = 180.0  # seconds before a run that should move counts as stuck
 
 
@@ -83,32 +79,16 @@ def test_runs_cancel_a_deployment_run_and_an_unknown_id(
     ]
 
 
-def _listing_env(env: dict[str, str], full_name: str) -> dict[str, str]:
-    """The deployment listed, and approved ahead where approval exists (no terminal to ask here)."""
-    listed = {**env, "AGENTCTL_PROCESSES__DEPLOYMENTS": full_name}
-    if "auto_approve" in ProcessesSettings.model_fields:
-        listed["AGENTCTL_PROCESSES__AUTO_APPROVE"] = _tool_name(listed, full_name)
-    return listed
+def _listed(env: dict[str, str], deployment: Deployment) -> tuple[dict[str, str], str]:
+    """``env`` with the deployment listed (``processes.deployments``), and the tool name the LLM calls it by."""
+    return {**env, "AGENTCTL_PROCESSES__DEPLOYMENTS": deployment.full_name}, tool_name(deployment)
 
 
-def _tool_name(env: dict[str, str], full_name: str) -> str:
-    listed = run_cli(env, "processes", "list", "--json")
-    assert listed.code == 0, listed.stderr
-    names = [p["name"] for p in _processes(listed.json()) if full_name in str(p)]
-    assert len(names) == 1, listed.stdout
-    return str(names[0])
-
-
-def _processes(document: Any) -> list[dict[str, Any]]:
-    return list(document["processes"] if isinstance(document, dict) else document)
-
-
-@LISTING
 def test_ask_detach_prints_the_run_at_once_and_the_run_goes_on(env: dict[str, str], llm: FakeLLM,
                                                                deployed: Deployed) -> None:  # fmt: skip
-    listed = _listing_env(env, "quiet/test")
-    llm.script("route", tool_call(_tool_name(listed, "quiet/test"), {"n": 2}))
-    result = run_cli(listed, "ask", "--json", "--detach", "run quiet with 2")
+    listed, name = _listed(env, deployed.ready["quiet"])
+    llm.script("route", tool_call(name, {"n": 2}))
+    result = run_cli(listed, "ask", "--json", "--detach", "--yes", "run quiet with 2")
     assert result.code == 0, result.stderr
     run = result.json()["run"]
     assert run["id"] and run["url"].endswith(f"/runs/flow-run/{run['id']}") and result.json()["result"] is None
@@ -116,15 +96,13 @@ def test_ask_detach_prints_the_run_at_once_and_the_run_goes_on(env: dict[str, st
     assert _until_state(deployed, run["id"], "COMPLETED") == "COMPLETED"  # its worker carried it on
 
 
-@LISTING
 def test_ctrl_c_while_following_leaves_the_run_and_names_runs_cancel(
     env: dict[str, str], llm: FakeLLM, deployed: Deployed, tmp_path: Path
 ) -> None:
     gate = tmp_path / "gate"
     os.mkfifo(gate)
-    listed = _listing_env(env, "held/test")
-    name = _tool_name(listed, "held/test")
-    command = [AGENTCTL, "processes", "run", name, "-p", f"gate={gate}"]
+    listed, name = _listed(env, deployed.ready["held"])
+    command = [AGENTCTL, "processes", "run", name, "-p", f"gate={gate}", "--yes"]
     proc = subprocess.Popen(command, env=listed, start_new_session=True, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
