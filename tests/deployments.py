@@ -49,7 +49,7 @@ def deploy(api_url: str, pool: str, flows: tuple[str, ...] = FLOWS, name: str = 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         for flow_name in flows:
             source = flow.from_source(source=str(FLOWS_DIR), entrypoint=f"deployed_flows.py:{flow_name}")
-            # `Flow.deploy` asks for the pool's workers with a body 3.8.8's server refuses (422): apply directly.
+            # What `Flow.deploy` registers, without its image build and push or its console output.
             deployment_id = source.to_deployment(name=name, work_pool_name=pool).apply()
             found[flow_name] = Deployment(id=str(deployment_id), flow_name=source.name, name=name, work_pool=pool)
     return found

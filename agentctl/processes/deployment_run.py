@@ -146,8 +146,8 @@ class Follower:
             flow_run_id=LogFilterFlowRunId(any_=[self.flow_run.id]),
             timestamp=LogFilterTimestamp(after_=self._since) if self._since else None,
         )
-        # An explicit offset: 3.8.8's server refuses the client's default (None) with a 422.
-        records = await self.client.read_logs(log_filter=where, sort=LogSort.TIMESTAMP_ASC, limit=200, offset=0)
+        # A page per poll: lines past it come at the next poll, after the last timestamp read.
+        records = await self.client.read_logs(log_filter=where, sort=LogSort.TIMESTAMP_ASC, limit=200)
         return [await self._log(record) for record in records if record.id not in self._seen]
 
     async def _log(self, record: Any) -> Log:
