@@ -8,8 +8,8 @@ from a local directory. Each row is the median of ``--runs`` runs, in seconds:
   the API (polled every 0.05 s). What a Prefect user has without agentctl.
 - source: ``DeploymentSource.run`` in this process (what the router actor does) -> its first ``Log``
   event: the cost of agentctl's starting and following alone.
-- ask: ``agentctl ask`` on the stack of ``agentctl up`` started -> the first log line on its stdout.
-  Needs the deployment listing (``processes.deployments``); the row says so when it is missing.
+- ask: ``agentctl ask --yes`` on the stack of ``agentctl up`` started -> the first log line on its
+  stdout: routing by the LLM (a local fake, instant), listing the deployment, starting and following.
 
     HOME=$(mktemp -d) .venv/bin/python benchmarks/bench_deployments.py --runs 5
 """
@@ -62,9 +62,7 @@ def measure(runs: int, env: dict[str, str], api_url: str, deployment: object, ll
     print(f"first log line of a deployment run, median of {runs}, seconds")
     report("reference: prefect deployment run", [reference(env, api_url) for _ in range(runs)], width=44)
     report("agentctl: DeploymentSource.run", [source(api_url, deployment) for _ in range(runs)], width=44)
-    asks = ask_on_stack(runs, env, llm)
-    if asks:
-        report("agentctl ask (on agentctl up)", asks, width=44)
+    report("agentctl ask (on agentctl up)", ask_on_stack(runs, env, deployment, llm), width=44)
 
 
 def reference(env: dict[str, str], api_url: str) -> float:
@@ -110,15 +108,12 @@ def source(api_url: str, deployment: object) -> float:
         return asyncio.run(first_line())
 
 
-def ask_on_stack(runs: int, env: dict[str, str], llm: object) -> list[float]:
-    """``agentctl ask`` on a stack that is up -> the first log line on its stdout; [] without the listing."""
-    from agentctl.config import ProcessesSettings
+def ask_on_stack(runs: int, env: dict[str, str], deployment: object, llm: object) -> list[float]:
+    """``agentctl ask --yes`` on a stack that is up -> the first log line on its stdout."""
+    from agentctl.processes.deployments import tool_name
 
-    if "deployments" not in ProcessesSettings.model_fields:
-        print(f"{'agentctl ask (on agentctl up)':<44}     n/a   (needs processes.deployments: the listing)")
-        return []
-    env = {**env, "AGENTCTL_PROCESSES__DEPLOYMENTS": DEPLOYMENT, "AGENTCTL_PROCESSES__AUTO_APPROVE": "*"}
-    name = _tool_name(env)
+    env = {**env, "AGENTCTL_PROCESSES__DEPLOYMENTS": DEPLOYMENT}
+    name = tool_name(deployment)  # type: ignore[arg-type]
     llm.responder = lambda body: tool_call(name, {"n": 1})  # type: ignore[attr-defined]
     _cli(env, "up")
     try:
@@ -128,17 +123,10 @@ def ask_on_stack(runs: int, env: dict[str, str], llm: object) -> list[float]:
         _cli(env, "down")
 
 
-def _tool_name(env: dict[str, str]) -> str:
-    import json
-
-    listed = json.loads(_cli(env, "processes", "list", "--json"))
-    rows = listed["processes"] if isinstance(listed, dict) else listed
-    return next(str(row["name"]) for row in rows if DEPLOYMENT in str(row))
-
-
 def _first_ask_line(env: dict[str, str]) -> float:
     start = time.perf_counter()
-    proc = subprocess.Popen([str(BIN / "agentctl"), "ask", "run quiet"], env=env, stdout=subprocess.PIPE, text=True)
+    command = [str(BIN / "agentctl"), "ask", "--yes", "run quiet"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     took = _until(proc, lambda line: " │ " in line, start)
     proc.wait()
     return took
