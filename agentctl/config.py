@@ -100,6 +100,7 @@ class ProcessesSettings(_Section):
     disable: list[str] = []
     deployments: list[str] = []  # fnmatch patterns over flow-name/deployment-name; empty: none listed
     deployment_tags: list[str] = []  # a listed deployment carries all of them
+    worker_wait: float = Field(default=30.0, gt=0)  # seconds a deployment run may wait for a worker unannounced
     confirm: list[str] = []  # fnmatch patterns of process names whose runs a person approves first
     auto_approve: list[str] = []  # ... and of those that run without asking, their own flag notwithstanding
 

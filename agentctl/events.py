@@ -1,7 +1,8 @@
 """The small typed records that travel from a router actor to the terminal.
 
-One request yields, in order: ``Routed`` (or ``ChatReply``), any number of ``Log``, then ``Result``
-or ``Failed``; or, for a process a person approves first, ``Routed`` then ``ApprovalNeeded`` and
+One request yields, in order: ``Routed`` (or ``ChatReply``), for a deployment ``Started`` (its flow
+run exists), any number of ``Log``, then ``Result`` or ``Failed`` (a detached request ends at
+``Started``); or, for a process a person approves first, ``Routed`` then ``ApprovalNeeded`` and
 nothing more ran. They are plain pydantic models so they cross Ray and become JSON unchanged.
 """
 
@@ -107,13 +108,26 @@ class RunInfo(BaseModel):
     url: str | None = None  # the run's page in the Prefect UI, when a UI is up
 
 
+class Started(BaseModel):
+    """A flow run of a deployment was created: its worker executes it; the request follows it (or detaches)."""
+
+    kind: Literal["started"] = "started"
+    process: str
+    run: RunInfo
+    work_pool: str | None = None
+
+
 class Result(BaseModel):
-    """The process finished; ``value`` is its JSON-able return value."""
+    """The process finished; ``value`` is its JSON-able return value.
+
+    ``note`` says why there is no value to show (a deployment run whose result Prefect did not persist).
+    """
 
     kind: Literal["result"] = "result"
     process: str
     value: Any
     run: RunInfo
+    note: str | None = None
 
 
 class Failed(BaseModel):
@@ -137,4 +151,6 @@ class Usage(BaseModel):
     total_tokens: int = 0
 
 
-Event = Annotated[Routed | ApprovalNeeded | ChatReply | Log | Result | Failed | Usage, Field(discriminator="kind")]
+Event = Annotated[
+    Routed | ApprovalNeeded | Started | ChatReply | Log | Result | Failed | Usage, Field(discriminator="kind")
+]

@@ -124,6 +124,21 @@ class RunDetail(RunRow, View):
     logs: list[LogRow]
 
 
+class CancelOutput(View):
+    """``agentctl runs cancel``: the run and the state the request left it in.
+
+    ``cancelled`` is false when the run had ended already (``state`` is then its final state).
+    """
+
+    id: str
+    kind: str
+    name: str
+    state: str
+    cancelled: bool
+    message: str
+    url: str | None = None
+
+
 class ParameterRow(BaseModel):
     """One parameter of a process."""
 
@@ -254,10 +269,13 @@ class AskOutput(View):
     policy: RetryPolicy | None = None
     needs_approval: bool | None = None
     dry_run: bool | None = None
+    note: str | None = None  # why ``result`` is null though the run completed (not persisted)
 
     def document(self) -> dict[str, Any]:
-        """The record, without the events' ``kind`` tags, and without dry-run keys outside a dry run."""
+        """The record, without the events' ``kind`` tags, dry-run keys outside a dry run, or an empty note."""
         doc = self.model_dump(mode="json", exclude={"logs": {"__all__": {"kind"}}, "usage": {"kind"}})
         if self.policy is None:
             del doc["policy"], doc["needs_approval"], doc["dry_run"]
+        if self.note is None:
+            del doc["note"]
         return doc

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from tests.deployments import Deployed, Worker, create_pool, deploy, worker_env
 from tests.servers import FakeGitHub, FakeLLM
 
 API_KEY = "sk-test-7f3c9a1e5b2d4c6f8a0e"
@@ -142,6 +143,20 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _wait_healthy(api.url)
     yield api.url
     api.stop()
+
+
+@pytest.fixture(scope="session")
+def deployed(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    """Deployments of ``tests/fixtures/deployed`` on the shared Prefect API: in a real ``process`` work
+    pool served by a real ``prefect worker start`` (with a HOME of its own), and in a pool with no worker."""
+    root = tmp_path_factory.mktemp("worker")
+    create_pool(prefect_api, "agentctl-tests")
+    create_pool(prefect_api, "no-worker")
+    ready = deploy(prefect_api, "agentctl-tests")
+    idle = deploy(prefect_api, "no-worker", ("quiet",), name="idle")
+    worker = Worker.start(worker_env(isolated_env(root), prefect_api), "agentctl-tests", root / "worker.log")
+    yield Deployed(prefect_api, "agentctl-tests", ready, "no-worker", idle)
+    worker.stop()
 
 
 def _wait_healthy(url: str) -> None:

@@ -18,7 +18,7 @@ from agentctl import process
 from agentctl.calls.approval import Answer, Approval, ApprovalRequired, NotApproved, approved_events
 from agentctl.cli.approve import TerminalAsk
 from agentctl.config import Settings
-from agentctl.events import ApprovalNeeded, Event, Log, Result, Routed, RunInfo, Usage
+from agentctl.events import ApprovalNeeded, Event, Log, Result, Routed, RunInfo, Started, Usage
 from agentctl.execution.actor import RouterActor, _Gate
 from agentctl.output.stream import JsonRenderer, RichRenderer
 from agentctl.processes.approval import EVERYTHING, NOTHING, Approved, needs_approval
@@ -113,6 +113,38 @@ class Runs:
         self.calls.append((name, arguments, approved))
         yield Routed(process=name, process_kind="task", arguments=arguments)
         yield Result(process=name, value="done", run=RunInfo())
+
+
+class ApprovingPool:
+    """A stand-in for the session's pool: each request stops for approval; a run by name starts a deployment run."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, dict[str, Any], Approved, bool]] = []
+
+    def ask(self, request: str, model: str | None, **options: Any) -> Iterator[Event]:
+        return iter(NEEDED)
+
+    def run(self, name: str, arguments: dict[str, Any], **options: Any) -> Iterator[Event]:
+        if not options["approved"].covers(name):
+            return iter(NEEDED)
+        self.runs.append((name, arguments, options["approved"], options["detach"]))
+        return iter([Started(process=name, run=RunInfo(id="r1"))])
+
+
+@pytest.mark.parametrize("detach", [True, False])
+@pytest.mark.parametrize("how", ["ask", "run"])
+def test_the_approved_run_detaches_as_its_request_does(how: str, detach: bool) -> None:
+    from agentctl.calls.session import Session
+
+    session, pool = Session(Settings()), ApprovingPool()
+    session._pool = pool  # type: ignore[assignment]
+    approval = Approval(ask=lambda needed: Answer.YES)
+    if how == "ask":
+        events = session.ask("mark it", None, approval, detach=detach)
+    else:
+        events = session.run("echo", {"word": "hi"}, approval, detach=detach)
+    assert [e.kind for e in events] == ["routed", "usage", "started"]
+    assert pool.runs == [("echo", {"word": "hi"}, Approved(names=frozenset({"echo"})), detach)]
 
 
 def test_nobody_to_ask_refuses_with_exit_2_naming_yes() -> None:
@@ -210,7 +242,7 @@ def test_yes_approves_everything_of_the_call_and_a_pipe_has_nobody_to_ask(
 
     given: list[Approval] = []
 
-    def recorded(*positional: Any) -> Iterator[Event]:
+    def recorded(*positional: Any, **named: Any) -> Iterator[Event]:
         given.append(positional[-1])
         yield Usage()
 

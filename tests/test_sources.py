@@ -6,11 +6,15 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from agentctl.config import Settings
-from agentctl.events import Event, Log, Result, RunInfo
+from agentctl.errors import UsageError
+from agentctl.events import Event, Log, Result, RunInfo, Started
 from agentctl.execution.actor import RouterActor, _Gate
 from agentctl.llm import ChatModel
 from agentctl.output.views import process_output
@@ -106,3 +110,66 @@ def test_the_actor_prepares_every_process_through_its_source() -> None:
     process = echo_process()
     _preload(Registry([process]))
     assert process.source.prepared == ["echo"]  # type: ignore[attr-defined]
+
+
+class StartedSource(EchoSource):
+    """A deployment-like source: a run exists (Started), logs follow; it records being closed early."""
+
+    kind = "deployment"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = self.closed_early = False
+
+    async def run(self, process: Process, arguments: dict[str, Any], model: ChatModel | None) -> AsyncIterator[Event]:
+        self.started = True
+        try:
+            yield Started(process=process.name, run=RunInfo(id="r1", name="otter", state="Scheduled"))
+            yield Log(time=time.time(), level="INFO", run_name="otter", message="after the start")
+            yield Result(process=process.name, value=1, run=RunInfo(id="r1"))
+        except GeneratorExit:
+            self.closed_early = True
+            raise
+
+
+def _detached(process: Process) -> list[Event]:
+    async def api_ready() -> None:
+        return None
+
+    actor = SimpleNamespace(_wait_for_api=api_ready)
+    gate = _Gate(Settings(), NOTHING, detach=True)
+    run = RouterActor._execute(actor, process, {"word": "hi"}, None, None, gate)  # type: ignore[arg-type]
+    return asyncio.run(_collect(run))
+
+
+def test_detach_ends_a_deployment_request_at_started_and_closes_its_source() -> None:
+    source = StartedSource()
+    events = _detached(from_signature(echo, name="echo", source=source))
+    assert [e.kind for e in events] == ["routed", "started"] and source.closed_early
+
+
+def test_detach_waits_for_approval_before_a_deployment_run_exists() -> None:
+    source = StartedSource()
+    events = _detached(replace(from_signature(echo, name="echo", source=source), confirm=True))
+    assert [e.kind for e in events] == ["routed", "approval"] and not source.started
+
+
+class CountedSource(EchoSource):
+    """An in-actor-like source that counts its runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs = 0
+
+    async def run(self, process: Process, arguments: dict[str, Any], model: ChatModel | None) -> AsyncIterator[Event]:
+        self.runs += 1
+        async for event in super().run(process, arguments, model):
+            yield event
+
+
+@pytest.mark.parametrize("confirm", [False, True])
+def test_detach_refuses_a_process_that_is_not_a_deployment_before_it_runs_or_is_asked_for(confirm: bool) -> None:
+    source = CountedSource()
+    with pytest.raises(UsageError, match="^--detach needs a deployment process; echo is a task run"):
+        _detached(replace(from_signature(echo, name="echo", source=source), confirm=confirm))
+    assert source.runs == 0

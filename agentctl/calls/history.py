@@ -19,11 +19,13 @@ from uuid import UUID
 import httpx
 
 from agentctl.config import Settings
-from agentctl.errors import NotFound, StackError, UsageError
+from agentctl.errors import AgentctlError, NotFound, StackError, UsageError
 from agentctl.events import PROCESS_TAG, RESULT_ARTIFACT, RUN_TAG, run_page
-from agentctl.views import LogRow, RunDetail, RunRow, StateRow
+from agentctl.views import CancelOutput, LogRow, RunDetail, RunRow, StateRow
 
 STATES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED")
+FINAL = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
+CANCEL_MESSAGE = "cancelled with agentctl runs cancel"
 
 
 @dataclass
@@ -142,14 +144,24 @@ def _process(run: dict[str, Any]) -> str | None:
     return names[0] if names else None
 
 
-def show(h: History, run_id: str) -> RunDetail:
-    """One run: what ``recent`` says of it, its parameters, result, state history and logs."""
+def _read_run(h: History, run_id: str) -> tuple[dict[str, Any] | None, str]:
+    """The flow or task run ``run_id`` as the API has it (None if neither), and its kind."""
     _check_id(run_id)
     run, kind = h.get(f"flow_runs/{run_id}"), "flow"
     if run is None:
         run, kind = h.get(f"task_runs/{run_id}"), "task"
+    return run, kind
+
+
+def _no_run(h: History, run_id: str) -> str:
+    return f"no run {run_id} in the Prefect API at {h.api_url}: list runs with agentctl runs"
+
+
+def show(h: History, run_id: str) -> RunDetail:
+    """One run: what ``recent`` says of it, its parameters, result, state history and logs."""
+    run, kind = _read_run(h, run_id)
     if run is None:
-        raise NotFound(f"no run {run_id} in the Prefect API at {h.api_url}: list runs with agentctl runs")
+        raise NotFound(_no_run(h, run_id))
     return RunDetail(
         **_row(h, run, kind).model_dump(),
         parameters=run.get("parameters") if kind == "flow" else None,
@@ -193,3 +205,47 @@ def _result(h: History, run_id: str, kind: str) -> Any:
             text = str(artifact["data"]).removeprefix("```json\n").removesuffix("\n```")
             return json.loads(text)
     return None
+
+
+def cancel(h: History, run_id: str) -> CancelOutput:
+    """Cancel a run that has not ended.
+
+    A deployment's flow run is asked to go Cancelling, as ``prefect flow-run cancel`` does: its worker
+    stops it and records Cancelled (one no worker took yet goes straight to Cancelled; one cancelled
+    while Pending never starts but stays Cancelling: cancelled again, it is recorded Cancelled). A run in a
+    router actor has no worker watching for that: it is set Cancelled at once; the code running in
+    the actor is not interrupted (Ctrl-C in the call following it stops it).
+    """
+    run, kind = _read_run(h, run_id)
+    if run is None:
+        raise UsageError(_no_run(h, run_id))
+    state = run.get("state") or {}
+    if state.get("type") in FINAL:
+        said = f"{kind} run {run['name']} ({run_id}) had already ended {state.get('name')}: nothing to cancel"
+        return _cancelled(h, run, kind, state.get("name") or "?", said, done=False)
+    # A run cancelled while Pending never starts, but no one records it Cancelled: it stays Cancelling.
+    # Asked again, agentctl records it Cancelled itself.
+    by_worker = kind == "flow" and run.get("deployment_id") is not None and state.get("type") != "CANCELLING"
+    proposed = {"type": "CANCELLING" if by_worker else "CANCELLED", "message": CANCEL_MESSAGE}
+    answer = h.post(f"{kind}_runs/{run_id}/set_state", {"state": proposed, "force": not by_worker})
+    # A run no worker took yet is "rejected" from Cancelling straight into Cancelled: both are success.
+    now_state = answer.get("state") or {}
+    if now_state.get("type") not in ("CANCELLING", "CANCELLED"):
+        reason = (answer.get("details") or {}).get("reason") or answer.get("status")
+        raise AgentctlError(f"the Prefect API did not cancel {kind} run {run_id}: {reason}")
+    now = now_state.get("name") or now_state["type"].title()
+    how = "its worker stops it" if by_worker else _unstopped(run, kind)
+    return _cancelled(h, run, kind, now, f"{kind} run {run['name']} ({run_id}) is {now}: {how}", done=True)
+
+
+def _unstopped(run: dict[str, Any], kind: str) -> str:
+    if kind == "flow" and run.get("deployment_id") is not None:
+        return "it was Cancelling already, and is now recorded Cancelled"
+    return "it ran in a router actor, which is not interrupted"
+
+
+def _cancelled(h: History, run: dict[str, Any], kind: str, state: str, message: str, done: bool) -> CancelOutput:
+    url = run_page(h.ui_url, kind, run["id"])
+    return CancelOutput(
+        id=run["id"], kind=kind, name=run["name"], state=state, cancelled=done, message=message, url=url
+    )

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-from agentctl.calls.approval import Approval, approved_events
+from agentctl.calls.approval import Approval, Run, approved_events
 from agentctl.calls.catalog import list_for
 from agentctl.config import Settings
 from agentctl.errors import StackError
@@ -133,29 +133,41 @@ class Session:
         """Whether this session uses the stack of ``agentctl up``."""
         return self._stack is not None
 
-    def ask(self, request: str, model: str | None = None, approval: Approval | None = None) -> Iterator[Event]:
+    def ask(
+        self, request: str, model: str | None = None, approval: Approval | None = None, detach: bool = False
+    ) -> Iterator[Event]:
         """Route (with ``model``, if given) and run ``request``; yield its events as they happen.
 
         A process that needs approval runs once ``approval`` has it (approved already, or asked).
+        ``detach``: stop once a deployment's flow run exists; its worker carries it on.
         """
         assert self._pool is not None, "open() the session first"
         approval = approval or Approval()
-        events = self._pool.ask(request, model, check=self._watch, approved=approval.approved)
-        return approved_events(events, approval, self._approved_run)
+        events = self._pool.ask(request, model, check=self._watch, approved=approval.approved, detach=detach)
+        return approved_events(events, approval, self._approved_run(detach))
 
-    def run(self, name: str, arguments: dict[str, Any], approval: Approval | None = None) -> Iterator[Event]:
+    def run(
+        self, name: str, arguments: dict[str, Any], approval: Approval | None = None, detach: bool = False
+    ) -> Iterator[Event]:
         """Run process ``name`` with ``arguments``, without the LLM; yield its events.
 
-        A process that needs approval runs once ``approval`` has it (approved already, or asked).
+        A process that needs approval runs once ``approval`` has it (approved already, or asked);
+        ``detach`` as for ``ask``.
         """
         assert self._pool is not None, "open() the session first"
         approval = approval or Approval()
-        events = self._pool.run(name, arguments, check=self._watch, approved=approval.approved)
-        return approved_events(events, approval, self._approved_run)
+        events = self._pool.run(name, arguments, check=self._watch, approved=approval.approved, detach=detach)
+        return approved_events(events, approval, self._approved_run(detach))
 
-    def _approved_run(self, name: str, arguments: dict[str, Any], approved: Approved) -> Iterator[Event]:
-        assert self._pool is not None, "open() the session first"
-        return self._pool.run(name, arguments, check=self._watch, approved=approved)
+    def _approved_run(self, detach: bool) -> Run:
+        """How an approved process runs by name: detached too if the request was."""
+        pool = self._pool
+        assert pool is not None, "open() the session first"
+
+        def run(name: str, arguments: dict[str, Any], approved: Approved) -> Iterator[Event]:
+            return pool.run(name, arguments, check=self._watch, approved=approved, detach=detach)
+
+        return run
 
     def warm(self) -> None:
         """Wait until every router actor is ready to run a process at once (for long sessions)."""
@@ -188,13 +200,17 @@ class Session:
 
 
 def ask_once(
-    settings: Settings, request: str, standalone: bool = False, approval: Approval | None = None
+    settings: Settings,
+    request: str,
+    standalone: bool = False,
+    approval: Approval | None = None,
+    detach: bool = False,
 ) -> Iterator[Event]:
     """Check credentials, open a session (on the running stack, if any), yield one request's events."""
     settings.api_key()
     with Session(settings, standalone=standalone, last=True) as session:
         yield from session.notices()
-        yield from session.ask(request, settings.llm.model, approval)
+        yield from session.ask(request, settings.llm.model, approval, detach)
 
 
 def run_once(
@@ -204,9 +220,10 @@ def run_once(
     standalone: bool = False,
     listing: Listing | None = None,
     approval: Approval | None = None,
+    detach: bool = False,
 ) -> Iterator[Event]:
     """Open a session (on the running stack, if any), yield the events of one run of ``name``;
     ``listing``: the deployments the caller listed, reused."""
     with Session(settings, standalone=standalone, last=True, listing=listing) as session:
         yield from session.notices()
-        yield from session.run(name, arguments, approval)
+        yield from session.run(name, arguments, approval, detach)

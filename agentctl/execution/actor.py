@@ -19,8 +19,9 @@ from typing import Any
 from agentctl import llm, runtime, secrecy
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, StackError, UsageError, redact
-from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Routed, Usage
+from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Routed, Started, Usage
 from agentctl.processes.approval import NOTHING, Approved, needs_approval
+from agentctl.processes.deployment_source import check_detachable
 from agentctl.processes.deployments import from_records
 from agentctl.processes.discovery import Discovered, discover, with_deployments
 from agentctl.processes.registry import Process, Registry
@@ -39,10 +40,12 @@ def _preload(registry: Registry) -> None:
 
 @dataclass(frozen=True)
 class _Gate:
-    """A request's settings and what its caller approved: whether a chosen process may run now."""
+    """A request's settings, what its caller approved and whether it detaches: whether a chosen
+    process may run now, and whether the request follows it to its end."""
 
     settings: Settings
     approved: Approved
+    detach: bool = False  # end at ``Started``: a deployment's worker carries the run on
 
     def stops(self, process: Process) -> bool:
         """Whether ``process`` waits for an approval this request does not carry."""
@@ -86,17 +89,19 @@ class RouterActor:
         caller: Caller | None = None,
         deployments: Records = None,
         approved: Approved = NOTHING,
+        detach: bool = False,
     ) -> AsyncIterator[dict[str, Any]]:
         """Route ``request`` (with ``model``, if given) and run the chosen process; yield events as dicts.
 
         ``caller`` carries the settings and secrets of the CLI call, for an actor that outlives it;
         ``deployments`` the caller's listing of Prefect deployments, processes for this request too.
         A process that needs approval and is not ``approved`` runs not: ``ApprovalNeeded`` says so.
+        ``detach``: end at ``Started``, leaving a deployment's run to its worker.
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, model)
         found = self._found(deployments)
-        events = self._handle(request, chat, found.registry, _Gate(settings, approved))
+        events = self._handle(request, chat, found.registry, _Gate(settings, approved, detach))
         async for event in self._guarded(events, settings, secrets, found.problems):
             yield event
 
@@ -107,16 +112,18 @@ class RouterActor:
         caller: Caller | None = None,
         deployments: Records = None,
         approved: Approved = NOTHING,
+        detach: bool = False,
     ) -> AsyncIterator[dict[str, Any]]:
         """Run process ``name`` with ``arguments``, no LLM involved; yield events as JSON-able dicts.
 
         A process that needs approval and is not ``approved`` runs not: ``ApprovalNeeded`` says so.
+        ``detach`` as for ``handle``.
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, None)
         found = self._found(deployments)
         async for event in self._guarded(
-            self._run(name, arguments, chat, found.registry, _Gate(settings, approved)),
+            self._run(name, arguments, chat, found.registry, _Gate(settings, approved, detach)),
             settings,
             secrets,
             found.problems,
@@ -207,12 +214,17 @@ class RouterActor:
         self, process: Process, arguments: dict[str, Any], reason: str | None, chat: llm.ChatModel, gate: _Gate
     ) -> AsyncIterator[Event]:
         yield Routed(process=process.name, process_kind=process.kind, arguments=arguments, reason=reason)
+        if gate.detach:
+            check_detachable(process)  # before anything runs, and before anyone is asked to approve it
         if gate.stops(process):  # decided before anything is created: no Prefect run exists yet
             yield ApprovalNeeded(process=process.name, arguments=arguments)
             return
         await self._wait_for_api()
-        async for event in process.source.run(process, arguments, chat):
-            yield event
+        async with contextlib.aclosing(process.source.run(process, arguments, chat)) as events:
+            async for event in events:
+                yield event
+                if gate.detach and isinstance(event, Started):
+                    return  # closing the source stops the following; the worker carries the run
 
     def _failed(self, message: str, exit_code: int, error: str, hidden: list[str]) -> dict[str, Any]:
         failed = Failed(message=redact(message, hidden), exit_code=exit_code, error=error)

@@ -157,15 +157,17 @@ class Pool:
         model: str | None = None,
         check: Callable[[], None] = lambda: None,
         approved: Approved = NOTHING,
+        detach: bool = False,
     ) -> Iterator[Event]:
         """Route (with ``model``, if given) and run ``request`` on the next actor; yield its events.
 
         A chosen process that needs approval runs only if ``approved`` covers it (``ApprovalNeeded``).
+        ``detach``: the events end once a deployment's flow run exists (``Started``).
         """
 
         def call(actor: Any) -> Any:
             return actor.handle.options(num_returns="streaming").remote(
-                request, model, self._caller, self.deployments, approved
+                request, model, self._caller, self.deployments, approved, detach
             )
 
         return self._streamed(call, check)
@@ -176,15 +178,17 @@ class Pool:
         arguments: dict[str, Any],
         check: Callable[[], None] = lambda: None,
         approved: Approved = NOTHING,
+        detach: bool = False,
     ) -> Iterator[Event]:
         """Run process ``name`` on the next actor, without the LLM; yield its events.
 
-        It runs only if it needs no approval or ``approved`` covers it (else ``ApprovalNeeded``).
+        It runs only if it needs no approval or ``approved`` covers it (else ``ApprovalNeeded``);
+        ``detach`` as for ``ask``.
         """
 
         def call(actor: Any) -> Any:
             return actor.run.options(num_returns="streaming").remote(
-                name, arguments, self._caller, self.deployments, approved
+                name, arguments, self._caller, self.deployments, approved, detach
             )
 
         return self._streamed(call, check)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from rich.console import Console, RenderableType
@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentctl.errors import EXIT_OK, AgentctlError
-from agentctl.events import ChatReply, Event, Failed, Log, Result, RetryPolicy, Routed, Usage
+from agentctl.events import ChatReply, Event, Failed, Log, Result, RetryPolicy, Routed, RunInfo, Started, Usage
 from agentctl.output.emit import Redact, print_error
 from agentctl.output.untrusted import literal, printable
 from agentctl.views import AskOutput, ErrorInfo
@@ -27,6 +27,41 @@ from agentctl.views import AskOutput, ErrorInfo
 LEVEL_STYLES = {"DEBUG": "dim", "INFO": "cyan", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
 APPROVAL = {True: "asked before it runs (--yes approves)", False: "not needed"}
 REPLY_STYLE: dict[str, Any] = {"title": "reply", "title_align": "left", "border_style": "blue"}
+
+
+class Following:
+    """The deployment run a request follows, until its outcome: what to say when the following stops
+    first (Ctrl-C, ``--detach``), since the run goes on in its worker."""
+
+    def __init__(self) -> None:
+        self.run: RunInfo | None = None
+
+    def see(self, event: Event) -> None:
+        """Remember the run a ``Started`` names; forget it at the outcome."""
+        if isinstance(event, Started):
+            self.run = event.run
+        elif isinstance(event, Result | Failed):
+            self.run = None
+
+    def left(self, why: str) -> str | None:
+        """One line naming the run left to its worker and how to cancel it; None when none is left."""
+        run = self.run
+        if run is None:
+            return None
+        cancel = f"agentctl runs cancel {run.id}"
+        return f"{why}: flow run {run.name} ({run.id}) goes on in its worker; to cancel it: {cancel}"
+
+    @contextlib.contextmanager
+    def told(self, say: Callable[[str], None]) -> Iterator[None]:
+        """Around the rendering: on Ctrl-C (wherever it lands) or at an end with no outcome, ``say`` the line."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            if (line := self.left("stopped following")) is not None:
+                say(line)
+            raise
+        if (line := self.left("detached")) is not None:
+            say(line)
 
 
 class RichRenderer:
@@ -38,11 +73,17 @@ class RichRenderer:
 
     def render(self, events: Iterable[Event]) -> int:
         """Print every event; return the exit code."""
-        code = EXIT_OK
-        with self.err.status("Asking the LLM…", spinner="dots") as self._status:
+        code, following = EXIT_OK, Following()
+        with following.told(self._note), self.err.status("Asking the LLM…", spinner="dots") as self._status:
             for event in events:
+                following.see(event)
                 code = self._one(event) or code
         return code
+
+    def _note(self, line: str) -> None:
+        if self._status is not None:
+            self._status.stop()
+        self.err.print(literal(self._redact(line), style="yellow"))
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -71,6 +112,10 @@ class RichRenderer:
             if self._status is not None:
                 self._status.update(literal(f"Running {event.process}…", lines=False))
             self._show(*route_view(event, self._redact))
+        elif isinstance(event, Started):
+            if self._status is not None:
+                self._status.update(literal(f"Following flow run {event.run.name}…", lines=False))
+            self._show(started_line(event))
         elif isinstance(event, Log):
             self._show(log_line(event, self._redact))
         elif isinstance(event, Result):
@@ -129,6 +174,14 @@ def policy_text(policy: RetryPolicy) -> Text:
     return literal("\n".join(lines), style="dim")
 
 
+def started_line(event: Started) -> Text:
+    """``⇢ flow run NAME (ID) on pool P · URL``: a deployment's run exists, its worker will execute it."""
+    run = event.run
+    where = f" on pool {event.work_pool}" if event.work_pool else ""
+    link = f" · {run.url}" if run.url else ""
+    return Text.assemble(("⇢ ", "bold blue"), printable(f"flow run {run.name} ({run.id}){where}{link}", lines=False))
+
+
 def usage_line(event: Usage) -> str:
     """``tokens: 150 (120 prompt + 30 completion) in 2 LLM requests``"""
     return (
@@ -151,6 +204,8 @@ def result_panel(event: Result, redact: Redact) -> Panel:
     title = f"{event.process} · {run.kind} run {run.name or run.id or '?'} · {run.state}"
     value = json.loads(redact(json.dumps(event.value)))
     body: Any = _table(value) if isinstance(value, dict) else Pretty(value)
+    if event.note and value is None:
+        body = literal(redact(event.note))
     subtitle = literal(run.url, lines=False) if run.url else None
     return Panel(
         body,
@@ -185,14 +240,14 @@ def renderer(
     out: Console, err: Console, redact: Redact, *, json: bool, label: str, debug: bool = False, verbose: bool = False
 ) -> RichRenderer | JsonRenderer:
     """The renderer of an event stream: one JSON document titled ``label`` with ``json``, else rich."""
-    return JsonRenderer(out, label, redact) if json else RichRenderer(out, err, redact, debug, verbose)
+    return JsonRenderer(out, label, redact, err) if json else RichRenderer(out, err, redact, debug, verbose)
 
 
 class JsonRenderer:
     """Collects the events into an ``AskOutput`` and prints its document at the end, and nothing else on stdout."""
 
-    def __init__(self, out: Console, request: str, redact: Redact) -> None:
-        self.out, self._redact = out, redact
+    def __init__(self, out: Console, request: str, redact: Redact, err: Console | None = None) -> None:
+        self.out, self._redact, self.err = out, redact, err
         self.view = AskOutput(request=request)
 
     @contextlib.contextmanager
@@ -202,10 +257,12 @@ class JsonRenderer:
 
     def render(self, events: Iterable[Event]) -> int:
         """Consume every event, print the document, return the exit code."""
-        code = EXIT_OK
+        code, following = EXIT_OK, Following()
         try:
-            for event in events:
-                code = self._one(event) or code
+            with following.told(self._note):
+                for event in events:
+                    following.see(event)
+                    code = self._one(event) or code
         except AgentctlError as exc:
             self.view.error = ErrorInfo(message=str(exc), type=type(exc).__name__, exit_code=exc.exit_code)
             raise
@@ -222,10 +279,12 @@ class JsonRenderer:
                 view.policy, view.needs_approval, view.dry_run = event.policy, event.needs_approval, True
         elif isinstance(event, Usage):
             view.usage = event
+        elif isinstance(event, Started):
+            view.run = event.run
         elif isinstance(event, Log):
             view.logs.append(event)
         elif isinstance(event, Result):
-            view.result, view.run = event.value, event.run
+            view.result, view.run, view.note = event.value, event.run, event.note
         elif isinstance(event, ChatReply):
             view.chat = event.text
         elif isinstance(event, Failed):
@@ -233,3 +292,8 @@ class JsonRenderer:
             view.run = event.run or view.run
             return event.exit_code
         return None
+
+    def _note(self, line: str) -> None:
+        # stdout carries the document alone: the line goes to stderr.
+        if self.err is not None:
+            self.err.print(literal(self._redact(line)))

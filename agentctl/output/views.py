@@ -22,6 +22,7 @@ from agentctl.output.untrusted import cells, literal
 from agentctl.processes.approval import needs_approval
 from agentctl.processes.registry import Process
 from agentctl.views import (
+    CancelOutput,
     EvalOutput,
     ParameterRow,
     ProcessesOutput,
@@ -241,6 +242,12 @@ def run_view(detail: RunDetail, redact: Redact) -> Group:
     return Group(Panel(head, title=title, title_align="left"), states, logs)
 
 
+def cancel_line(view: CancelOutput, redact: Redact) -> Text:
+    """``agentctl runs cancel``: the one line that says what became of the run, and its page."""
+    link = f" · {view.url}" if view.url else ""
+    return literal(redact(view.message + link), style="yellow" if view.cancelled else "", lines=False)
+
+
 def _json_cell(value: Any, redact: Redact, missing: str) -> Any:
     return Text(missing, style="dim") if value is None else Pretty(json.loads(redact(json.dumps(value))))
 
@@ -251,6 +258,8 @@ def renderable(view: View, redact: Redact) -> RenderableType:
         return run_view(view, redact)
     if isinstance(view, RunsOutput):
         return runs_table(view)
+    if isinstance(view, CancelOutput):
+        return cancel_line(view, redact)
     if isinstance(view, EvalOutput):
         return eval_view(view)
     if isinstance(view, ProcessesOutput):

@@ -8,9 +8,11 @@ The actor only starts and follows: the work pool's worker (or a served flow) exe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from agentctl.errors import UsageError
 
 if TYPE_CHECKING:
     from agentctl.events import Event
@@ -73,6 +75,24 @@ class DeploymentSource:
     def prepare(self, process: Process) -> None:
         """Nothing to import ahead: the flow's code runs in the worker, not here."""
 
-    def run(self, process: Process, arguments: dict[str, Any], model: ChatModel | None) -> AsyncIterator[Event]:
-        """Start a flow run of the deployment with ``arguments``; yield its logs as they arrive, then the outcome."""
-        raise NotImplementedError("deployment runs are not implemented yet")
+    async def run(
+        self, process: Process, arguments: dict[str, Any], model: ChatModel | None = None
+    ) -> AsyncGenerator[Event, None]:
+        """Start a flow run of the deployment with ``arguments``: yield ``Started`` (its id and link) at
+        once, then its states and logs as they arrive, then the outcome (``deployment_run``).
+
+        Closing this generator stops the following, never the run: its worker carries it.
+        """
+        from agentctl.processes import deployment_run
+
+        async for event in deployment_run.run(process, self.deployment, arguments):
+            yield event
+
+
+def check_detachable(process: Process) -> None:
+    """Refuse ``--detach`` for a process that is not a deployment: it runs inside the request itself."""
+    if process.kind != "deployment":
+        raise UsageError(
+            f"--detach needs a deployment process; {process.name} is a {process.kind} run in a router actor,"
+            " which ends with the call: run it without --detach"
+        )

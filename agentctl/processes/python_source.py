@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -72,7 +72,7 @@ class PythonSource:
 
     async def run(
         self, process: Process, arguments: dict[str, Any], model: ChatModel | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """One Prefect flow or task run in this process (``python_run.run``)."""
         from agentctl.processes import python_run
 

@@ -9,7 +9,7 @@ deployments (run by the user's workers) and MCP tools (run by their server) plug
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -43,9 +43,10 @@ class Source(Protocol):
         """Do ahead of the first run what would slow it down (imports, connections); may raise."""
         ...
 
-    def run(self, process: Process, arguments: dict[str, Any], model: ChatModel | None) -> AsyncIterator[Event]:
+    def run(self, process: Process, arguments: dict[str, Any], model: ChatModel | None) -> AsyncGenerator[Event, None]:
         """Run ``process`` with validated ``arguments``; yield Log events, then one Result or Failed.
 
         LLM calls the process makes go through ``model`` (the request's), and count in its usage.
+        A generator: the actor closes it when the request stops early (Ctrl-C, ``--detach``).
         """
         ...

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 STANDALONE_HELP = "Start a temporary cluster and Prefect API for this call even when agentctl up is running."
 DRY_RUN_HELP = "Show the route, arguments, the model's reason, the retry policy and approval; run nothing."
 YES_HELP = "Approve the run of a process that asks first (confirm), without a question."
+DETACH_HELP = "For a deployment: print its flow run's id and link once it exists, and leave it to its worker."
 
 
 def ask(
@@ -30,6 +31,7 @@ def ask(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show LLM token usage.")] = False,
     standalone: Annotated[bool, typer.Option("--standalone", help=STANDALONE_HELP)] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)] = False,
+    detach: Annotated[bool, typer.Option("--detach", help=DETACH_HELP)] = False,
 ) -> int:
     """Ask in plain language; the LLM picks a process, Ray runs it under Prefect, logs stream back.
 
@@ -54,14 +56,16 @@ def ask(
         call.out, call.err, redactor(config), json=json_output, label=text, debug=call.debug, verbose=verbose
     )
     approved = approval(yes, json_output, call.err, show.paused, redactor(config))
-    return show.render(_events(config, text, dry_run, standalone, approved))
+    return show.render(_events(config, text, dry_run, standalone, approved, detach))
 
 
-def _events(config: Settings, text: str, dry_run: bool, standalone: bool, approved: Approval) -> Iterator[Event]:
+def _events(
+    config: Settings, text: str, dry_run: bool, standalone: bool, approved: Approval, detach: bool
+) -> Iterator[Event]:
     if dry_run:
         from agentctl.calls.dry_run import dry_run as route_only
 
         return route_only(config, text)
     from agentctl.calls.session import ask_once
 
-    return ask_once(config, text, standalone, approved)
+    return ask_once(config, text, standalone, approved, detach=detach)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="List, inspect and run the registered processes.", no_args_is_help=True)
 JSON_HELP = "Print JSON instead of rich output."
 PARAM_HELP = "A parameter as NAME=VALUE, parsed against its type (repeatable)."
+DETACH_HELP = "For a deployment: print its flow run's id and link once it exists, and leave it to its worker."
 
 
 @app.command("list")
@@ -54,6 +55,7 @@ def run(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document, nothing else.")] = False,
     standalone: Annotated[bool, typer.Option("--standalone", help="Ignore a running agentctl up stack.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve the run if the process asks first.")] = False,
+    detach: Annotated[bool, typer.Option("--detach", help=DETACH_HELP)] = False,
 ) -> int:
     """Run a process by hand, without the LLM: the same pool, Prefect run and streaming as ask.
 
@@ -67,10 +69,13 @@ def run(
     from agentctl.calls.session import run_once
     from agentctl.cli.approve import approval
     from agentctl.output.stream import renderer
+    from agentctl.processes.deployment_source import check_detachable
     from agentctl.processes.params import parse
 
     listing = _listing(ctx)
     process = _lookup(ctx, name, listing)
+    if detach:
+        check_detachable(process)  # before any cluster starts
     arguments = parse(process, param or [], params_json)
     config = settings(ctx)
     call = state(ctx)
@@ -78,7 +83,7 @@ def run(
         call.out, call.err, redactor(config), json=json_output, label=f"processes run {name}", debug=call.debug
     )
     approved = approval(yes, json_output, call.err, show.paused, redactor(config))
-    return show.render(run_once(config, process.name, arguments, standalone, listing, approved))
+    return show.render(run_once(config, process.name, arguments, standalone, listing, approved, detach=detach))
 
 
 def _listing(ctx: typer.Context) -> Listing:

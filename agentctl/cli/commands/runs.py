@@ -53,3 +53,25 @@ def show(
     with history(config) as h:
         detail = read(h, run_id)
     emit(detail, json=json_output, out=consoles(ctx)[0], redact=redactor(config))
+
+
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="A flow or task run id, as agentctl runs lists.")],
+    json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Cancel a run agentctl started.
+
+    A deployment's flow run goes Cancelling and its worker stops it. A run in a router actor is set
+    Cancelled in Prefect; its code is not interrupted (Ctrl-C in the call that follows it stops it).
+    A run that has already ended is left as it is: one line says how it ended, exit 0. An id the
+    Prefect API does not know: exit 2.
+    """
+    from agentctl.calls.history import cancel as cancel_run
+    from agentctl.calls.history import history
+
+    config = settings(ctx)
+    with history(config) as h:
+        done = cancel_run(h, run_id)
+    emit(done, json=json_output, out=consoles(ctx)[0], redact=redactor(config))
