@@ -103,9 +103,11 @@ class Stack:
     def _start_pieces(self, postgres: bool) -> None:
         database = start.database(self.settings, self.state, postgres)
         self._recorded()
-        start.prefect(self.settings, self.state, database)
-        self._recorded()
+        api = start.prefect(self.settings, self.state, database)
+        self._recorded()  # before the wait: a failed or interrupted up must find the server to stop it
         start.ray(self.settings, self.state)
+        self._recorded()
+        start.prefect_ready(self.settings, self.state, api)
         self._recorded()
 
     def _recorded(self) -> None:

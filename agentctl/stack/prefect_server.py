@@ -13,6 +13,7 @@ from pathlib import Path
 
 from agentctl.errors import StackError
 from agentctl.private import private_dir
+from agentctl.stack import prefect_db
 
 
 def free_port() -> int:
@@ -34,7 +35,8 @@ class LocalPrefectAPI:
         database: str | None = None,
     ) -> None:
         self.data_dir, self.home = data_dir, data_dir / "prefect"
-        self.database = database or f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"
+        self._own_database = None if database else self.home / "prefect.db"
+        self.database = database or f"sqlite+aiosqlite:///{self._own_database}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.log_path = self.home / "server.log"
@@ -47,6 +49,8 @@ class LocalPrefectAPI:
         """Start the server; readiness is awaited by whoever first needs it."""
         private_dir(self.data_dir)
         private_dir(self.home)
+        if self._own_database is not None:
+            prefect_db.seed(self._own_database)
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
                 self._command(),

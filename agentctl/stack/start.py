@@ -51,17 +51,26 @@ def without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
-def prefect(settings: Settings, state: StackState, database: str | None) -> None:
-    """Start the Prefect server with its UI on ``database`` and wait until it answers."""
+def prefect(settings: Settings, state: StackState, database: str | None) -> LocalPrefectAPI | None:
+    """Launch the Prefect server with its UI on ``database``; ``prefect_ready`` waits for it.
+
+    The wait is apart so that the server's start (~6 s) overlaps ``ray start`` (~4 s).
+    """
     if settings.prefect.api_url:
         state.prefect_url = settings.prefect.api_url
-        return
+        return None
     api = LocalPrefectAPI(
         settings.data_dir, settings.prefect.telemetry, settings.secret_names(), ui=True, database=database
     )
     api.start()
     state.prefect_pid, state.prefect_url = api.pid, api.url
-    write_state(settings, state)  # before the wait: a failed or interrupted up must find it to stop it
+    return api
+
+
+def prefect_ready(settings: Settings, state: StackState, api: LocalPrefectAPI | None) -> None:
+    """Wait until the server ``prefect`` launched answers (nothing to wait for on a configured API)."""
+    if api is None:
+        return
     api.wait_ready(settings.prefect.startup_timeout)
     state.ui_url = api.url.removesuffix("/api")
 
