@@ -21,8 +21,10 @@ from agentctl import process
 
 @process(description="Say which node runs this")
 def where() -> str:
-    """Name the Ray node this runs on, as its raylet's environment says."""
-    return os.environ.get("NODE_LABEL", "head")
+    """Name the Ray node this runs on, as its raylet's environment says, and its id."""
+    import ray
+
+    return f"{os.environ.get('NODE_LABEL', 'head')} {ray.get_runtime_context().get_node_id()}"
 '''
 
 GREET = '''
@@ -45,7 +47,7 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     second_dirs: list[str] = []
     try:
         second = {**isolated_env(tmp_path_factory.mktemp("second")), "NODE_LABEL": "second"}
-        second_dirs.append(join_ray_node(address, token, second, {"second": 1}))
+        second_dirs.append(join_ray_node(address, token, second, ["second"]))
         yield {"RAY_ADDRESS": address, "RAY_AUTH_TOKEN_PATH": token}
     finally:
         for temp_dir in [*second_dirs, head_dir]:
@@ -65,17 +67,21 @@ def test_actors_on_every_node_run_code_only_the_driver_has(
     cwd = tmp_path / "elsewhere"
 
     ran = run_cli(env, "processes", "run", "where", "--json", cwd=cwd)  # a temporary pool
-    up = run_cli(env, "up", cwd=cwd)
+    up = run_cli({**env, "AGENTCTL_POOL__PER_NODE": "2"}, "up", cwd=cwd)
     status = run_cli(env, "status", "--json", cwd=cwd)
     down = run_cli(env, "down", cwd=cwd)
 
     assert ran.code == 0, ran.stderr
     record = ran.json()
-    assert record["result"] == "second"  # actor 0 sits on a node other than the driver's
+    label, second = record["result"].split()
+    assert label == "second"  # actor 0 sits on a node other than the driver's (the head)
     assert not [log for log in record["logs"] if log["level"] == "WARNING"]  # greet.py loaded there too
     assert up.code == 0, up.stderr
     assert status.code == 0, status.stderr
     actors = status.json()["actors"]
-    assert [a["alive"] for a in actors] == [True, True]
-    assert len({a["node"] for a in actors}) == 2  # one actor on each node
+    assert [a["name"] for a in actors] == [f"agentctl-router-{i}" for i in range(4)]
+    assert [a["alive"] for a in actors] == [True] * 4
+    head = actors[1]["node"]
+    assert head != second, (actors, up.stderr)
+    assert [a["node"] for a in actors] == [second, head, second, head]  # two a node, in turn
     assert down.code == 0, down.stderr

@@ -67,7 +67,7 @@ def test_the_actors_import_the_shipped_files_as_modules_and_read_no_path(user_co
     assert actors.modules == ["toolkit.sub", "loose", "pydantic", file_module(tmp_path / "json.py")]
 
 
-def test_staged_files_are_private_copies_named_as_their_module_and_go_after(user_code: Settings, tmp_path: Path) -> None:
+def test_staged_files_are_private_copies_named_as_their_module(user_code: Settings, tmp_path: Path) -> None:
     with staged(user_code) as py_modules:
         copy = Path(py_modules[-1])
         assert py_modules[:2] == [str(tmp_path / "mine" / "toolkit"), str(tmp_path / "mine" / "loose.py")]

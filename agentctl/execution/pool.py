@@ -147,7 +147,7 @@ class Pool:
         nodes = placement.slots(ray, settings.pool)
 
         def placed(index: int, **named: Any) -> Any:
-            return actor.options(**options, **named, **placement.on_node(nodes[index % len(nodes)]))
+            return actor.options(**options, **named, **placement.on_node(ray, nodes[index % len(nodes)]))
 
         if names is None:
             return cls(lambda i: placed(i).remote(config, secrets, api_deadline), len(nodes))
