@@ -82,6 +82,6 @@ def test_actors_on_every_node_run_code_only_the_driver_has(
     assert [a["name"] for a in actors] == [f"agentctl-router-{i}" for i in range(4)]
     assert [a["alive"] for a in actors] == [True] * 4
     head = actors[1]["node"]
-    assert head != second, (actors, up.stderr)
+    assert head != second, actors
     assert [a["node"] for a in actors] == [second, head, second, head]  # two a node, in turn
     assert down.code == 0, down.stderr
