@@ -47,16 +47,19 @@ def user_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     (tmp_path / "mine" / "toolkit").mkdir(parents=True)
     (tmp_path / "mine" / "toolkit" / "__init__.py").write_text("")
     (tmp_path / "mine" / "loose.py").write_text("")
+    (tmp_path / "mine" / "spaced").mkdir()  # a namespace package: no __init__.py
     (tmp_path / "json.py").write_text("VALUE = 1\n")  # a file named like the standard library's module
     monkeypatch.chdir(tmp_path / "mine")
     monkeypatch.setattr(sys, "path", list(sys.path))  # discovery extends it
     paths = [str(tmp_path / "mine"), str(tmp_path / "json.py")]
-    return Settings.model_validate({"processes": {"modules": ["toolkit.sub", "loose", "pydantic"], "paths": paths}})
+    modules = ["toolkit.sub", "loose", "spaced", "pydantic"]
+    return Settings.model_validate({"processes": {"modules": modules, "paths": paths}})
 
 
 def test_user_modules_and_files_ship_installed_packages_do_not(user_code: Settings, tmp_path: Path) -> None:
     modules, files = to_ship(user_code)
-    assert modules == [tmp_path / "mine" / "toolkit", tmp_path / "mine" / "loose.py"]  # not pydantic
+    mine = tmp_path / "mine"
+    assert modules == [mine / "toolkit", mine / "loose.py", mine / "spaced"]  # not pydantic
     assert files == {file_module(tmp_path / "json.py"): tmp_path / "json.py"}
     assert file_module(tmp_path / "json.py").startswith("agentctl_file_") and file_module(Path("json.py")) != "json"
 
@@ -64,7 +67,7 @@ def test_user_modules_and_files_ship_installed_packages_do_not(user_code: Settin
 def test_the_actors_import_the_shipped_files_as_modules_and_read_no_path(user_code: Settings, tmp_path: Path) -> None:
     actors = shipped(user_code).processes
     assert actors.paths == []
-    assert actors.modules == ["toolkit.sub", "loose", "pydantic", file_module(tmp_path / "json.py")]
+    assert actors.modules == ["toolkit.sub", "loose", "spaced", "pydantic", file_module(tmp_path / "json.py")]
 
 
 def test_staged_files_are_private_copies_named_as_their_module(user_code: Settings, tmp_path: Path) -> None:

@@ -193,10 +193,14 @@ def _user_code(name: str) -> Path | None:
         spec = importlib.util.find_spec(name.split(".")[0])
     except (ImportError, ValueError):
         return None  # not importable here: the actors report it, as they would anyway
-    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+    if spec is None or spec.origin in ("built-in", "frozen"):
         return None
-    origin = Path(spec.origin)
-    path = origin.parent if spec.submodule_search_locations is not None else origin
+    if spec.submodule_search_locations:  # a package; a namespace package has no origin, only its dirs
+        path = Path(spec.origin).parent if spec.origin else Path(next(iter(spec.submodule_search_locations)))
+    elif spec.origin:
+        path = Path(spec.origin)
+    else:
+        return None
     return None if _installed(path) else path
 
 
