@@ -111,7 +111,7 @@ class Pool:
 
         The request can learn of a death before Ray's control store does, and until then a named
         actor's ``get_if_exists`` hands back the dead actor: it is killed for good, and the name is
-        awaited (``REPLACE_WAIT`` seconds at most).
+        awaited; then the new actor's answer (``REPLACE_WAIT`` seconds for both).
         """
         import contextlib
 
@@ -123,6 +123,8 @@ class Pool:
         deadline = time.monotonic() + REPLACE_WAIT
         while (actor := self._spawn(index)) == dead and time.monotonic() < deadline:
             time.sleep(0.1)
+        # Ray registers a new actor after .remote() returns: a CLI that exited before that would lose it.
+        ray.get(actor.stats.remote(), timeout=max(deadline - time.monotonic(), 1.0))
         return actor
 
     @classmethod
