@@ -69,7 +69,8 @@ def test_actors_on_every_node_run_code_only_the_driver_has(
     ran = run_cli(env, "processes", "run", "where", "--json", cwd=cwd)  # a temporary pool
     up = run_cli({**env, "AGENTCTL_POOL__PER_NODE": "2"}, "up", cwd=cwd)
     status = run_cli(env, "status", "--json", cwd=cwd)
-    down = run_cli(env, "down", cwd=cwd)
+    greeted = run_cli(env, "processes", "run", "greet", "--param", "name=node", "--json", cwd=cwd)  # on the stack
+    # No down: the stack's actors go with the cluster.
 
     assert ran.code == 0, ran.stderr
     record = ran.json()
@@ -84,4 +85,5 @@ def test_actors_on_every_node_run_code_only_the_driver_has(
     head = actors[1]["node"]
     assert head != second, actors
     assert [a["node"] for a in actors] == [second, head, second, head]  # two a node, in turn
-    assert down.code == 0, down.stderr
+    assert greeted.code == 0, greeted.stderr
+    assert greeted.json()["result"] == "hello node"  # a file of processes.paths, shipped as a module
