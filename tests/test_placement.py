@@ -35,10 +35,10 @@ def test_size_deals_the_actors_over_the_nodes() -> None:
 def test_per_node_from_the_environment_and_a_bad_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTCTL_POOL__PER_NODE", "3")
     assert load().pool.per_node == 3
-    monkeypatch.setenv("AGENTCTL_POOL__PER_NODE", "0")
+    monkeypatch.setenv("AGENTCTL_POOL__PER_NODE", "-1")
     with pytest.raises(ConfigError) as caught:
         load()
-    assert str(caught.value) == "bad config value for pool.per_node: '0'; expected greater than or equal to 1"
+    assert str(caught.value) == "bad config value for pool.per_node: '-1'; expected greater than or equal to 0"
 
 
 @pytest.fixture
