@@ -60,6 +60,7 @@ class PoolSettings(_Section):
     """The pool of router actors."""
 
     size: int = Field(default=2, ge=1, le=64)
+    per_node: int = Field(default=0, ge=0, le=64)  # above 0: that many on each alive node, size ignored
 
 
 class RaySettings(_Section):

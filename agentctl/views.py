@@ -190,12 +190,13 @@ class ProcessOutput(View):
 
 
 class ActorStatus(BaseModel):
-    """One named router actor: alive, its requests in flight and its pid (None when dead)."""
+    """One named router actor: alive, its requests in flight, its pid and its Ray node's id (None when dead)."""
 
     name: str
     alive: bool
     busy: int | None = None
     pid: int | None = None
+    node: str | None = None
 
 
 class RayStatus(BaseModel):

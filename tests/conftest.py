@@ -211,9 +211,10 @@ class CLIResult:
         return json.loads(self.stdout)
 
 
-def start_ray_head(env: dict[str, str], ip: str = "127.0.0.1") -> tuple[str, str]:
+def start_ray_head(env: dict[str, str], ip: str = "127.0.0.1", joinable: bool = False) -> tuple[str, str]:
     """A Ray head on loopback that agentctl did not start, with token auth on as Ray's docs set it up
-    (``ray get-auth-token --generate``, then ``ray start``) in ``env``'s HOME: its address and temp dir."""
+    (``ray get-auth-token --generate``, then ``ray start``) in ``env``'s HOME: its address and temp dir.
+    ``joinable``: other nodes may join it (Ray's cluster mode, off by default on loopback)."""
     from agentctl.stack.prefect_server import free_port
 
     ray = str(Path(AGENTCTL).with_name("ray"))
@@ -230,10 +231,44 @@ def start_ray_head(env: dict[str, str], ip: str = "127.0.0.1") -> tuple[str, str
         "--include-dashboard=false",
         "--disable-usage-stats",
     ]
+    cluster = "1" if joinable else "0"
     subprocess.run(
-        command, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}, check=True, capture_output=True, timeout=120
+        command, env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": cluster}, check=True, capture_output=True, timeout=120
     )
     return f"{ip}:{port}", temp_dir
+
+
+def join_ray_node(address: str, token_path: str, env: dict[str, str], resources: list[str]) -> str:
+    """A second Ray node on this machine joined to the head at ``address`` with its token, its own temp
+    dir (returned; ``stop_ray_head`` stops it) and ``resources`` (custom, one unit each), its workers
+    started in ``env``; returned once a driver on the head gets work placed there."""
+    ray = str(Path(AGENTCTL).with_name("ray"))
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    command = [
+        ray,
+        "start",
+        f"--address={address}",
+        "--node-ip-address=127.0.0.1",
+        f"--temp-dir={temp_dir}",
+        f"--resources={json.dumps(dict.fromkeys(resources, 1))}",
+        "--disable-usage-stats",
+    ]
+    env = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": token_path, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
+    # `ray start` returns once the node is registered; the head's raylet places work there only once
+    # it has heard of the node's resources, until then it places "soft" node affinity elsewhere.
+    ready = {**env, "RAY_ADDRESS": address, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    subprocess.run(
+        [sys.executable, "-c", _NODE_READY, *resources], env=ready, check=True, capture_output=True, timeout=120
+    )
+    return temp_dir
+
+
+_NODE_READY = """
+import sys, ray
+ray.init(log_to_driver=False)
+ray.get(ray.remote(num_cpus=0, resources={r: 1 for r in sys.argv[1:]})(lambda: None).remote(), timeout=90)
+"""
 
 
 def stop_ray_head(temp_dir: str) -> None:

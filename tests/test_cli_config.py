@@ -104,6 +104,7 @@ def test_pool_size_flag_sets_how_many_actors_start(env: dict[str, str], llm: Fak
     started.mkdir()
     (tmp_path / "counted.py").write_text(COUNTED.format(where=str(started)))
     env = {**env, "AGENTCTL_POOL__SIZE": "1", "AGENTCTL_PROCESSES__PATHS": str(tmp_path / "counted.py")}
+    env["AGENTCTL_POOL__PER_NODE"] = "3"  # the flag is a total: it wins over a per-node count too
     llm.script("route", say("Paris."))
 
     result = run_cli(env, "ask", "--pool-size", "2", "capital of France?")

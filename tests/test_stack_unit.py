@@ -152,14 +152,15 @@ def test_status_of_no_stack_and_of_one_starting(settings: Settings) -> None:
 
 
 def test_status_of_a_stack_with_a_dead_actor(settings: Settings) -> None:
-    actors = [ActorStatus(name="r-0", alive=True, busy=1, pid=42), ActorStatus(name="r-1", alive=False)]
+    actors = [ActorStatus(name="r-0", alive=True, busy=1, pid=42, node="9f3e"), ActorStatus(name="r-1", alive=False)]
     text = _text(_up(["r-1"], actors))
     assert "up (started by up)" in text and "none (configured API)" in text
-    assert "alive, 1 busy" in text and "router actor, pid 42" in text
+    assert "alive, 1 busy" in text and "router actor, pid 42, node 9f3e" in text
     assert "dead: r-1. agentctl up restarts them" in text
     document = _up(["r-1"], actors).document()
     assert list(document) == ["up", "dead", "state_file", "started_at", "ray", "prefect", "actors", "versions"]
-    assert document["actors"][1] == {"name": "r-1", "alive": False, "busy": None, "pid": None}
+    assert document["actors"][0]["node"] == "9f3e"
+    assert document["actors"][1] == {"name": "r-1", "alive": False, "busy": None, "pid": None, "node": None}
     assert document["prefect"] == {
         "api_url": "http://127.0.0.1:4200/api",
         "ui_url": None,

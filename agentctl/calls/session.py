@@ -16,7 +16,7 @@ from agentctl.execution.pool import Pool
 from agentctl.processes.approval import Approved
 from agentctl.processes.deployments import Listing, to_records
 from agentctl.processes.discovery import anchored
-from agentctl.stack import ray_cluster, watch
+from agentctl.stack import ray_cluster, shipping, watch
 from agentctl.stack.lifecycle import Stack
 from agentctl.stack.prefect_server import LocalPrefectAPI, mark_crashed
 from agentctl.stack.worker_env import actor_env, secrets_of
@@ -112,7 +112,7 @@ class Session:
             api_url = self._api.url
         # A session's own server serves no UI and stops with the session: no "View at" links.
         ui_url = "" if self._api is not None else None
-        self._ray_started = ray_cluster.connect(self.settings, actor_env(self.settings, api_url, ui_url))
+        self._ray_started = shipping.connect(self.settings, actor_env(self.settings, api_url, ui_url))
         self._ray_connected = True
         deadline = time.time() + self.settings.prefect.startup_timeout
         self._pool = Pool.create(self.settings, self._secrets(), deadline)

@@ -72,9 +72,11 @@ class RouterActor:
         self._preload = threading.Thread(target=_preload, args=(self.registry,), daemon=True)
         self._preload.start()
 
-    async def stats(self) -> dict[str, int]:
-        """Requests in flight in this actor, and its process id (for status)."""
-        return {"busy": self._in_flight, "pid": os.getpid()}
+    async def stats(self) -> dict[str, int | str]:
+        """Requests in flight in this actor, its process id and its Ray node's id (for status)."""
+        import ray
+
+        return {"busy": self._in_flight, "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
 
     async def ready(self) -> bool:
         """Wait until Prefect and the processes are imported and the Prefect API answers."""

@@ -11,7 +11,9 @@ from pydantic import TypeAdapter
 from agentctl.config import Settings
 from agentctl.errors import ActorDied, StackError, first_line
 from agentctl.events import Event, Log, RouteOutcome
+from agentctl.execution import placement
 from agentctl.processes.approval import NOTHING, Approved
+from agentctl.processes.discovery import shipped
 
 _events: TypeAdapter[Event] = TypeAdapter(Event)
 CANCEL_WAIT = 10.0  # seconds a cancelled request gets to end (its Prefect run set Cancelled) before we exit
@@ -109,7 +111,7 @@ class Pool:
 
         The request can learn of a death before Ray's control store does, and until then a named
         actor's ``get_if_exists`` hands back the dead actor: it is killed for good, and the name is
-        awaited (``REPLACE_WAIT`` seconds at most).
+        awaited; then the new actor's answer (``REPLACE_WAIT`` seconds for both).
         """
         import contextlib
 
@@ -121,13 +123,16 @@ class Pool:
         deadline = time.monotonic() + REPLACE_WAIT
         while (actor := self._spawn(index)) == dead and time.monotonic() < deadline:
             time.sleep(0.1)
+        # Ray registers a new actor after .remote() returns: a CLI that exited before that would lose it.
+        ray.get(actor.stats.remote(), timeout=max(deadline - time.monotonic(), 1.0))
         return actor
 
     @classmethod
     def create(
         cls, settings: Settings, secrets: dict[str, str], api_deadline: float, names: list[str] | None = None
     ) -> Pool:
-        """Start ``pool.size`` async router actors; with ``names``, named detached ones that outlive us.
+        """Start the router actors over the cluster's nodes (``placement``); with ``names``, named
+        detached ones that outlive us, else one per slot of ``pool.size`` or ``pool.per_node``.
 
         A named actor that is already alive is used as it is (``agentctl up``'s, found by a later call),
         and each request then brings this call's settings and secrets.
@@ -140,13 +145,18 @@ class Pool:
         # No Ray-level retries: the LLM client and Prefect retry what is worth retrying (see policy).
         actor = ray.remote(RouterActor)
         options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 100, "max_restarts": 0, "max_task_retries": 0}
-        config = settings.model_dump_json(exclude={"database"})  # only the Prefect server needs it
+        config = shipped(settings).model_dump_json(exclude={"database"})  # only the Prefect server needs it
+        nodes = placement.slots(ray, settings.pool)
+
+        def placed(index: int, **named: Any) -> Any:
+            return actor.options(**options, **named, **placement.on_node(ray, nodes[index % len(nodes)]))
+
         if names is None:
-            return cls(lambda _: actor.options(**options).remote(config, secrets, api_deadline), settings.pool.size)
+            return cls(lambda i: placed(i).remote(config, secrets, api_deadline), len(nodes))
 
         def named(index: int) -> Any:
             # Actors that outlive this call keep no secrets: every request brings its caller's.
-            detached = actor.options(**options, name=names[index], lifetime="detached", get_if_exists=True)
+            detached = placed(index, name=names[index], lifetime="detached", get_if_exists=True)
             return detached.remote(config, {}, api_deadline)
 
         return cls(named, len(names), {"settings": config, "secrets": secrets})

@@ -52,7 +52,7 @@ def _up_rows(table: Table, view: StackUp) -> None:
     table.add_row(*cells("Prefect UI", "", prefect.ui_url or "none (configured API)"))
     table.add_row(*cells("database", _state("PostgreSQL" not in dead, "up"), prefect.database))
     for actor in view.actors:
-        where = f"router actor, pid {actor.pid}" if actor.alive else "router actor"
+        where = f"router actor, pid {actor.pid}, node {actor.node}" if actor.alive else "router actor"
         table.add_row(*cells(actor.name, _state(actor.alive, f"alive, {actor.busy} busy"), where))
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import os
 import sys
+import sysconfig
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -147,9 +147,7 @@ def _from_module(module: types.ModuleType) -> list[Process]:
 def _import_file(path: Path) -> types.ModuleType:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
-    # A name of its own, so a file called json.py or utils.py cannot replace a real module.
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
-    name = f"agentctl_file_{digest}_{path.stem}"
+    name = file_module(path)
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path.resolve())
@@ -161,14 +159,59 @@ def _import_file(path: Path) -> types.ModuleType:
     return module
 
 
+def file_module(path: Path) -> str:
+    """The module name a file of processes.paths is imported as, here and, shipped, in the actors."""
+    # A name of its own, so a file called json.py or utils.py cannot replace a real module.
+    digest = hashlib.sha256(str(path.expanduser().resolve()).encode()).hexdigest()[:8]
+    return f"agentctl_file_{digest}_{path.stem}"
+
+
+def shipped(settings: Settings) -> Settings:
+    """``settings`` as the actors see them once ``to_ship`` travelled in Ray's runtime_env: the
+    files of processes.paths become the modules they were shipped as, the directories are gone
+    (what the actors import from them travels as modules), so no actor reads this machine's disk."""
+    files = [p for p in settings.processes.paths if p.endswith(".py")]
+    modules = [*settings.processes.modules, *(file_module(Path(f)) for f in files)]
+    processes = settings.processes.model_copy(update={"modules": modules, "paths": []})
+    return settings.model_copy(update={"processes": processes})
+
+
+def to_ship(settings: Settings) -> tuple[list[Path], dict[str, Path]]:
+    """What the actors need from this machine: the top-level package or file of each module in
+    processes.modules found outside the installed packages, and the files of processes.paths by the
+    module name each is shipped as (``file_module``)."""
+    extend_import_path(settings)
+    found = (_user_code(name) for name in settings.processes.modules)
+    modules = list(dict.fromkeys(path for path in found if path is not None))
+    files = [Path(p).expanduser() for p in settings.processes.paths if p.endswith(".py")]
+    return modules, {file_module(f): f.resolve() for f in files if f.is_file()}
+
+
+def _user_code(name: str) -> Path | None:
+    """Where module ``name``'s top-level package or file is, unless installed (the nodes have those)."""
+    try:
+        spec = importlib.util.find_spec(name.split(".")[0])
+    except (ImportError, ValueError):
+        return None  # not importable here: the actors report it, as they would anyway
+    if spec is None or spec.origin in ("built-in", "frozen"):
+        return None
+    if spec.submodule_search_locations:  # a package; a namespace package has no origin, only its dirs
+        path = Path(spec.origin).parent if spec.origin else Path(next(iter(spec.submodule_search_locations)))
+    elif spec.origin:
+        path = Path(spec.origin)
+    else:
+        return None
+    return None if _installed(path) else path
+
+
+def _installed(path: Path) -> bool:
+    """Whether ``path`` is part of Python's standard library or an installed package."""
+    roots = {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return any(path.resolve().is_relative_to(root) for root in roots)
+
+
 def anchored(settings: Settings) -> Settings:
     """``settings`` with processes.paths made absolute, for processes that run elsewhere (actors)."""
     paths = [str(Path(p).expanduser().resolve()) for p in settings.processes.paths]
     processes = settings.processes.model_copy(update={"paths": paths})
     return settings.model_copy(update={"processes": processes})
-
-
-def pythonpath(settings: Settings) -> str:
-    """PYTHONPATH for Ray workers, so the actors import the same processes as this process."""
-    existing = os.environ.get("PYTHONPATH", "")
-    return os.pathsep.join([*import_path(settings), *([existing] if existing else [])])

@@ -56,13 +56,26 @@ class Stack:
     def attach(self, settings: Settings, secrets: dict[str, str]) -> Pool:
         """Connect to the stack's Ray and return a pool on its named actors (started where dead)."""
         from agentctl.execution.pool import Pool
-        from agentctl.stack import ray_cluster
+        from agentctl.stack import shipping
         from agentctl.stack.worker_env import actor_env
 
         # The job's environment is what an actor started in a dead one's place gets.
-        ray_cluster.connect(self.ray_settings(settings), actor_env(settings, self.state.prefect_url, self.state.ui_url))
+        shipping.connect(self.ray_settings(settings), actor_env(settings, self.state.prefect_url, self.state.ui_url))
+        if not self.state.actors:
+            self._name_actors(settings)
         deadline = time.time() + settings.prefect.startup_timeout
         return Pool.create(settings, secrets, deadline, names=self.state.actors)
+
+    def _name_actors(self, settings: Settings) -> None:
+        """One name per slot of the cluster as it is now (``placement``), recorded before they start:
+        a failed up stops them on a Ray it did not start."""
+        import ray
+
+        from agentctl.execution import placement
+
+        count = len(placement.slots(ray, settings.pool))
+        self.state.actors = [f"{ACTOR_PREFIX}{i}" for i in range(count)]
+        write_state(self.settings, self.state)
 
     @contextlib.contextmanager
     def on_ray(self) -> Iterator[Any]:
@@ -116,11 +129,9 @@ class Stack:
         interrupts.check()
 
     def start_actors(self, secrets: dict[str, str]) -> None:
-        """Start the named router actors that are not alive (all of them, the first time) and warm them."""
+        """Start the named router actors that are not alive (all of them, named the first time) and warm them."""
         from agentctl.stack import ray_cluster
 
-        self.state.actors = self.state.actors or [f"{ACTOR_PREFIX}{i}" for i in range(self.settings.pool.size)]
-        write_state(self.settings, self.state)  # before they start: a failed up stops them on a Ray it did not start
         try:
             self.attach(self.settings, secrets).warm()
         finally:

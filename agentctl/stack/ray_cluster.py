@@ -32,8 +32,9 @@ def private_ray_dir(parent: Path) -> str:
     return str(parent / "ray")
 
 
-def connect(settings: Settings, env_vars: dict[str, str]) -> bool:
-    """Start or connect to Ray; return True when this call started a local cluster."""
+def connect(settings: Settings, env_vars: dict[str, str], py_modules: list[str] | None = None) -> bool:
+    """Start or connect to Ray, its workers given ``env_vars`` and the user's code (``py_modules``,
+    see ``shipping``); return True when this call started a local cluster."""
     address = settings.ray.address
     _prepare_env(settings, address)
     import ray
@@ -42,7 +43,7 @@ def connect(settings: Settings, env_vars: dict[str, str]) -> bool:
     if address:
         _check_joinable(address)
     try:
-        _init(ray, settings, env_vars, address)
+        _init(ray, settings, {"env_vars": env_vars, **({"py_modules": py_modules} if py_modules else {})}, address)
     except (OSError, RuntimeError, ValueError) as exc:  # OSError: a socket path too long, a full disk
         _remove_temp_dir()
         raise StackError(_init_failure(address, exc)) from None
@@ -66,7 +67,7 @@ def _prepare_env(settings: Settings, address: str | None) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray's own telemetry, off like Prefect's
 
 
-def _init(ray: Any, settings: Settings, env_vars: dict[str, str], address: str | None) -> None:
+def _init(ray: Any, settings: Settings, runtime_env: dict[str, Any], address: str | None) -> None:
     global _own_temp_dir
     local = not address
     temp_dir = None
@@ -79,7 +80,7 @@ def _init(ray: Any, settings: Settings, env_vars: dict[str, str], address: str |
         namespace=NAMESPACE,
         include_dashboard=settings.ray.dashboard if local else None,
         num_cpus=settings.ray.num_cpus if local else None,
-        runtime_env={"env_vars": env_vars},
+        runtime_env=runtime_env,
         logging_level=logging.ERROR,
         log_to_driver=False,
         _temp_dir=temp_dir,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 from agentctl.config import Settings
-from agentctl.processes.discovery import pythonpath
 
 
 def secrets_of(settings: Settings) -> dict[str, str]:
@@ -16,13 +15,15 @@ def secrets_of(settings: Settings) -> dict[str, str]:
 
 
 def actor_env(settings: Settings, prefect_url: str, ui_url: str | None) -> dict[str, str]:
-    """Environment of the router actors' processes (no secrets: those go to the constructor)."""
+    """Environment of the router actors' processes (no secrets: those go to the constructor; the
+    user's code travels apart, see ``shipping``)."""
     env = {
         "PREFECT_API_URL": prefect_url,
         "PREFECT_HOME": str(settings.data_dir / "prefect"),
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-        "PYTHONPATH": pythonpath(settings),
     }
+    if os.environ.get("PYTHONPATH"):  # the user's own, where plugins may be installed; ahead of it, Ray's py_modules
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     if not settings.prefect.telemetry:
         env["DO_NOT_TRACK"] = "1"
     if ui_url is not None:  # "" turns Prefect's "View at" links off

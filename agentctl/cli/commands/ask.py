@@ -50,7 +50,9 @@ def ask(
     text = " ".join(request).strip()
     if not text:
         raise typer.BadParameter("the request is empty", param_hint="REQUEST")
-    config = settings(ctx, {"llm.model": model, "pool.size": pool_size})
+    # --pool-size is a total: it turns a configured pool.per_node off for this call.
+    per_node = None if pool_size is None else 0
+    config = settings(ctx, {"llm.model": model, "pool.size": pool_size, "pool.per_node": per_node})
     call = state(ctx)
     show = renderer(
         call.out, call.err, redactor(config), json=json_output, label=text, debug=call.debug, verbose=verbose
