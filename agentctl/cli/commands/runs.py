@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agentctl.cli.commands.common import consoles, redactor, settings
 from agentctl.output.emit import emit
+
+if TYPE_CHECKING:
+    from agentctl.calls.history import History
+    from agentctl.views import View
 
 app = typer.Typer(help="Recent runs from the Prefect API: name, process, state, duration, started.")
 JSON_HELP = "Print one JSON document instead of rich output."
@@ -46,13 +51,9 @@ def show(
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Show one run: its parameters, result, state history and logs, and its Prefect UI page."""
-    from agentctl.calls.history import history
     from agentctl.calls.history import show as read
 
-    config = settings(ctx)
-    with history(config) as h:
-        detail = read(h, run_id)
-    emit(detail, json=json_output, out=consoles(ctx)[0], redact=redactor(config))
+    _on_one_run(ctx, run_id, json_output, read)
 
 
 @app.command("cancel")
@@ -69,9 +70,15 @@ def cancel(
     Prefect API does not know: exit 2.
     """
     from agentctl.calls.history import cancel as cancel_run
+
+    _on_one_run(ctx, run_id, json_output, cancel_run)
+
+
+def _on_one_run(ctx: typer.Context, run_id: str, json_output: bool, act: Callable[[History, str], View]) -> None:
+    """Open the run history (the stack's API, or a temporary one), ``act`` on one run, emit its view."""
     from agentctl.calls.history import history
 
     config = settings(ctx)
     with history(config) as h:
-        done = cancel_run(h, run_id)
-    emit(done, json=json_output, out=consoles(ctx)[0], redact=redactor(config))
+        view = act(h, run_id)
+    emit(view, json=json_output, out=consoles(ctx)[0], redact=redactor(config))
