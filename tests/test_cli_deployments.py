@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 from uuid import uuid4
 
-import httpx
-
+from agentctl import prefect_rest
 from agentctl.processes.deployment_source import Deployment
 from agentctl.processes.deployments import tool_name
 from tests.conftest import AGENTCTL, base_env, run_cli
@@ -34,13 +33,13 @@ def _api_env(tmp_path: Path, llm: FakeLLM, github: FakeGitHub, deployed: Deploye
 def _scheduled_run(deployed: Deployed) -> str:
     """A flow run of the deployment whose pool has no worker: it stays Scheduled."""
     deployment_id = deployed.idle["quiet"].id
-    with httpx.Client(base_url=deployed.api_url, trust_env=False, timeout=30) as http:
+    with prefect_rest.client(deployed.api_url, timeout=30) as http:
         response = http.post(f"/deployments/{deployment_id}/create_flow_run", json={"tags": ["agentctl"]})
         return str(response.raise_for_status().json()["id"])
 
 
 def _state(deployed: Deployed, run_id: str) -> str:
-    with httpx.Client(base_url=deployed.api_url, trust_env=False, timeout=30) as http:
+    with prefect_rest.client(deployed.api_url, timeout=30) as http:
         return str(http.get(f"/flow_runs/{run_id}").raise_for_status().json()["state"]["type"])
 
 

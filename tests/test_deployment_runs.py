@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from agentctl import runtime
+from agentctl import prefect_rest, runtime
 from agentctl.calls.history import cancel, history
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, UsageError
@@ -211,9 +211,8 @@ def test_runs_cancel_sets_a_run_of_the_router_actors_cancelled_at_once(prefect_a
 
 
 def test_a_run_cancelled_while_pending_is_recorded_cancelled_when_cancelled_again(deployed: Deployed) -> None:
-    import httpx
 
-    with httpx.Client(base_url=deployed.api_url, trust_env=False, timeout=30) as http:
+    with prefect_rest.client(deployed.api_url, timeout=30) as http:
         run_id = http.post(f"/deployments/{deployed.idle['quiet'].id}/create_flow_run", json={}).json()["id"]
         pending = {"state": {"type": "PENDING", "name": "Pending"}, "force": True}  # as a worker that took it
         http.post(f"/flow_runs/{run_id}/set_state", json=pending).raise_for_status()

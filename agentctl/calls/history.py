@@ -18,6 +18,7 @@ from uuid import UUID
 
 import httpx
 
+from agentctl import prefect_rest
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, NotFound, StackError, UsageError
 from agentctl.events import PROCESS_TAG, RESULT_ARTIFACT, RUN_TAG, run_page
@@ -87,7 +88,7 @@ def _ui_beside(api_url: str) -> str | None:
 
 
 def _client(api_url: str, ui_url: str | None) -> Iterator[History]:
-    with httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=30, trust_env=False) as http:
+    with prefect_rest.client(api_url, timeout=30) as http:
         yield History(api_url, ui_url, http)
 
 

@@ -43,8 +43,10 @@ def list_deployments(api: PrefectAPI, patterns: list[str], tags: list[str]) -> L
     """The deployments whose ``flow/deployment`` matches one of ``patterns`` and that carry all ``tags``."""
     import httpx
 
+    from agentctl import prefect_rest
+
     try:
-        with httpx.Client(base_url=api.url.rstrip("/") + "/", timeout=TIMEOUT, headers=_headers(api)) as client:
+        with prefect_rest.client(api.url, TIMEOUT, _headers(api), trust_env=True) as client:
             found = [_record(d, flows) for d, flows in _read(client, tags)]
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         return Listing(problems=[f"could not list Prefect deployments from {api.url}: {_why(exc)}"])
