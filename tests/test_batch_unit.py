@@ -8,6 +8,7 @@ import io
 import json
 import os
 import threading
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -144,13 +145,15 @@ def test_stopping_the_batch_stops_the_items_in_flight() -> None:
         if item.id == 1:
             return _record(item)
         entered.wait(timeout=30)
-        while True:
+        deadline = time.monotonic() + 30  # a batch that never stops fails the test instead of hanging it
+        while time.monotonic() < deadline:
             try:
                 check()
             except Stopped:
                 stopped.append(item.id)
                 raise
             threading.Event().wait(0.01)  # the item's request, polling its check as the pool's stream does
+        return _record(item)
 
     records = drive((Item(n, n, request="r") for n in range(1, 10)), work, concurrency=3)
     assert next(records).id == 1  # type: ignore[union-attr]
@@ -230,3 +233,35 @@ def test_a_dry_run_batch_routes_every_item_and_refuses_what_needs_approval(
     assert "--yes" in refused[1].error.message and refused[1].error.exit_code == 2
     assert refused[2].chat == "Paris." and refused[2].error is None
     assert approved[1].error is None and approved[1].arguments == {"repo": "acme/rocket"}
+
+
+def _follow(terminal: bool, tmp_path: Path) -> tuple[int, str]:
+    from rich.console import Console
+
+    from agentctl.events import Log
+    from agentctl.output.batch import follow
+
+    err = io.StringIO()
+    console = Console(file=err, force_terminal=terminal, width=100)
+    outcomes = [
+        Log(time=0, level="WARNING", run_name="agentctl", message="[red]on SQLite[/red]"),
+        _record(Item("a", 1)),
+        Malformed(2, "not JSON (Expecting value)"),
+        _record(Item("b", 3), error=1),
+    ]
+    code = follow(outcomes, Records(tmp_path / "out.jsonl", lambda text: text), Tally(), console, "in.jsonl", 3)
+    return code, err.getvalue()
+
+
+def test_off_a_terminal_stderr_has_the_warning_the_malformed_line_and_one_summary(tmp_path: Path) -> None:
+    code, err = _follow(terminal=False, tmp_path=tmp_path)
+    lines = err.splitlines()
+    assert code == 1
+    assert lines[:2] == ["warning: [red]on SQLite[/red]", "error: in.jsonl line 2: not JSON (Expecting value); skipped"]
+    assert lines[2].startswith("batch: 2 records (1 succeeded, 1 failed, 0 refused), 1 malformed line skipped, ")
+    assert len(lines) == 3
+
+
+def test_on_a_terminal_stderr_shows_progress(tmp_path: Path) -> None:
+    _, err = _follow(terminal=True, tmp_path=tmp_path)
+    assert "2 done · 1 failed · " in err and "/s" in err
