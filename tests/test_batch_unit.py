@@ -237,6 +237,12 @@ def test_a_dry_run_batch_routes_every_item_and_refuses_what_needs_approval(
     assert approved[1].error is None and approved[1].arguments == {"repo": "acme/rocket"}
 
 
+def _refused(item: Item) -> BatchRecord:
+    record = _record(item)
+    record.error = ErrorInfo(message="deploy needs approval", type="ApprovalRequired", exit_code=2)
+    return record
+
+
 def _follow(terminal: bool, tmp_path: Path) -> tuple[int, str]:
     from rich.console import Console
 
@@ -250,6 +256,7 @@ def _follow(terminal: bool, tmp_path: Path) -> tuple[int, str]:
         _record(Item("a", 1)),
         Malformed(2, "not JSON (Expecting value)"),
         _record(Item("b", 3), error=1),
+        _refused(Item("c", 4)),
     ]
     code = follow(outcomes, Records(tmp_path / "out.jsonl", lambda text: text), Tally(), console, "in.jsonl", 3)
     return code, err.getvalue()
@@ -260,10 +267,12 @@ def test_off_a_terminal_stderr_has_the_warning_the_malformed_line_and_one_summar
     lines = err.splitlines()
     assert code == 1
     assert lines[:2] == ["warning: [red]on SQLite[/red]", "error: in.jsonl line 2: not JSON (Expecting value); skipped"]
-    assert lines[2].startswith("batch: 2 records (1 succeeded, 1 failed, 0 refused), 1 malformed line skipped, ")
-    assert len(lines) == 3
+    assert lines[2].startswith("batch: 3 records (1 succeeded, 1 failed, 1 refused), 1 malformed line skipped, ")
+    assert lines[3:] == [
+        "error: 1 item(s) need approval and a batch asks no one: pass --yes, or list them in processes.auto_approve"
+    ]
 
 
 def test_on_a_terminal_stderr_shows_progress(tmp_path: Path) -> None:
     _, err = _follow(terminal=True, tmp_path=tmp_path)
-    assert "2 done · 1 failed · " in err and "/s" in err
+    assert "3 done · 2 failed · " in err and "/s" in err
