@@ -251,6 +251,7 @@ def _follow(terminal: bool, tmp_path: Path) -> tuple[int, str]:
 
     err = io.StringIO()
     console = Console(file=err, force_terminal=terminal, width=100)
+    console.soft_wrap = not terminal  # as the CLI's stderr console: off a terminal, lines are not wrapped
     outcomes = [
         Log(time=0, level="WARNING", run_name="agentctl", message="[red]on SQLite[/red]"),
         _record(Item("a", 1)),
