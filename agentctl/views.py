@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
-from agentctl.events import Log, RetryPolicy, RunInfo, Usage
+from agentctl.events import ChatReply, Event, Failed, Log, Result, RetryPolicy, Routed, RunInfo, Started, Usage
 
 
 class View(BaseModel):
@@ -280,3 +280,42 @@ class AskOutput(View):
         if self.note is None:
             del doc["note"]
         return doc
+
+    def add(self, event: Event) -> int | None:
+        """Fold one of the request's events into the record; a failure's exit code."""
+        if isinstance(event, Routed):
+            self.route, self.arguments, self.reason = event.process, event.arguments, event.reason
+            if event.policy is not None:
+                self.policy, self.needs_approval, self.dry_run = event.policy, event.needs_approval, True
+        elif isinstance(event, Usage):
+            self.usage = event
+        elif isinstance(event, Started):
+            self.run = event.run
+        elif isinstance(event, Log):
+            self.logs.append(event)
+        elif isinstance(event, Result):
+            self.result, self.run, self.note = event.value, event.run, event.note
+        elif isinstance(event, ChatReply):
+            self.chat = event.text
+        elif isinstance(event, Failed):
+            self.error = ErrorInfo(message=event.message, type=event.error, exit_code=event.exit_code)
+            self.run = event.run or self.run
+            return event.exit_code
+        return None
+
+
+class BatchRecord(AskOutput):
+    """One item of a batch as it finished: the ``ask --json`` record (``processes run --json`` for a
+    run batch) and the item's ``id``, first."""
+
+    id: str | int
+
+    def document(self) -> dict[str, Any]:
+        """The item's id, then the request's record."""
+        doc = super().document()
+        return {"id": doc.pop("id"), **doc}
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the item needs no redoing: it ended with no error."""
+        return self.error is None

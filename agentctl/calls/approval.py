@@ -43,13 +43,14 @@ class Approval:
 
     approved: Approved = NOTHING
     ask: Ask | None = None
+    nobody: str = "there is no terminal to ask (stdin is not one, or --json)"  # why, when ``ask`` is None
 
     def decide(self, needed: ApprovalNeeded) -> Answer:
         """The person's answer; refused at once when nobody can be asked."""
         if self.ask is None:
             raise ApprovalRequired(
-                f"{needed.process} needs approval before it runs and there is no terminal to ask "
-                "(stdin is not one, or --json): pass --yes, or list it in processes.auto_approve"
+                f"{needed.process} needs approval before it runs and {self.nobody}: "
+                "pass --yes, or list it in processes.auto_approve"
             )
         return self.ask(needed)
 

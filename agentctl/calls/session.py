@@ -134,40 +134,76 @@ class Session:
         return self._stack is not None
 
     def ask(
-        self, request: str, model: str | None = None, approval: Approval | None = None, detach: bool = False
+        self,
+        request: str,
+        model: str | None = None,
+        approval: Approval | None = None,
+        detach: bool = False,
+        check: watch.Check = watch.nothing,
     ) -> Iterator[Event]:
         """Route (with ``model``, if given) and run ``request``; yield its events as they happen.
 
         A process that needs approval runs once ``approval`` has it (approved already, or asked).
-        ``detach``: stop once a deployment's flow run exists; its worker carries it on.
+        ``detach``: stop once a deployment's flow run exists; its worker carries it on. ``check`` runs
+        while the request waits, beside the session's own watch: what it raises abandons the request,
+        which is cancelled in its actor (a batch that stops).
         """
         assert self._pool is not None, "open() the session first"
-        approval = approval or Approval()
-        events = self._pool.ask(request, model, check=self._watch, approved=approval.approved, detach=detach)
-        return approved_events(events, approval, self._approved_run(detach))
+        approval, both = approval or Approval(), self._watching(check)
+        events = self._pool.ask(request, model, check=both, approved=approval.approved, detach=detach)
+        return approved_events(events, approval, self._approved_run(detach, both))
 
     def run(
-        self, name: str, arguments: dict[str, Any], approval: Approval | None = None, detach: bool = False
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        approval: Approval | None = None,
+        detach: bool = False,
+        check: watch.Check = watch.nothing,
     ) -> Iterator[Event]:
         """Run process ``name`` with ``arguments``, without the LLM; yield its events.
 
         A process that needs approval runs once ``approval`` has it (approved already, or asked);
-        ``detach`` as for ``ask``.
+        ``detach`` and ``check`` as for ``ask``.
         """
         assert self._pool is not None, "open() the session first"
-        approval = approval or Approval()
-        events = self._pool.run(name, arguments, check=self._watch, approved=approval.approved, detach=detach)
-        return approved_events(events, approval, self._approved_run(detach))
+        approval, both = approval or Approval(), self._watching(check)
+        events = self._pool.run(name, arguments, check=both, approved=approval.approved, detach=detach)
+        return approved_events(events, approval, self._approved_run(detach, both))
 
-    def _approved_run(self, detach: bool) -> Run:
-        """How an approved process runs by name: detached too if the request was."""
+    def _approved_run(self, detach: bool, check: watch.Check) -> Run:
+        """How an approved process runs by name: detached too if the request was, watched as it was."""
         pool = self._pool
         assert pool is not None, "open() the session first"
 
         def run(name: str, arguments: dict[str, Any], approved: Approved) -> Iterator[Event]:
-            return pool.run(name, arguments, check=self._watch, approved=approved, detach=detach)
+            return pool.run(name, arguments, check=check, approved=approved, detach=detach)
 
         return run
+
+    def _watching(self, check: watch.Check) -> watch.Check:
+        """The session's watch and the caller's ``check``, in one."""
+        if check is watch.nothing:
+            return self._watch
+
+        def both() -> None:
+            check()
+            self._watch()
+
+        return both
+
+    @property
+    def on_sqlite(self) -> bool:
+        """Whether the Prefect API is known to keep its data in SQLite (a configured one is not known)."""
+        if self._stack is not None:
+            return self._stack.state.database == "sqlite"
+        return self._api is not None and self._api.database.startswith("sqlite")
+
+    @property
+    def pool_size(self) -> int:
+        """How many router actors serve this session."""
+        assert self._pool is not None, "open() the session first"
+        return self._pool.size
 
     def warm(self) -> None:
         """Wait until every router actor is ready to run a process at once (for long sessions)."""
@@ -188,7 +224,7 @@ class Session:
             self._api.stop()
             self._api = None
 
-    def notices(self) -> Iterator[Event]:
+    def notices(self) -> Iterator[Log]:
         """A warning event for what the session chose or found that the user should know: the stack not
         used, deployments that could not be listed."""
         listed = self.listing.problems if self.listing is not None and self._listed else []

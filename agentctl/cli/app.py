@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from agentctl import __version__, interrupts
-from agentctl.cli.commands import ask, evaluate, processes, repl, runs, stack
+from agentctl.cli.commands import ask, batch, evaluate, processes, repl, runs, stack
 from agentctl.cli.commands.common import CliState
 from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AgentctlError
 from agentctl.output.emit import print_error
@@ -36,6 +36,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 app.command("ask")(ask.ask)
+app.command("batch")(batch.batch)
 app.add_typer(processes.app, name="processes")
 app.command("eval")(evaluate.evaluate)
 app.command("repl")(repl.repl)

@@ -24,6 +24,7 @@ from agentctl.processes.approval import NOTHING, Approved, needs_approval
 from agentctl.processes.deployment_source import check_detachable
 from agentctl.processes.deployments import from_records
 from agentctl.processes.discovery import Discovered, discover, with_deployments
+from agentctl.processes.params import validated
 from agentctl.processes.registry import Process, Registry
 from agentctl.routing import router
 
@@ -209,7 +210,7 @@ class RouterActor:
         process = registry.get(name)
         if process is None:
             raise UsageError(f"no process named {name!r} in the router actors: check processes.modules")
-        async for event in self._execute(process, process.validate(arguments), None, chat, gate):
+        async for event in self._execute(process, validated(process, arguments), None, chat, gate):
             yield event
 
     async def _execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -49,16 +50,32 @@ class Pool:
         self._spawn = spawn
         self._actors = [spawn(i) for i in range(size)]
         self._busy = [0] * size
+        self._lock = threading.Lock()  # a batch streams requests from many threads: picks and counts stay exact
         self._caller = caller  # the CLI call's settings and secrets, for actors started by another call
         self.deployments: list[dict[str, Any]] = []  # the session's listing, handed with each request
         self.on_crash: Crashed = lambda run_id, kind: False
 
+    @property
+    def size(self) -> int:
+        """How many router actors the pool holds."""
+        return len(self._actors)
+
     def _pick(self) -> int:
         return min(range(len(self._actors)), key=lambda i: (self._busy[i], i))
 
+    def _take(self) -> int:
+        """The least busy actor's index, counted busy with one more request."""
+        with self._lock:
+            index = self._pick()
+            self._busy[index] += 1
+            return index
+
+    def _release(self, index: int) -> None:
+        with self._lock:
+            self._busy[index] -= 1
+
     def _streamed(self, call: Callable[[Any], Any], check: Callable[[], None]) -> Iterator[Event]:
-        index = self._pick()
-        self._busy[index] += 1
+        index = self._take()
         run: Run | None = None
         try:
             for event in _stream(call(self._actors[index]), check):
@@ -70,7 +87,7 @@ class Pool:
         except Died as exc:
             raise self._died(exc, run) from None
         finally:
-            self._busy[index] -= 1
+            self._release(index)
 
     def _actor_died(self, index: int, run: Run | None, exc: ActorDied, check: Callable[[], None]) -> StackError:
         """The error for an actor that died: with a piece it needed (``check`` says which), or alone,

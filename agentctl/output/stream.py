@@ -272,26 +272,7 @@ class JsonRenderer:
         return code
 
     def _one(self, event: Event) -> int | None:
-        view = self.view
-        if isinstance(event, Routed):
-            view.route, view.arguments, view.reason = event.process, event.arguments, event.reason
-            if event.policy is not None:
-                view.policy, view.needs_approval, view.dry_run = event.policy, event.needs_approval, True
-        elif isinstance(event, Usage):
-            view.usage = event
-        elif isinstance(event, Started):
-            view.run = event.run
-        elif isinstance(event, Log):
-            view.logs.append(event)
-        elif isinstance(event, Result):
-            view.result, view.run, view.note = event.value, event.run, event.note
-        elif isinstance(event, ChatReply):
-            view.chat = event.text
-        elif isinstance(event, Failed):
-            view.error = ErrorInfo(message=event.message, type=event.error, exit_code=event.exit_code)
-            view.run = event.run or view.run
-            return event.exit_code
-        return None
+        return self.view.add(event)
 
     def _note(self, line: str) -> None:
         # stdout carries the document alone: the line goes to stderr.

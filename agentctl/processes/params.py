@@ -23,6 +23,12 @@ def parse(process: Process, pairs: list[str], params_json: str | None) -> dict[s
             known = ", ".join(properties) or "none"
             raise UsageError(f"{process.name} has no parameter {key!r}; its parameters are: {known}")
         values[key] = raw if _takes_string(properties[key]) else _json_or_raw(raw)
+    return validated(process, values)
+
+
+def validated(process: Process, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` validated against ``process``'s schema, or a UsageError naming the parameter (given by
+    hand, or by a line of a batch)."""
     try:
         return process.validate(values)
     except ValidationError as exc:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
+from agentctl.cli.commands.batch import Concurrency, Out, Resume, run_batch_command
 from agentctl.cli.commands.common import consoles, redactor, settings, state
+from agentctl.errors import UsageError
 from agentctl.output.emit import emit
 from agentctl.output.untrusted import literal
 
@@ -19,6 +22,7 @@ app = typer.Typer(help="List, inspect and run the registered processes.", no_arg
 JSON_HELP = "Print JSON instead of rich output."
 PARAM_HELP = "A parameter as NAME=VALUE, parsed against its type (repeatable)."
 DETACH_HELP = "For a deployment: print its flow run's id and link once it exists, and leave it to its worker."
+BATCH_HELP = "Run once per line of this JSON Lines file (an object of arguments a line, id optional); - for stdin."
 
 
 @app.command("list")
@@ -56,11 +60,16 @@ def run(
     standalone: Annotated[bool, typer.Option("--standalone", help="Ignore a running agentctl up stack.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve the run if the process asks first.")] = False,
     detach: Annotated[bool, typer.Option("--detach", help=DETACH_HELP)] = False,
+    batch: Annotated[str | None, typer.Option("--batch", help=BATCH_HELP, metavar="FILE")] = None,
+    out: Out = None,
+    concurrency: Concurrency = None,
+    resume: Resume = False,
 ) -> int:
     """Run a process by hand, without the LLM: the same pool, Prefect run and streaming as ask.
 
     A process that asks first (confirm) runs after your y, or with --yes; with no terminal to ask,
-    it is refused (exit 2).
+    it is refused (exit 2). With --batch, one run per line of arguments, as agentctl batch runs
+    requests: a JSON record per run as it finishes (the fields of --json plus the line's id).
 
     Example:
 
@@ -74,6 +83,14 @@ def run(
 
     listing = _listing(ctx)
     process = _lookup(ctx, name, listing)
+    if batch is not None:
+        if detach:
+            raise UsageError("--detach does not go with --batch: a batch follows each run to its record")
+        return _run_batch(
+            ctx, process.name, listing, batch, out, concurrency, resume, yes, standalone, param, params_json
+        )
+    if out is not None or concurrency is not None or resume:
+        raise UsageError("--out, --concurrency and --resume go with --batch FILE: see agentctl processes run --help")
     if detach:
         check_detachable(process)  # before any cluster starts
     arguments = parse(process, param or [], params_json)
@@ -84,6 +101,31 @@ def run(
     )
     approved = approval(yes, json_output, call.err, show.paused, redactor(config))
     return show.render(run_once(config, process.name, arguments, standalone, listing, approved, detach=detach))
+
+
+def _run_batch(
+    ctx: typer.Context,
+    name: str,
+    listing: Listing,
+    file: str,
+    out: Path | None,
+    concurrency: int | None,
+    resume: bool,
+    yes: bool,
+    standalone: bool,
+    *given: object,
+) -> int:
+    """``processes run NAME --batch FILE``: one run per argument set of ``FILE``."""
+    from agentctl.calls.batch import Options, run_batch
+    from agentctl.calls.batch.reader import argument_sets
+
+    if any(given):
+        raise UsageError("--param and --params-json do not go with --batch: each line of FILE is one run's arguments")
+    config = settings(ctx)
+    options = Options(concurrency, yes=yes, standalone=standalone)
+    return run_batch_command(
+        ctx, config, file, out, resume, argument_sets, lambda reads: run_batch(config, name, reads, options, listing)
+    )
 
 
 def _listing(ctx: typer.Context) -> Listing:
@@ -104,8 +146,6 @@ def _registry(ctx: typer.Context, listing: Listing | None = None) -> Registry:
 
 
 def _lookup(ctx: typer.Context, name: str, listing: Listing | None = None) -> Process:
-    from agentctl.errors import UsageError
-
     registry = _registry(ctx, listing)
     process = registry.get(name)
     if process is None:

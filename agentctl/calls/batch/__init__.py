@@ -1,0 +1,156 @@
+"""Batches: many requests (``agentctl batch``) or argument sets (``processes run --batch``) in one process.
+
+    reader   the input, line by line: items and malformed lines
+    engine   at most N items in flight, records as they finish, a stop that cancels
+    records  stdout, or --out: appended and flushed per record, compacted to one per id at the end
+    tally    the count, the summary line and the exit code
+
+A batch runs on one session (the stack of ``agentctl up``, else a temporary one), whose pool spreads
+the items over its actors; a dry run routes in this process and starts nothing. What a batch yields:
+warnings (``Log``), malformed lines and records, in the order they happen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from agentctl.calls.approval import Approval
+from agentctl.calls.batch.engine import Check, drive
+from agentctl.calls.batch.reader import Item, Malformed, Read
+from agentctl.calls.batch.records import key
+from agentctl.config import Settings
+from agentctl.errors import AgentctlError
+from agentctl.events import ApprovalNeeded, Event, Log, Routed
+from agentctl.processes.approval import EVERYTHING
+from agentctl.views import BatchRecord, ErrorInfo
+
+PER_ACTOR = 4  # default items in flight per router actor: enough to hide the LLM's latency
+SQLITE_CONCURRENCY = 4  # above this, Prefect on SQLite answers concurrent runs with 503s and retries
+Outcome = Log | Malformed | BatchRecord
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a batch runs: items in flight (None: from the pool size), route only, approve all, own stack."""
+
+    concurrency: int | None = None
+    dry_run: bool = False
+    yes: bool = False
+    standalone: bool = False
+
+
+def ask_batch(settings: Settings, reads: Iterable[Read], options: Options) -> Iterator[Outcome]:
+    """Route and run every request of ``reads`` (route only, with ``dry_run``)."""
+    approval = _approval(options.yes)
+    if options.dry_run:
+        yield from _dry_batch(settings, reads, options, approval)
+        return
+    from agentctl.calls.session import Session
+
+    settings.api_key()
+    with Session(settings, standalone=options.standalone, last=True) as session:
+        concurrency = options.concurrency or PER_ACTOR * session.pool_size
+        yield from _warnings(session.notices(), session.on_sqlite, concurrency)
+
+        def work(item: Item, check: Check) -> BatchRecord:
+            events = session.ask(item.request, item.model or settings.llm.model, approval, check=check)
+            return _recorded(BatchRecord(id=item.id, request=item.request), events, check)
+
+        yield from drive(reads, work, concurrency)
+
+
+def run_batch(
+    settings: Settings, name: str, reads: Iterable[Read], options: Options, listing: Any
+) -> Iterator[Outcome]:
+    """Run process ``name`` once per argument set of ``reads``, no LLM; ``listing``: the deployments."""
+    from agentctl.calls.session import Session
+
+    approval = _approval(options.yes)
+    with Session(settings, standalone=options.standalone, last=True, listing=listing) as session:
+        concurrency = options.concurrency or PER_ACTOR * session.pool_size
+        yield from _warnings(session.notices(), session.on_sqlite, concurrency)
+
+        def work(item: Item, check: Check) -> BatchRecord:
+            events = session.run(name, item.arguments, approval, check=check)
+            return _recorded(BatchRecord(id=item.id, request=f"processes run {name}"), events, check)
+
+        yield from drive(reads, work, concurrency)
+
+
+def _dry_batch(settings: Settings, reads: Iterable[Read], options: Options, approval: Approval) -> Iterator[Outcome]:
+    from agentctl.calls.dry_run import DryRouter
+
+    router = DryRouter(settings)
+    try:
+        for problem in router.found.problems:
+            yield _warning(problem)
+
+        def work(item: Item, check: Check) -> BatchRecord:
+            events = _approval_applied(router.route(item.request, item.model, check), approval)
+            return _recorded(BatchRecord(id=item.id, request=item.request), events, check)
+
+        yield from drive(reads, work, options.concurrency or PER_ACTOR * settings.pool.size)
+    finally:
+        router.close()
+
+
+def skipping(reads: Iterable[Read], done: set[str], skipped: Callable[[], None]) -> Iterator[Read]:
+    """``reads`` without the items whose id is in ``done`` (as ``records.key``); ``skipped`` for each."""
+    for read in reads:
+        if isinstance(read, Item) and key(read.id) in done:
+            skipped()
+        else:
+            yield read
+
+
+def sqlite_warning(on_sqlite: bool, concurrency: int) -> str | None:
+    """The warning for a batch that runs more than a few at a time against Prefect on SQLite."""
+    if not on_sqlite or concurrency <= SQLITE_CONCURRENCY:
+        return None
+    return (
+        f"this batch runs {concurrency} items at a time on a Prefect server that keeps its data in SQLite, "
+        "which answers concurrent runs slowly (503s and retries): run agentctl up --postgres first"
+    )
+
+
+def _warnings(notices: Iterable[Log], on_sqlite: bool, concurrency: int) -> Iterator[Log]:
+    yield from notices
+    if (warning := sqlite_warning(on_sqlite, concurrency)) is not None:
+        yield _warning(warning)
+
+
+def _warning(message: str) -> Log:
+    return Log(time=time.time(), level="WARNING", run_name="agentctl", message=message)
+
+
+def _approval(yes: bool) -> Approval:
+    # Nobody is asked in a batch: a run that needs approval is refused unless --yes approved them all.
+    return Approval(EVERYTHING) if yes else Approval(nobody="a batch asks no one")
+
+
+def _approval_applied(events: Iterator[Event], approval: Approval) -> Iterator[Event]:
+    """A dry run's events, refused after the route when the process needs an approval not given."""
+    for event in events:
+        yield event
+        if isinstance(event, Routed) and event.needs_approval and not approval.approved.covers(event.process):
+            approval.decide(ApprovalNeeded(process=event.process, arguments=event.arguments))
+
+
+def _recorded(record: BatchRecord, events: Iterator[Event], check: Check) -> BatchRecord:
+    """``record`` with every event of ``events`` folded in, or the error that ended them.
+
+    ``check`` between events too: a request that streams without pause still stops with the batch,
+    and closing its stream cancels it where it runs.
+    """
+    try:
+        with contextlib.closing(events):  # type: ignore[type-var]
+            for event in events:
+                check()
+                record.add(event)
+    except AgentctlError as exc:
+        record.error = ErrorInfo(message=str(exc), type=type(exc).__name__, exit_code=exc.exit_code)
+    return record
