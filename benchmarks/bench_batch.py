@@ -91,6 +91,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seed-items", type=int, default=12, help="items of each seed-design batch")
     parser.add_argument("--latency", type=float, default=0.5, help="seconds the slow LLM takes to answer")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 8, 16], help="tried for the ceiling")
+    parser.add_argument("--batch-concurrency", type=int, help="agentctl batch --concurrency (default: the CLI's)")
     return parser.parse_args()
 
 
@@ -98,7 +99,7 @@ def measure(args: argparse.Namespace, env: dict[str, str], route: Route, prefect
     """Every row of the table, the ceiling first."""
     rows = ceiling(args, env, prefect_url)
     for process, concurrency, items, label in (
-        ("bench_echo", [], args.items, "agentctl batch"),
+        ("bench_echo", concurrency_option(args.batch_concurrency), args.items, "agentctl batch"),
         ("bench_echo_sync", ["--concurrency", "1"], args.seed_items, "seed design"),
     ):
         route.process, route.latency = process, 0.0
@@ -108,6 +109,10 @@ def measure(args: argparse.Namespace, env: dict[str, str], route: Route, prefect
             runs = [batch(env, data, route, items, concurrency) for _ in range(args.runs)]
             rows.append(Row(f"{label}, LLM {latency:.1f} s", items, [s for s, _ in runs], [w for _, w in runs]))
     return rows
+
+
+def concurrency_option(concurrency: int | None) -> list[str]:
+    return [] if concurrency is None else ["--concurrency", str(concurrency)]
 
 
 def ceiling(args: argparse.Namespace, env: dict[str, str], prefect_url: str) -> list[Row]:
