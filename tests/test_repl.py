@@ -17,6 +17,7 @@ import pexpect
 import psutil
 import pytest
 
+from agentctl.events import PROCESS_TAG
 from tests.conftest import AGENTCTL, base_env
 from tests.servers import FakeGitHub, FakeLLM, fail, say, tool_call
 from tests.test_stack import HELD, _holding
@@ -95,7 +96,7 @@ def test_interactive_session(
     child.expect("cancelled")
     child.expect_exact(PROMPT_SEEN)
     gate.set()
-    assert _latest_flow_run_state(api, "CANCELLED") == "CANCELLED"
+    assert _latest_flow_run_state(api, "github_repo_info", "CANCELLED") == "CANCELLED"
 
     fifo = tmp_path / "gate"
     os.mkfifo(fifo)
@@ -105,7 +106,7 @@ def test_interactive_session(
         child.sendintr()  # its thread cannot be stopped: the prompt comes back at once all the same
         child.expect("cancelled")
         child.expect_exact(PROMPT_SEEN)
-    assert _latest_flow_run_state(api, "COMPLETED") == "COMPLETED"  # it finished on its own
+    assert _latest_flow_run_state(api, "wait_for", "COMPLETED") == "COMPLETED"  # it finished on its own
 
     llm.script("route", say("Paris."), say("Paris again."))
     child.send("capital of\x1b\r")  # Esc Enter: the request goes on on the next line
@@ -144,15 +145,19 @@ def test_interactive_session(
     assert child.exitstatus == 0
 
 
-def _latest_flow_run_state(api: str, expected: str) -> str:
-    """The state of the newest flow run: ``expected`` once it has it, else the last one seen in 30 s.
+def _latest_flow_run_state(api: str, process: str, expected: str) -> str:
+    """The state of the newest flow run of ``process``: ``expected`` once it has it, else the last one
+    seen in 30 s. Other tests' runs on the shared API are not looked at.
 
     The actor records the cancellation after the REPL has shown the prompt again, so it is awaited.
     """
     deadline = time.monotonic() + 30
+    mine = {"tags": {"all_": [f"{PROCESS_TAG}{process}"]}}
     with httpx.Client(trust_env=False) as client:
         while True:
-            runs = client.post(f"{api}/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_DESC", "limit": 1}).json()
+            runs = client.post(
+                f"{api}/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_DESC", "limit": 1, "flow_runs": mine}
+            ).json()
             state = str(runs[0]["state"]["type"])
             if state == expected or time.monotonic() > deadline:
                 return state
