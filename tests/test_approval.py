@@ -24,6 +24,7 @@ from agentctl.output.stream import JsonRenderer, RichRenderer
 from agentctl.processes.approval import EVERYTHING, NOTHING, Approved, needs_approval
 from agentctl.processes.python_source import to_process
 from agentctl.processes.registry import Process
+from tests.actors import bare_actor
 from tests.test_sources import _collect, echo_process
 
 
@@ -75,10 +76,7 @@ def test_the_lists_come_comma_separated_from_the_environment(monkeypatch: pytest
 
 
 def _execute(chosen: Process, approved: Approved, config: Settings | None = None) -> list[Event]:
-    async def api_ready() -> None:
-        return None
-
-    actor = SimpleNamespace(_wait_for_api=api_ready)  # the actor's run path, without Ray or Prefect
+    actor = bare_actor()  # the actor's run path, without Ray or Prefect
     gate = _Gate(config or Settings(), approved)
     return asyncio.run(_collect(RouterActor._execute(actor, chosen, {"word": "hi"}, None, None, gate)))  # type: ignore[arg-type]
 

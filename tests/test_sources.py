@@ -7,7 +7,6 @@ import inspect
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from agentctl.processes.builtin import builtin_registry
 from agentctl.processes.registry import Process, from_signature
 from agentctl.routing.policy import retry_policy
 from agentctl.routing.router import tool_for
+from tests.actors import bare_actor
 
 
 class EchoSource:
@@ -66,10 +66,7 @@ async def _collect(events: AsyncIterator[Event]) -> list[Event]:
 
 
 def test_a_process_runs_through_its_source_in_the_actor() -> None:
-    async def api_ready() -> None:
-        return None
-
-    actor = SimpleNamespace(_wait_for_api=api_ready)  # the actor's run path, without Ray or Prefect
+    actor = bare_actor()  # the actor's run path, without Ray or Prefect
     process = echo_process()
     arguments = process.validate({"word": "hi", "times": "2"})
     events = asyncio.run(
@@ -133,10 +130,7 @@ class StartedSource(EchoSource):
 
 
 def _detached(process: Process) -> list[Event]:
-    async def api_ready() -> None:
-        return None
-
-    actor = SimpleNamespace(_wait_for_api=api_ready)
+    actor = bare_actor()
     gate = _Gate(Settings(), NOTHING, detach=True)
     run = RouterActor._execute(actor, process, {"word": "hi"}, None, None, gate)  # type: ignore[arg-type]
     return asyncio.run(_collect(run))

@@ -25,6 +25,7 @@ from agentctl.processes.deployment_source import check_detachable
 from agentctl.processes.deployments import from_records
 from agentctl.processes.discovery import Discovered, discover, with_deployments
 from agentctl.processes.params import validated
+from agentctl.processes.prefect_client import SharedClient
 from agentctl.processes.registry import Process, Registry
 from agentctl.routing import router
 
@@ -69,6 +70,7 @@ class RouterActor:
         self._api_deadline = api_deadline
         self._api_ready = False
         self._in_flight = 0
+        self._prefect = SharedClient()  # one Prefect client for every run of this actor
         # Prefect's import (~1 s) overlaps with the first routing call instead of following it.
         self._preload = threading.Thread(target=_preload, args=(self.registry,), daemon=True)
         self._preload.start()
@@ -223,7 +225,7 @@ class RouterActor:
             yield ApprovalNeeded(process=process.name, arguments=arguments)
             return
         await self._wait_for_api()
-        async with contextlib.aclosing(process.source.run(process, arguments, chat)) as events:
+        async with self._prefect.bound(), contextlib.aclosing(process.source.run(process, arguments, chat)) as events:
             async for event in events:
                 yield event
                 if gate.detach and isinstance(event, Started):

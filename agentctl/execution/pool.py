@@ -298,7 +298,9 @@ def _cancel(stream: Any) -> None:
     with contextlib.suppress(Exception):
         ray.cancel(stream)
         deadline = time.monotonic() + CANCEL_WAIT
-        while time.monotonic() < deadline:
-            ready, _ = ray.wait([stream], timeout=0.25)
-            if ready:
-                ray.get(next(stream))  # raises at the end: StopIteration, or the cancellation itself
+        while (left := deadline - time.monotonic()) > 0:
+            # Not next(stream): at the stream's end it waits, unbounded, for the actor's generator to
+            # return; this returns a nil ref once ``left`` has passed (Ray's own bounded form of it).
+            ref = stream._next_sync(timeout_s=min(left, 0.25))
+            if not ref.is_nil():
+                ray.get(ref)  # raises at the end: StopIteration, or the cancellation itself

@@ -22,6 +22,7 @@ from agentctl import runtime
 from agentctl.errors import AgentctlError, ProcessFailed, redact
 from agentctl.events import PROCESS_TAG, RESULT_ARTIFACT, RUN_TAG, Event, Failed, Log, Result, RunInfo, run_page
 from agentctl.llm import ChatModel
+from agentctl.processes.prefect_client import LogFlush
 from agentctl.processes.registry import Process
 from agentctl.secrecy import masked
 
@@ -32,6 +33,7 @@ _sink: contextvars.ContextVar[Callable[[logging.LogRecord], None] | None] = cont
     "agentctl_log_sink", default=None
 )
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+CANCEL_GRACE = 4.0  # seconds for the engine to end a cancelled run, then for Prefect to record it Cancelled
 
 
 class _Forward(logging.Handler):
@@ -55,14 +57,16 @@ def _attach_handler() -> None:
 
 
 class _Capture:
-    """Collects one run's records into a queue, and remembers the run's name."""
+    """Collects one run's records into a queue, and remembers the run's name; ``on_run`` is called
+    on the loop with the run's id once it is known, whether or not anyone reads the queue then."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_run: Callable[[str], None]) -> None:
         self.queue: asyncio.Queue[Log | None] = asyncio.Queue()
         self.run_name: str | None = None
         self.run_id: str | None = None
         self.run_kind = "flow"
         self._loop = loop
+        self._on_run = on_run
 
     def __call__(self, record: logging.LogRecord) -> None:
         task_name = getattr(record, "task_run_name", None)
@@ -89,6 +93,8 @@ class _Capture:
             self.run_id, self.run_kind = str(flow_run_id), "flow"
         elif task_run_id not in (None, "<unknown>"):
             self.run_id, self.run_kind = str(task_run_id), "task"
+        if self.run_id is not None:
+            self._loop.call_soon_threadsafe(self._on_run, self.run_id)
 
 
 async def run(
@@ -100,7 +106,8 @@ async def run(
     """
     target = prefect_callable(process, source)
     _attach_handler()
-    capture = _Capture(asyncio.get_running_loop())
+    tagging = _Tagging(run_tags_of(process, source) if source.kind == "flow" else ())
+    capture = _Capture(asyncio.get_running_loop(), tagging.start)
     # The run's task copies the context as it is now: the sink and the chat model go with it.
     token = _sink.set(capture)
     try:
@@ -113,28 +120,46 @@ async def run(
     finally:
         _sink.reset(token)
     call.add_done_callback(lambda _: capture.queue.put_nowait(None))
-    tagging: asyncio.Task[None] | None = None
     try:
         while (log := await capture.queue.get()) is not None:
-            if tagging is None and log.run_id and source.kind == "flow":
-                tagging = asyncio.create_task(_tag_flow_run(log.run_id, run_tags_of(process, source)))
             yield log
     finally:
         if not call.done():  # cancelled (Ctrl-C) or abandoned by the consumer
             await _cancel(call, capture)
-    if tagging is not None:
-        await tagging
+    await tagging.done()
     state = await call
+    # Prefect sends run logs to its API in batches, every 2 s: the result comes after them, so that
+    # `agentctl runs show` right after a call has every log line of its run.
     await _flush_logs()
     yield await _outcome(process, source.kind, state, capture.run_name)
 
 
-async def _flush_logs() -> None:
-    # Prefect sends run logs to its API in batches, every 2 s: the result comes after them, so that
-    # `agentctl runs show` right after a call has every log line of its run.
-    from prefect.logging.handlers import APILogHandler
+# Prefect's log worker is one per process: so is the flush that overlapping runs share.
+_flush_logs = LogFlush()
+_background: set[asyncio.Task[None]] = set()
 
-    await APILogHandler.aflush()
+
+class _Tagging:
+    """Tags a flow run for ``agentctl runs`` once its id is known, even if its request is gone by
+    then (a sync run cancelled before it started goes on in its thread, and is listed all the same)."""
+
+    def __init__(self, tags: tuple[str, ...]) -> None:
+        self._tags = tags
+        self._context = contextvars.copy_context()  # the request's: its Prefect client
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, run_id: str) -> None:
+        """Called on the loop once the run's id is known (again for each later line: once is enough)."""
+        if self._task is None and self._tags:
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(_tag_flow_run(run_id, self._tags), context=self._context)
+            _background.add(self._task)  # the loop keeps only a weak reference to a task
+            self._task.add_done_callback(_background.discard)
+
+    async def done(self) -> None:
+        """Wait for the tagging, if it started."""
+        if self._task is not None:
+            await self._task
 
 
 async def _tag_flow_run(run_id: str, tags: tuple[str, ...]) -> None:
@@ -157,15 +182,17 @@ async def _cancel(call: asyncio.Future[Any], capture: _Capture) -> None:
     """Stop the run, then record it as Cancelled in Prefect, so it is left neither Running nor Crashed.
 
     Prefect's engine reports an interrupted run Crashed and forces that state over any other, so
-    Cancelled is set once the engine is done (or after 5 s): the run's history shows the crash, its
-    state is Cancelled. A sync process runs in a thread that cannot be stopped: its result is
+    Cancelled is set once the engine is done (or after ``CANCEL_GRACE``): the run's history shows the
+    crash, its state is Cancelled. A sync process runs in a thread that cannot be stopped: its result is
     dropped, but the thread finishes on its own, and Prefect then records the state it ends in
     (Completed or Failed) over Cancelled.
     """
     call.cancel()
-    await asyncio.wait([call], timeout=5)
+    await asyncio.wait([call], timeout=CANCEL_GRACE)
     if capture.run_id is not None:
-        await _mark_cancelled(capture)
+        # The API may be what died: Prefect's client would retry it for a minute.
+        async with asyncio.timeout(CANCEL_GRACE):
+            await _mark_cancelled(capture)
 
 
 async def _mark_cancelled(capture: _Capture) -> None:

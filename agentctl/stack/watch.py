@@ -11,6 +11,7 @@ once every ``PROBE_EVERY`` seconds, and is taken for dead once it has not answer
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -40,7 +41,7 @@ def stack(state: StackState) -> Check:
     Prefect API by its health."""
     probe = api(state.prefect_url) if state.prefect_pid is None else nothing
 
-    def check() -> None:
+    def look() -> None:
         if dead := dead_pieces(state):
             raise Died(
                 f"the stack's {', '.join(dead)} died",
@@ -48,9 +49,39 @@ def stack(state: StackState) -> Check:
                 api_dead=bool({"Prefect server", "PostgreSQL"} & set(dead)),
                 ray_dead="Ray head" in dead,
             )
+
+    pieces = _Shared(look, PROBE_EVERY)
+
+    def check() -> None:
+        pieces()
         probe()
 
     return check
+
+
+class _Shared:
+    """``look`` at most once every ``seconds`` over all the threads that ask (a batch's items each
+    wait on the same stack: /proc is read once for all of them); once it has raised, every caller
+    raises the same."""
+
+    def __init__(self, look: Check, seconds: float) -> None:
+        self._look, self._seconds = look, seconds
+        self._last = float("-inf")
+        self._died: Died | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if self._died is None and now - self._last >= self._seconds:
+                self._last = now
+                try:
+                    self._look()
+                except Died as exc:
+                    self._died = exc
+            died = self._died
+        if died is not None:  # a copy for each caller: one exception raised in many threads would share a traceback
+            raise Died(died.what, died.fix, api_dead=died.api_dead, ray_dead=died.ray_dead)
 
 
 def api(url: str) -> Check:
