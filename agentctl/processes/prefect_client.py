@@ -1,10 +1,10 @@
-"""One Prefect client for every run a router actor makes, and run logs flushed together.
+"""Prefect clients shared by every run a router actor makes, and run logs flushed together.
 
 Outside a client context Prefect builds a new HTTP client for each flow run and for each write
-(``get_client()``), and each new client loads the CA bundle (``ssl.create_default_context``): in a
-batch that was the largest share of the actors' CPU. An actor keeps one client, entered once on its
-event loop, and binds it to each request through Prefect's own ``AsyncClientContext``, which Prefect's
-engine and ``get_client()`` take when they find it.
+(``get_client()``), and each new client loads the CA bundle (``ssl.create_default_context``, ~24 ms
+of CPU here): in a batch that was the largest share of the actors' CPU. An actor keeps one async and
+one sync client, and binds them to each request through Prefect's own ``AsyncClientContext`` and
+``SyncClientContext``, which Prefect's engines and ``get_client()`` take when they find them.
 
 Prefect sends run logs in batches every 2 s; a run's result waits for a flush, so that its logs
 are all in the API when the result is shown. A flush stops Prefect's log worker, which starts again
@@ -20,34 +20,40 @@ from typing import Any
 
 
 class SharedClient:
-    """A Prefect client for every request of one actor, created on first use on the actor's loop."""
+    """Prefect clients for every request of one actor, created on first use: an async one on the
+    actor's loop (Prefect's engine, agentctl's writes) and a sync one (what Prefect reads with a sync
+    client even in an async run, such as the server's default result storage, and sync runs)."""
 
     def __init__(self) -> None:
-        self._context: Any = None  # prefect.context.AsyncClientContext, entered once, never left
+        self._async: Any = None  # prefect.context.AsyncClientContext, its client entered once, never left
+        self._sync: Any = None  # prefect.context.SyncClientContext, the same
         self._creating = asyncio.Lock()
 
     @contextlib.asynccontextmanager
     async def bound(self) -> AsyncIterator[None]:
-        """Make the shared client the one Prefect's ``get_client()`` returns in this context."""
-        from prefect.context import AsyncClientContext
+        """Make the shared clients the ones Prefect's ``get_client()`` returns in this context."""
+        from prefect.context import AsyncClientContext, SyncClientContext
 
-        context = await self._entered()
-        token = AsyncClientContext.__var__.set(context)
+        async_context, sync_context = await self._entered()
+        tokens = AsyncClientContext.__var__.set(async_context), SyncClientContext.__var__.set(sync_context)
         try:
             yield
         finally:
             with contextlib.suppress(ValueError):  # a generator closed from another context
-                AsyncClientContext.__var__.reset(token)
+                AsyncClientContext.__var__.reset(tokens[0])
+                SyncClientContext.__var__.reset(tokens[1])
 
-    async def _entered(self) -> Any:
-        from prefect.context import AsyncClientContext
+    async def _entered(self) -> tuple[Any, Any]:
+        from prefect.context import AsyncClientContext, SyncClientContext
 
         async with self._creating:
-            if self._context is None or self._context.client.loop is not asyncio.get_running_loop():
-                context = AsyncClientContext()
-                await context.client.__aenter__()  # the client only: the context is bound per request
-                self._context = context
-        return self._context
+            if self._async is None or self._async.client.loop is not asyncio.get_running_loop():
+                # The clients only are entered: their contexts are bound per request.
+                async_context, sync_context = AsyncClientContext(), SyncClientContext()
+                await async_context.client.__aenter__()
+                sync_context.client.__enter__()
+                self._async, self._sync = async_context, sync_context
+        return self._async, self._sync
 
 
 class LogFlush:
@@ -79,6 +85,10 @@ class LogFlush:
 
 
 async def _flush() -> None:
-    from prefect.logging.handlers import APILogHandler
+    from prefect.logging.handlers import APILogWorker
 
-    await APILogHandler.aflush()
+    # Not APILogHandler.aflush(): its drain_all stops every Prefect queue service of the process
+    # (they share one registry), the events worker too, which then reconnects for the next run.
+    drained = APILogWorker.instance().drain()
+    if not isinstance(drained, bool):  # an awaitable, on a running loop
+        await drained

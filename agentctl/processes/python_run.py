@@ -256,11 +256,15 @@ async def _call(target: Any, arguments: dict[str, Any], tags: tuple[str, ...]) -
 
 def _call_sync(target: Any, arguments: dict[str, Any], tags: tuple[str, ...]) -> Any:
     from prefect import tags as run_tags
+    from prefect.context import SyncClientContext
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     # A sync flow joins its heartbeat thread on exit, which sleeps in 1 s steps: ~1 s per run.
     # With the heartbeat off in this thread a sync run costs ~0.1 s.
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), run_tags(*tags):
+        # Its own sync client: a client's enter/exit count is not thread-safe, and user code in
+        # threads may enter the actor's shared one (prefect_client).
+        SyncClientContext.__var__.set(None)  # type: ignore[arg-type]
         return target(**arguments, return_state=True)
 
 
