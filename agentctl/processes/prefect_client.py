@@ -1,4 +1,4 @@
-"""Prefect clients shared by every run a router actor makes, and run logs flushed together.
+"""Prefect clients shared by every run a router actor makes, and when run logs are flushed.
 
 Outside a client context Prefect builds a new HTTP client for each flow run and for each write
 (``get_client()``), and each new client loads the CA bundle (``ssl.create_default_context``, ~24 ms
@@ -6,9 +6,8 @@ of CPU here): in a batch that was the largest share of the actors' CPU. An actor
 one sync client, and binds them to each request through Prefect's own ``AsyncClientContext`` and
 ``SyncClientContext``, which Prefect's engines and ``get_client()`` take when they find them.
 
-Prefect sends run logs in batches every 2 s; a run's result waits for a flush, so that its logs
-are all in the API when the result is shown. A flush stops Prefect's log worker, which starts again
-(with a new client) on the next line: concurrent runs share one flush (``LogFlush``).
+Prefect sends run logs in batches every 2 s; a flush stops its log worker, which starts again with
+a new client: ``RunLogs`` says when a run's result waits for one.
 """
 
 from __future__ import annotations
@@ -56,32 +55,30 @@ class SharedClient:
         return self._async, self._sync
 
 
-class LogFlush:
-    """Flushes the run logs Prefect holds; callers that overlap share one flush that starts after them.
+class RunLogs:
+    """When the run logs Prefect holds are flushed: as the last run in progress ends.
 
-    A flush already under way may have missed a caller's lines: the caller waits for the next one,
-    which every caller arriving meanwhile shares.
+    A run alone in its actor (an ``ask``) returns its result once every line of it is in the API,
+    so that ``agentctl runs show`` right after it has them all. Where runs overlap (a batch), each
+    flush would stop Prefect's log worker, which starts again with a new client on the next line:
+    their lines go in Prefect's own batches (every 2 s), and the last run to end flushes for all.
     """
 
     def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._current: asyncio.Future[None] | None = None
-        self._next: asyncio.Future[None] | None = None
+        self._running = 0
 
-    async def __call__(self) -> None:
-        """Return once every log line emitted before the call has reached the API."""
-        if self._loop is not asyncio.get_running_loop():  # a new loop (tests): nothing of the old one counts
-            self._loop, self._current, self._next = asyncio.get_running_loop(), None, None
-        if self._next is None:
-            self._next = asyncio.ensure_future(self._after_current())
-        await asyncio.shield(self._next)
+    def started(self) -> None:
+        """A run has started."""
+        self._running += 1
 
-    async def _after_current(self) -> None:
-        if self._current is not None:
-            await asyncio.wait([self._current])
-        self._next = None  # callers from here on may have lines this flush misses
-        self._current = asyncio.ensure_future(_flush())
-        await self._current
+    def ended(self) -> bool:
+        """A run has ended: whether it was the last in progress (and should flush)."""
+        self._running -= 1
+        return self._running == 0
+
+    async def flush(self) -> None:
+        """Return once every log line emitted so far has reached the API."""
+        await _flush()
 
 
 async def _flush() -> None:

@@ -22,7 +22,7 @@ from agentctl import runtime
 from agentctl.errors import AgentctlError, ProcessFailed, redact
 from agentctl.events import PROCESS_TAG, RESULT_ARTIFACT, RUN_TAG, Event, Failed, Log, Result, RunInfo, run_page
 from agentctl.llm import ChatModel
-from agentctl.processes.prefect_client import LogFlush
+from agentctl.processes.prefect_client import RunLogs
 from agentctl.processes.registry import Process
 from agentctl.secrecy import masked
 
@@ -104,10 +104,32 @@ async def run(
 
     LLM calls the process makes (the text-processing task's) use ``model`` and count in its usage.
     """
-    target = prefect_callable(process, source)
-    _attach_handler()
     tagging = _Tagging(run_tags_of(process, source) if source.kind == "flow" else ())
     capture = _Capture(asyncio.get_running_loop(), tagging.start)
+    _logs.started()
+    try:
+        call = _start(process, source, arguments, model, capture)
+        try:
+            while (log := await capture.queue.get()) is not None:
+                yield log
+        finally:
+            if not call.done():  # cancelled (Ctrl-C) or abandoned by the consumer
+                await _cancel(call, capture)
+        await tagging.done()
+        state = await call
+    finally:
+        last = _logs.ended()
+    if last:
+        await _logs.flush()
+    yield await _outcome(process, source.kind, state, capture.run_name)
+
+
+def _start(
+    process: Process, source: PythonSource, arguments: dict[str, Any], model: ChatModel | None, capture: _Capture
+) -> asyncio.Future[Any]:
+    """The run, started as a task whose records go to ``capture``, which hears of its end."""
+    target = prefect_callable(process, source)
+    _attach_handler()
     # The run's task copies the context as it is now: the sink and the chat model go with it.
     token = _sink.set(capture)
     try:
@@ -120,22 +142,11 @@ async def run(
     finally:
         _sink.reset(token)
     call.add_done_callback(lambda _: capture.queue.put_nowait(None))
-    try:
-        while (log := await capture.queue.get()) is not None:
-            yield log
-    finally:
-        if not call.done():  # cancelled (Ctrl-C) or abandoned by the consumer
-            await _cancel(call, capture)
-    await tagging.done()
-    state = await call
-    # Prefect sends run logs to its API in batches, every 2 s: the result comes after them, so that
-    # `agentctl runs show` right after a call has every log line of its run.
-    await _flush_logs()
-    yield await _outcome(process, source.kind, state, capture.run_name)
+    return call
 
 
-# Prefect's log worker is one per process: so is the flush that overlapping runs share.
-_flush_logs = LogFlush()
+# Prefect's log worker is one per process: so is the count of the runs whose lines it holds.
+_logs = RunLogs()
 _background: set[asyncio.Task[None]] = set()
 
 
