@@ -13,7 +13,9 @@ from rich.console import Console
 
 from agentctl.config import Settings
 from agentctl.errors import StackError, UsageError
+from agentctl.execution.pool import Died
 from agentctl.output.stack import status_view
+from agentctl.stack import watch
 from agentctl.stack.health import processes_key
 from agentctl.stack.lifecycle import Stack, up
 from agentctl.stack.state import StackState, locked, read_state, state_path, write_state
@@ -69,6 +71,17 @@ def test_a_stack_with_a_dead_piece_is_stale(settings: Settings) -> None:
     # This test's own pid is no Prefect server: what a pid reused after a crash looks like.
     why = Stack(settings, _state(settings, prefect_pid=os.getpid())).unusable_for(settings)
     assert why is not None and why.stale and why.reason == "its Prefect server died"
+
+
+def test_every_request_waiting_on_a_stack_with_a_dead_piece_ends(settings: Settings) -> None:
+    # A batch's items each wait on the same stack through one check, which reads /proc for them all.
+    check = watch.stack(_state(settings, prefect_pid=os.getpid(), prefect_url="http://127.0.0.1:9/api"))
+    messages = []
+    for _ in range(8):
+        with pytest.raises(Died) as died:
+            check()
+        messages.append(str(died.value))
+    assert len(set(messages)) == 1 and "Prefect server died" in messages[0] and "agentctl up" in messages[0]
 
 
 def test_a_stack_still_starting_or_never_finished_is_stale(settings: Settings) -> None:
