@@ -23,6 +23,13 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ModelPrice(_Section):
+    """What a million tokens of one model cost, sent (input) and received (output), in any currency."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class LLMSettings(_Section):
     """How to reach the LLM that routes requests."""
 
@@ -37,6 +44,7 @@ class LLMSettings(_Section):
     azure_endpoint: str | None = None
     azure_deployment: str | None = None
     api_version: str | None = None
+    prices: dict[str, ModelPrice] = {}  # per model name: what a million tokens cost
 
     def key_env(self) -> str:
         """The environment variable that holds the API key."""
@@ -87,10 +95,15 @@ class DatabaseSettings(_Section):
 
 
 class RouterSettings(_Section):
-    """How the router asks the LLM and repairs its answers."""
+    """How the router asks the LLM and repairs its answers, and what bounds one request."""
 
     repair_attempts: int = Field(default=1, ge=0, le=5)
     max_tools: int = Field(default=32, ge=1, le=128)
+    max_steps: int = Field(default=5, ge=1, le=50)  # LLM turns of one request; 1: route once, run, no answer
+    max_result_chars: int = Field(default=4000, ge=100)  # of each process result sent back to the model
+    max_tokens: int | None = Field(default=None, ge=1)  # LLM tokens of one request, every call counted
+    max_cost: float | None = Field(default=None, gt=0)  # of one request, with llm.prices for its model
+    history_tokens: int = Field(default=4000, ge=0)  # earlier turns sent with a request (REPL, ask -c)
 
 
 class ProcessesSettings(_Section):
