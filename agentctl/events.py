@@ -4,6 +4,13 @@ One request yields, in order: ``Routed`` (or ``ChatReply``), for a deployment ``
 run exists), any number of ``Log``, then ``Result`` or ``Failed`` (a detached request ends at
 ``Started``); or, for a process a person approves first, ``Routed`` then ``ApprovalNeeded`` and
 nothing more ran. They are plain pydantic models so they cross Ray and become JSON unchanged.
+
+A request of several steps repeats this per step: each step's calls (``Routed`` with its ``step``
+and ``call_id``) and their events, marked with the same ``call_id`` (their streams interleave: the
+calls run at once); a ``Failed`` with a ``call_id`` is that call's failure, sent back to the model,
+and the request goes on; one without ends the request. The model's text answer is a ``ChatReply``;
+``Turn`` carries what the request adds to a conversation; ``Usage`` comes per step (``step`` set)
+and once for the whole request (``step`` None).
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ class Routed(BaseModel):
     reason: str | None = None
     policy: RetryPolicy | None = None
     needs_approval: bool | None = None  # told by a dry run only
+    step: int = 1  # the LLM turn that made the call, from 1
+    call_id: str | None = None  # the model's id of the call; the events of its run carry it too
 
 
 class ApprovalNeeded(BaseModel):
@@ -77,6 +86,7 @@ class ApprovalNeeded(BaseModel):
     kind: Literal["approval"] = "approval"
     process: str
     arguments: dict[str, Any]
+    call_id: str | None = None
 
 
 class ChatReply(BaseModel):
@@ -84,6 +94,7 @@ class ChatReply(BaseModel):
 
     kind: Literal["chat"] = "chat"
     text: str
+    step: int = 1
 
 
 class Log(BaseModel):
@@ -96,6 +107,7 @@ class Log(BaseModel):
     message: str
     run_id: str | None = None  # the Prefect run the record belongs to, once known
     run_kind: str | None = None
+    call_id: str | None = None
 
 
 class RunInfo(BaseModel):
@@ -115,6 +127,7 @@ class Started(BaseModel):
     process: str
     run: RunInfo
     work_pool: str | None = None
+    call_id: str | None = None
 
 
 class Result(BaseModel):
@@ -128,6 +141,7 @@ class Result(BaseModel):
     value: Any
     run: RunInfo
     note: str | None = None
+    call_id: str | None = None
 
 
 class Failed(BaseModel):
@@ -139,6 +153,7 @@ class Failed(BaseModel):
     error: str = "AgentctlError"
     run: RunInfo | None = None
     detail: str | None = None
+    call_id: str | None = None  # set: one call of a step failed and the request goes on
 
 
 class Usage(BaseModel):
@@ -149,8 +164,19 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cost: float | None = None  # with llm.prices for the model: what these tokens cost
+    step: int | None = None  # None: the whole request
+
+
+class Turn(BaseModel):
+    """What the request adds to a conversation: chat messages (OpenAI's format) of the request, the
+    calls, their results as the model saw them, and the answer; the next request can carry them."""
+
+    kind: Literal["turn"] = "turn"
+    messages: list[dict[str, Any]]
 
 
 Event = Annotated[
-    Routed | ApprovalNeeded | Started | ChatReply | Log | Result | Failed | Usage, Field(discriminator="kind")
+    Routed | ApprovalNeeded | Started | ChatReply | Log | Result | Failed | Usage | Turn,
+    Field(discriminator="kind"),
 ]
