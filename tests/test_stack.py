@@ -538,9 +538,9 @@ def test_calls_while_up_starts_take_a_temporary_stack_and_a_second_up_waits_for_
             assert asked.code == 0 and asked.json()["run"]["state"] == "Completed", asked.stderr
             warning = "not using the stack of agentctl up: agentctl up is still starting it"
             assert warning in asked.stdout
-        outputs = [first.communicate(timeout=240)[0], second.communicate(timeout=240)[0]]
-        assert [first.returncode, second.returncode] == [0, 0], outputs
-        assert [out.splitlines()[0] for out in outputs] == ["up", "already up"]
+        ended = [first.communicate(timeout=240), second.communicate(timeout=240)]
+        assert [first.returncode, second.returncode] == [0, 0], ended  # stdout and stderr of each
+        assert [out.splitlines()[0] for out, _ in ended] == ["up", "already up"]
         servers = [p for p in psutil.process_iter(["cmdline", "environ"]) if _prefect_of(p, tmp_path)]
         assert [p.pid for p in servers] == [_state(env)["prefect_pid"]]
         assert _status(env)["up"]
