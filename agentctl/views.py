@@ -287,8 +287,8 @@ class StepRecord(BaseModel):
     usage: Usage | None = None
 
 
-_LOGS: dict[Any, Any] = {"__all__": {"kind"}}
-_USAGE = {"kind", "step"}  # a usage's step is where it sits in the document
+_LOGS: dict[str, Any] = {"__all__": {"kind"}}
+_USAGE: dict[str, Any] = {"kind": True, "step": True}  # a usage's step is where it sits in the document
 
 
 class AskOutput(View):
@@ -322,7 +322,7 @@ class AskOutput(View):
 
     def document(self) -> dict[str, Any]:
         """The record, without the events' ``kind`` tags, dry-run keys outside a dry run, or an empty note."""
-        step = {"calls": {"__all__": {"logs": _LOGS}}, "usage": _USAGE}
+        step: dict[str, Any] = {"calls": {"__all__": {"logs": _LOGS}}, "usage": _USAGE}
         doc = self.model_dump(mode="json", exclude={"logs": _LOGS, "usage": _USAGE, "steps": {"__all__": step}})
         if self.policy is None:
             del doc["policy"], doc["needs_approval"], doc["dry_run"]

@@ -14,7 +14,6 @@ parser makes of it (an entity such as ``&#x202e;`` becomes the character) is esc
 from __future__ import annotations
 
 import re
-
 from typing import TYPE_CHECKING
 
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
