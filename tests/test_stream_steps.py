@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from io import StringIO
 from typing import Any
 
+import pytest
 from rich.console import Console
 
-from agentctl.events import ChatReply, Event, Failed, Log, Result, Routed, RunInfo, Usage
+from agentctl.events import ChatReply, Event, Failed, Log, Result, Routed, RunInfo, Started, Usage
 from agentctl.output.stream import JsonRenderer, RichRenderer
 
 CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -166,3 +168,22 @@ def test_json_has_the_steps_their_calls_and_usage_and_the_answer() -> None:
     assert (doc["route"], doc["arguments"]) == ("github_repo_info", {"repo": "acme/engine"})
     assert doc["result"] == {"stars": 7}
     assert doc["run"]["name"] == "run-engine" and len(doc["logs"]) == 3
+
+
+def test_ctrl_c_names_each_deployment_run_still_going_of_calls_running_at_once() -> None:
+    def two_runs() -> Iterator[Event]:
+        runs = (("c1", "brave-otter"), ("c2", "calm-heron"))
+        for call_id, _ in runs:
+            yield Routed(process="nightly", process_kind="deployment", arguments={}, call_id=call_id)
+        for call_id, name in runs:
+            yield Started(process="nightly", run=_run(name, "Running"), call_id=call_id)
+        yield Result(process="nightly", value=1, run=_run("calm-heron"), call_id="c2")
+        raise KeyboardInterrupt
+
+    out, err = Console(file=StringIO(), width=300), Console(file=StringIO(), width=300)
+    with pytest.raises(KeyboardInterrupt):
+        RichRenderer(out, err, str).render(two_runs())
+    assert [line for line in err.file.getvalue().splitlines() if "goes on" in line] == [  # type: ignore[attr-defined]
+        "stopped following: flow run brave-otter (brave-otter-id) goes on in its worker; "
+        "to cancel it: agentctl runs cancel brave-otter-id"
+    ]

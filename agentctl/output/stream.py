@@ -35,26 +35,27 @@ ASKING = "Asking the LLM…"
 
 
 class Following:
-    """The deployment run a request follows, until its outcome: what to say when the following stops
-    first (Ctrl-C, ``--detach``), since the run goes on in its worker."""
+    """The deployment runs a request follows, until their outcomes: what to say when the following
+    stops first (Ctrl-C, ``--detach``), since the runs go on in their workers. Calls of one step
+    run at once: each call's run is followed apart (by ``call_id``)."""
 
     def __init__(self) -> None:
-        self.run: RunInfo | None = None
+        self.runs: dict[str | None, RunInfo] = {}
 
     def see(self, event: Event) -> None:
-        """Remember the run a ``Started`` names; forget it at the outcome."""
+        """Remember the run a ``Started`` names; forget it at its call's outcome."""
         if isinstance(event, Started):
-            self.run = event.run
+            self.runs[event.call_id] = event.run
         elif isinstance(event, Result | Failed):
-            self.run = None
+            self.runs.pop(event.call_id, None)
 
     def left(self, why: str) -> str | None:
-        """One line naming the run left to its worker and how to cancel it; None when none is left."""
-        run = self.run
-        if run is None:
-            return None
-        cancel = f"agentctl runs cancel {run.id}"
-        return f"{why}: flow run {run.name} ({run.id}) goes on in its worker; to cancel it: {cancel}"
+        """A line per run left to its worker, naming how to cancel it; None when none is left."""
+        lines = [
+            f"{why}: flow run {run.name} ({run.id}) goes on in its worker; to cancel it: agentctl runs cancel {run.id}"
+            for run in self.runs.values()
+        ]
+        return "\n".join(lines) or None
 
     @contextlib.contextmanager
     def told(self, say: Callable[[str], None]) -> Iterator[None]:
