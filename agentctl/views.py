@@ -250,11 +250,57 @@ class ErrorInfo(BaseModel):
     type: str
     exit_code: int
 
+    @classmethod
+    def of(cls, failed: Failed) -> ErrorInfo:
+        """The error a ``Failed`` event tells."""
+        return cls(message=failed.message, type=failed.error, exit_code=failed.exit_code)
+
+
+class CallRecord(BaseModel):
+    """One call of a step: the process the model chose, its arguments, and how its run went."""
+
+    route: str
+    arguments: dict[str, Any]
+    run: RunInfo | None = None
+    result: Any = None
+    error: ErrorInfo | None = None
+    logs: list[Log] = []
+    call_id: str | None = Field(default=None, exclude=True)  # how the call's events name it
+    ended: bool = Field(default=False, exclude=True)  # its Result or Failed came
+
+    def add(self, event: Log | Started | Result | Failed) -> None:
+        """Fold one event of this call's run into it."""
+        if isinstance(event, Log):
+            self.logs.append(event)
+        elif isinstance(event, Started):
+            self.run = event.run
+        elif isinstance(event, Result):
+            self.result, self.run, self.ended = event.value, event.run, True
+        else:
+            self.error, self.run, self.ended = ErrorInfo.of(event), event.run or self.run, True
+
+
+class StepRecord(BaseModel):
+    """One turn of the model: the calls it made (none for the turn that answered) and its usage."""
+
+    calls: list[CallRecord] = []
+    usage: Usage | None = None
+
+
+_LOGS: dict[str, Any] = {"__all__": {"kind"}}
+_USAGE: dict[str, Any] = {"kind": True, "step": True}  # a usage's step is where it sits in the document
+
 
 class AskOutput(View):
     """One request's record: ``ask``, ``processes run`` and the REPL print it with ``--json``.
 
-    ``policy``, ``needs_approval`` and ``dry_run`` appear only in a dry run's document.
+    ``steps`` holds every call the model made, step by step, each with its run, result or error and
+    logs; ``answer`` the text the model ended with; ``usage`` the whole request's. The top-level
+    ``route``, ``arguments``, ``reason``, ``run``, ``result`` and ``note`` are the last call's (the
+    one call's, for a request of one call), ``logs`` every log of the request, ``chat`` the answer
+    of a request that called no process, and ``error`` the request's own failure only: a call that
+    failed on the way has its error in its call. ``policy``, ``needs_approval`` and ``dry_run``
+    appear only in a dry run's document.
     """
 
     request: str
@@ -265,6 +311,8 @@ class AskOutput(View):
     result: Any = None
     run: RunInfo | None = None
     logs: list[Log] = []
+    steps: list[StepRecord] = []
+    answer: str | None = None
     usage: Usage | None = None
     error: ErrorInfo | None = None
     policy: RetryPolicy | None = None
@@ -274,34 +322,73 @@ class AskOutput(View):
 
     def document(self) -> dict[str, Any]:
         """The record, without the events' ``kind`` tags, dry-run keys outside a dry run, or an empty note."""
-        doc = self.model_dump(mode="json", exclude={"logs": {"__all__": {"kind"}}, "usage": {"kind"}})
+        step: dict[str, Any] = {"calls": {"__all__": {"logs": _LOGS}}, "usage": _USAGE}
+        doc = self.model_dump(mode="json", exclude={"logs": _LOGS, "usage": _USAGE, "steps": {"__all__": step}})
         if self.policy is None:
             del doc["policy"], doc["needs_approval"], doc["dry_run"]
         if self.note is None:
             del doc["note"]
         return doc
 
+    @property
+    def calls(self) -> list[CallRecord]:
+        """Every call of the request, in the order the model made them."""
+        return [call for step in self.steps for call in step.calls]
+
+    def call_of(self, event: Log | Started | Result | Failed) -> CallRecord | None:
+        """The call an event belongs to: the last one its ``call_id`` names (None names a one-call request's)."""
+        return next((call for call in reversed(self.calls) if call.call_id == event.call_id), None)
+
     def add(self, event: Event) -> int | None:
-        """Fold one of the request's events into the record; a failure's exit code."""
+        """Fold one of the request's events into the record; the exit code of a failure that ended it."""
+        if isinstance(event, Failed) and event.call_id is None:
+            return self._ended(event)
         if isinstance(event, Routed):
-            self.route, self.arguments, self.reason = event.process, event.arguments, event.reason
-            if event.policy is not None:
-                self.policy, self.needs_approval, self.dry_run = event.policy, event.needs_approval, True
+            self._routed(event)
         elif isinstance(event, Usage):
-            self.usage = event
-        elif isinstance(event, Started):
-            self.run = event.run
-        elif isinstance(event, Log):
-            self.logs.append(event)
-        elif isinstance(event, Result):
-            self.result, self.run, self.note = event.value, event.run, event.note
+            self._usage(event)
         elif isinstance(event, ChatReply):
-            self.chat = event.text
-        elif isinstance(event, Failed):
-            self.error = ErrorInfo(message=event.message, type=event.error, exit_code=event.exit_code)
-            self.run = event.run or self.run
-            return event.exit_code
+            self.answer, self.chat = event.text, None if self.calls else event.text
+        elif isinstance(event, Log | Started | Result | Failed):
+            self._of_call(event)
         return None
+
+    def _step(self, number: int) -> StepRecord:
+        while len(self.steps) < number:
+            self.steps.append(StepRecord())
+        return self.steps[number - 1]
+
+    def _routed(self, event: Routed) -> None:
+        self.route, self.arguments, self.reason = event.process, event.arguments, event.reason
+        if event.policy is not None:
+            self.policy, self.needs_approval, self.dry_run = event.policy, event.needs_approval, True
+        call = CallRecord(route=event.process, arguments=event.arguments, call_id=event.call_id)
+        self._step(event.step).calls.append(call)
+
+    def _usage(self, event: Usage) -> None:
+        if event.step is None:
+            self.usage = event
+        else:
+            self._step(event.step).usage = event
+
+    def _of_call(self, event: Log | Started | Result | Failed) -> None:
+        call = self.call_of(event)
+        if call is not None:
+            call.add(event)
+        if isinstance(event, Log):
+            self.logs.append(event)
+        elif call is None or call is self.calls[-1]:
+            self.run = event.run or self.run
+            if isinstance(event, Result):
+                self.result, self.note = event.value, event.note
+
+    def _ended(self, event: Failed) -> int:
+        """The request failed: its error, also that of each call it cut short."""
+        for call in self.calls:
+            if not call.ended:
+                call.add(event)
+        self.error, self.run = ErrorInfo.of(event), event.run or self.run
+        return event.exit_code
 
 
 class BatchRecord(AskOutput):

@@ -24,6 +24,7 @@ from agentctl.config import load
 from agentctl.views import BatchRecord, ErrorInfo
 from tests.conftest import API_KEY
 from tests.servers import FakeLLM, say, tool_call
+from tests.test_stream_steps import steps
 
 
 def test_json_lines_with_ids_models_and_malformed_lines() -> None:
@@ -180,6 +181,24 @@ def test_out_is_private_flushed_per_record_and_compacted_to_one_per_id(tmp_path:
     again.close()
     kept = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["id"], r["error"]) for r in kept] == [("b", None), ("a", None)]
+
+
+def test_a_record_of_several_steps_that_answered_succeeded_though_a_call_failed(tmp_path: Path) -> None:
+    record = BatchRecord(id="cmp", request="compare stars")
+    for event in steps(answer="acme/engine has the most."):
+        record.add(event)
+    out = tmp_path / "out.jsonl"
+    records, tally = Records(out, lambda text: text), Tally()
+    records.write(record)
+    tally.count(record)
+    records.close()
+
+    [line] = out.read_text().splitlines()
+    doc = json.loads(line)
+    assert list(doc)[:2] == ["id", "request"] and doc["answer"] == "acme/engine has the most."
+    assert doc["error"] is None and doc["steps"][0]["calls"][1]["error"]["message"].endswith("acme/missing")
+    assert (tally.succeeded, tally.exit_code()) == (1, 0)
+    assert Records(out, lambda text: text, resume=True).done == {'"cmp"'}  # --resume does not redo it
 
 
 def test_resume_needs_out() -> None:

@@ -180,12 +180,15 @@ def test_a_request_record_has_the_same_keys_whatever_happened() -> None:
     code = JsonRenderer(out, "req", str).render([*events, Failed(message="boom", exit_code=1, run=run)])
     document = json.loads(out.file.getvalue())  # type: ignore[attr-defined]
     assert code == 1 and list(document) == [
-        *("request", "route", "arguments", "reason", "chat", "result", "run", "logs", "usage", "error")
+        *("request", "route", "arguments", "reason", "chat", "result", "run", "logs"),
+        *("steps", "answer", "usage", "error"),
     ]
     assert document["logs"] == [{k: v for k, v in log.model_dump().items() if k != "kind"}]
     assert document["usage"]["requests"] == 1 and "kind" not in document["usage"]
     assert document["error"] == {"message": "boom", "type": "AgentctlError", "exit_code": 1}
     assert document["run"]["state"] == "Failed"
+    [[call]] = [step["calls"] for step in document["steps"]]  # the one call, cut short by the failure
+    assert call["error"] == document["error"] and call["run"]["state"] == "Failed" and document["answer"] is None
 
 
 def test_a_result_keeps_its_run_and_value() -> None:

@@ -1,6 +1,8 @@
 """The event stream of a request on the terminal: as rich text, or as one JSON document for scripts.
 
 Renderers know nothing of where events come from; each returns the exit code the events imply.
+Both fold the events into an ``AskOutput``: it says which call an event belongs to and which
+failure ends the request (a call's failure does not: the model sees it and goes on).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from rich.console import Console, RenderableType
 from rich.panel import Panel
 from rich.pretty import Pretty
+from rich.rule import Rule
 from rich.status import Status
 from rich.table import Table
 from rich.text import Text
@@ -21,35 +24,38 @@ from rich.text import Text
 from agentctl.errors import EXIT_OK, AgentctlError
 from agentctl.events import ChatReply, Event, Failed, Log, Result, RetryPolicy, Routed, RunInfo, Started, Usage
 from agentctl.output.emit import Redact, print_error
-from agentctl.output.untrusted import literal, printable
-from agentctl.views import AskOutput, ErrorInfo
+from agentctl.output.untrusted import literal, markdown, printable
+from agentctl.views import AskOutput, CallRecord, ErrorInfo
 
 LEVEL_STYLES = {"DEBUG": "dim", "INFO": "cyan", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
 APPROVAL = {True: "asked before it runs (--yes approves)", False: "not needed"}
 REPLY_STYLE: dict[str, Any] = {"title": "reply", "title_align": "left", "border_style": "blue"}
+ANSWER_STYLE: dict[str, Any] = {**REPLY_STYLE, "title": "answer"}
+ASKING = "Asking the LLM…"
 
 
 class Following:
-    """The deployment run a request follows, until its outcome: what to say when the following stops
-    first (Ctrl-C, ``--detach``), since the run goes on in its worker."""
+    """The deployment runs a request follows, until their outcomes: what to say when the following
+    stops first (Ctrl-C, ``--detach``), since the runs go on in their workers. Calls of one step
+    run at once: each call's run is followed apart (by ``call_id``)."""
 
     def __init__(self) -> None:
-        self.run: RunInfo | None = None
+        self.runs: dict[str | None, RunInfo] = {}
 
     def see(self, event: Event) -> None:
-        """Remember the run a ``Started`` names; forget it at the outcome."""
+        """Remember the run a ``Started`` names; forget it at its call's outcome."""
         if isinstance(event, Started):
-            self.run = event.run
+            self.runs[event.call_id] = event.run
         elif isinstance(event, Result | Failed):
-            self.run = None
+            self.runs.pop(event.call_id, None)
 
     def left(self, why: str) -> str | None:
-        """One line naming the run left to its worker and how to cancel it; None when none is left."""
-        run = self.run
-        if run is None:
-            return None
-        cancel = f"agentctl runs cancel {run.id}"
-        return f"{why}: flow run {run.name} ({run.id}) goes on in its worker; to cancel it: {cancel}"
+        """A line per run left to its worker, naming how to cancel it; None when none is left."""
+        lines = [
+            f"{why}: flow run {run.name} ({run.id}) goes on in its worker; to cancel it: agentctl runs cancel {run.id}"
+            for run in self.runs.values()
+        ]
+        return "\n".join(lines) or None
 
     @contextlib.contextmanager
     def told(self, say: Callable[[str], None]) -> Iterator[None]:
@@ -65,19 +71,27 @@ class Following:
 
 
 class RichRenderer:
-    """Streams events as they arrive: route line, one line per log, a panel for the result."""
+    """Streams events as they arrive: per step its calls' route lines, their logs (each prefixed by
+    its run's name, so calls running at once stay apart) and a panel per call; then the answer.
+
+    Step 1 has no header, so a request of one call looks as it always did; later steps start with
+    one (``── step 2 ──``).
+    """
 
     def __init__(self, out: Console, err: Console, redact: Redact, debug: bool = False, verbose: bool = False) -> None:
         self.out, self.err, self._redact, self._debug, self._verbose = out, err, redact, debug, verbose
         self._status: Status | None = None
+        self._record = AskOutput(request="")
 
     def render(self, events: Iterable[Event]) -> int:
         """Print every event; return the exit code."""
         code, following = EXIT_OK, Following()
-        with following.told(self._note), self.err.status("Asking the LLM…", spinner="dots") as self._status:
+        self._record = AskOutput(request="")
+        with following.told(self._note), self.err.status(ASKING, spinner="dots") as self._status:
             for event in events:
                 following.see(event)
-                code = self._one(event) or code
+                code = self._record.add(event) or code
+                self._one(event)
         return code
 
     def _note(self, line: str) -> None:
@@ -107,28 +121,49 @@ class RichRenderer:
             for renderable in renderables:
                 self.out.print(renderable)
 
-    def _one(self, event: Event) -> int | None:
+    def _say(self, doing: str) -> None:
+        if self._status is not None:
+            self._status.update(literal(doing, lines=False))
+
+    def _one(self, event: Event) -> None:
         if isinstance(event, Routed):
-            if self._status is not None:
-                self._status.update(literal(f"Running {event.process}…", lines=False))
-            self._show(*route_view(event, self._redact))
+            self._routed(event)
         elif isinstance(event, Started):
-            if self._status is not None:
-                self._status.update(literal(f"Following flow run {event.run.name}…", lines=False))
+            self._say(f"Following flow run {event.run.name}…")
             self._show(started_line(event))
         elif isinstance(event, Log):
             self._show(log_line(event, self._redact))
-        elif isinstance(event, Result):
-            self._show(result_panel(event, self._redact))
-        elif isinstance(event, ChatReply):
-            self._show(Panel(literal(self._redact(event.text)), **REPLY_STYLE))
-        elif isinstance(event, Usage):
-            if self._verbose:
-                self.err.print(Text(usage_line(event), style="dim"))
+        elif isinstance(event, Result) or (isinstance(event, Failed) and event.call_id is not None):
+            self._outcome(event)
         elif isinstance(event, Failed):
             self._failed(event)
-            return event.exit_code
-        return None
+        elif isinstance(event, ChatReply):
+            self._reply(event)
+        elif isinstance(event, Usage) and self._verbose and event.step is None:
+            self.err.print(Text(usage_line(event), style="dim"))
+
+    def _routed(self, event: Routed) -> None:
+        if event.step > 1 and len(self._record.steps[event.step - 1].calls) == 1:  # the step's first call
+            self._show(Rule(f"step {event.step}", style="dim", align="left"))
+        self._say(f"Running {', '.join(call.route for call in self._record.calls if not call.ended)}…")
+        self._show(*route_view(event, self._redact))
+
+    def _outcome(self, event: Result | Failed) -> None:
+        """A call's panel: its result, or its error (the request goes on: the model is told)."""
+        if isinstance(event, Result):
+            self._show(result_panel(event, self._redact))
+        else:
+            self._show(call_error_panel(self._record.call_of(event), event, self._redact))
+        if all(call.ended for call in self._record.calls):
+            self._say(ASKING)  # the model sees the results next
+
+    def _reply(self, event: ChatReply) -> None:
+        """The model's text: the answer after calls (markdown), else a reply, shown as typed."""
+        text = self._redact(event.text)
+        if self._record.calls:
+            self._show(Panel(markdown(text), **ANSWER_STYLE))
+        else:
+            self._show(Panel(literal(text), **REPLY_STYLE))
 
     def _failed(self, event: Failed) -> None:
         print_error(self._redact(event.message), self.err)
@@ -214,6 +249,21 @@ def result_panel(event: Result, redact: Redact) -> Panel:
         subtitle=subtitle,
         subtitle_align="left",
         border_style="green",
+    )
+
+
+def call_error_panel(call: CallRecord | None, event: Failed, redact: Redact) -> Panel:
+    """A call's failure in a panel titled as its result would be: the model is told and the request goes on."""
+    run = event.run
+    where = f" · {run.kind} run {run.name or run.id or '?'} · {run.state}" if run else " · failed"
+    subtitle = literal(run.url, lines=False) if run and run.url else None
+    return Panel(
+        literal(redact(event.message)),
+        title=literal((call.route if call else "call") + where, lines=False),
+        title_align="left",
+        subtitle=subtitle,
+        subtitle_align="left",
+        border_style="red",
     )
 
 

@@ -6,15 +6,22 @@ itself is data. Rich reads ``[...]`` in a ``str`` as markup (a stray ``[/red]`` 
 OSC 8 links, title changes, a cleared screen). Everything foreign that is printed goes through
 ``literal`` (a rich ``Text``, which rich never parses) or ``printable`` (for plain ``print``).
 Nested values are shown by rich's ``Pretty``, which prints strings as their ``repr``: that already
-escapes control characters and is not parsed as markup.
+escapes control characters and is not parsed as markup. The model's answer is shown by ``markdown``:
+markdown is its format, but it never makes a link whose target is hidden, and whatever the markdown
+parser makes of it (an entity such as ``&#x202e;`` becomes the character) is escaped once rendered.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from rich.console import RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.segment import Segment
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.markdown import Markdown
 
 # C0 controls, DEL, C1 controls (0x9b is a one-byte CSI) and the bidi overrides and isolates that
 # make a terminal show text in another order than it is stored.
@@ -51,3 +58,21 @@ def literal(text: str, style: str = "", lines: bool = True) -> Text:
 def cells(*values: RenderableType | None) -> list[RenderableType]:
     """Table cells: strings (and ``None``, as empty) as ``literal`` text, other renderables as they are."""
     return [literal(value or "") if value is None or isinstance(value, str) else value for value in values]
+
+
+def markdown(text: str) -> RenderableType:
+    """``text`` rendered as markdown, never as console markup: a link shows its target, control characters escaped."""
+    from rich.markdown import Markdown  # markdown-it is not worth importing for commands that print no answer
+
+    return _Escaped(Markdown(printable(text), hyperlinks=False))
+
+
+class _Escaped:
+    """A markdown rendering with the control characters its parser decoded shown as escapes."""
+
+    def __init__(self, inner: Markdown) -> None:
+        self.inner = inner
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for segment in console.render(self.inner, options):
+            yield segment if segment.control else Segment(printable(segment.text), segment.style)
