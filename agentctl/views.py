@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
-from agentctl.events import ChatReply, Event, Failed, Log, Result, RetryPolicy, Routed, RunInfo, Started, Usage
+from agentctl.events import ChatReply, Event, Failed, Log, Result, RetryPolicy, Routed, RunInfo, Started, Turn, Usage
 
 
 class View(BaseModel):
@@ -254,7 +254,10 @@ class ErrorInfo(BaseModel):
 class AskOutput(View):
     """One request's record: ``ask``, ``processes run`` and the REPL print it with ``--json``.
 
-    ``policy``, ``needs_approval`` and ``dry_run`` appear only in a dry run's document.
+    ``policy``, ``needs_approval`` and ``dry_run`` appear only in a dry run's document;
+    ``conversation`` only for a request of a conversation (``ask``, the REPL; not a batch item).
+    ``turn`` holds the messages the request adds to its conversation, for the caller to keep; the
+    document leaves it out.
     """
 
     request: str
@@ -271,14 +274,19 @@ class AskOutput(View):
     needs_approval: bool | None = None
     dry_run: bool | None = None
     note: str | None = None  # why ``result`` is null though the run completed (not persisted)
+    conversation: str | None = None  # the id of the conversation the request belongs to
+    turn: list[dict[str, Any]] | None = None
 
     def document(self) -> dict[str, Any]:
-        """The record, without the events' ``kind`` tags, dry-run keys outside a dry run, or an empty note."""
-        doc = self.model_dump(mode="json", exclude={"logs": {"__all__": {"kind"}}, "usage": {"kind"}})
+        """The record, without the events' ``kind`` tags, dry-run keys outside a dry run, an empty note
+        or conversation, or the turn's messages."""
+        exclude: Any = {"logs": {"__all__": {"kind"}}, "usage": {"kind"}, "turn": True}
+        doc = self.model_dump(mode="json", exclude=exclude)
         if self.policy is None:
             del doc["policy"], doc["needs_approval"], doc["dry_run"]
-        if self.note is None:
-            del doc["note"]
+        for optional in ("note", "conversation"):
+            if doc[optional] is None:
+                del doc[optional]
         return doc
 
     def add(self, event: Event) -> int | None:
@@ -297,6 +305,8 @@ class AskOutput(View):
             self.result, self.run, self.note = event.value, event.run, event.note
         elif isinstance(event, ChatReply):
             self.chat = event.text
+        elif isinstance(event, Turn):
+            self.turn = event.messages
         elif isinstance(event, Failed):
             self.error = ErrorInfo(message=event.message, type=event.error, exit_code=event.exit_code)
             self.run = event.run or self.run
