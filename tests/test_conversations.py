@@ -60,9 +60,10 @@ def test_continuing_with_no_conversation_yet_starts_one(store: Store) -> None:
     assert talk.turns == [] and (store.root / f"{talk.id}.json").is_file()
 
 
-@pytest.mark.parametrize("typed", ["nope1234", "../data/last", ""])
+@pytest.mark.parametrize("typed", ["nope1234", "../outside", ""])
 def test_an_unknown_id_names_how_to_start_one(store: Store, typed: str) -> None:
     store.pick()
+    (store.root.parent / "outside.json").write_text('{"id": "outside"}')  # a file the id must not reach
     with pytest.raises(UsageError) as caught:
         store.pick(named=typed)
     assert caught.value.exit_code == EXIT_USAGE
