@@ -99,6 +99,11 @@ def test_the_window_drops_the_oldest_turns_first() -> None:
     assert [talk.fitting(b) for b in (0, each, 2 * each, 10 * each)] == [0, 1, 2, 3]
 
 
+def test_the_newest_turns_are_kept_whatever_the_size_of_older_ones() -> None:
+    talk = Conversation(id="abc", turns=[_turn("old", 4000), _turn("mid", 10), _turn("new", 10)])
+    assert talk.window(estimate(talk.turns[1]) + estimate(talk.turns[2])) == talk.turns[1] + talk.turns[2]
+
+
 def test_a_turn_too_large_stops_the_window_though_older_ones_are_small() -> None:
     talk = Conversation(id="abc", turns=[_turn("small", 10), _turn("huge", 10_000), _turn("last", 10)])
     assert talk.window(500) == talk.turns[2]  # never a gap: what is sent is the newest turns, in a row
