@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 from io import StringIO
 from pathlib import Path
@@ -48,7 +49,7 @@ def test_ids_can_be_typed_and_the_last_is_continued(store: Store) -> None:
     store.add(first, chat_turn("capital of France?", "Paris.").messages)
     second = store.pick()
 
-    assert first.id != second.id and all(len(i) == 8 and i.isalnum() and i.islower() for i in (first.id, second.id))
+    assert first.id != second.id and all(re.fullmatch("[0-9a-f]{8}", i) for i in (first.id, second.id))
     assert store.pick(continue_last=True).id == second.id
     again = store.pick(named=first.id)
     assert again.turns == first.turns  # read back from its file
@@ -135,7 +136,7 @@ def test_the_ask_document_names_the_conversation_not_the_turn() -> None:
 def test_history_shows_each_turn_literally_and_what_is_no_longer_sent() -> None:
     turns = [
         call_turn("stars of [red]x[/red]", "github_repo_info", {"repo": "a/b"}, {"stars": 4}, 4000).messages,
-        chat_turn("and \x1b[2J?", f"No {SECRET}.").messages,
+        chat_turn("and \x1b[2J?", f"No {SECRET}.\nBye.").messages,
     ]
     console = Console(file=StringIO(), width=200, color_system=None)
     console.print(turns_text("3f9a2b1c", turns, 1, lambda text: redact(text, [SECRET])))
@@ -147,7 +148,7 @@ def test_history_shows_each_turn_literally_and_what_is_no_longer_sent() -> None:
         "     → github_repo_info(repo='a/b')",
         '     ← {"stars": 4}',
         "  2  and \\x1b[2J?",
-        "     No ***.",
+        "     No ***.\\nBye.",  # one line a message
         "(turn 1 is no longer sent to the model: router.history_tokens)",
     ]
 
