@@ -156,3 +156,14 @@ def test_history_shows_each_turn_literally_and_what_is_no_longer_sent() -> None:
 def test_the_turn_event_crosses_as_json() -> None:
     turn = chat_turn("a", "b")
     assert Turn.model_validate(json.loads(turn.model_dump_json())) == turn
+
+
+def test_a_dry_run_takes_no_conversation(tmp_path: Path) -> None:
+    from agentctl.cli.commands.ask import _conversation
+    from agentctl.config import Settings
+
+    settings = Settings.model_validate({"data_dir": str(tmp_path)})
+    with pytest.raises(UsageError, match="--dry-run routes one request alone"):
+        _conversation(settings, True, True, None)
+    assert _conversation(settings, True, False, None)[1] is None
+    assert not (tmp_path / "conversations").exists()  # nothing ran: no conversation started
