@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
-from agentctl.events import ChatReply, Event, Failed, Log, Result, RetryPolicy, Routed, RunInfo, Started, Usage
+from agentctl.events import ChatReply, Event, Failed, Log, Result, RetryPolicy, Routed, RunInfo, Started, Turn, Usage
 
 
 class View(BaseModel):
@@ -300,7 +300,9 @@ class AskOutput(View):
     one call's, for a request of one call), ``logs`` every log of the request, ``chat`` the answer
     of a request that called no process, and ``error`` the request's own failure only: a call that
     failed on the way has its error in its call. ``policy``, ``needs_approval`` and ``dry_run``
-    appear only in a dry run's document.
+    appear only in a dry run's document; ``conversation`` only for a request of a conversation
+    (``ask``, the REPL; not a batch item). ``turn`` holds the messages the request adds to its
+    conversation, for the caller to keep; the document leaves it out.
     """
 
     request: str
@@ -319,15 +321,20 @@ class AskOutput(View):
     needs_approval: bool | None = None
     dry_run: bool | None = None
     note: str | None = None  # why ``result`` is null though the run completed (not persisted)
+    conversation: str | None = None  # the id of the conversation the request belongs to
+    turn: list[dict[str, Any]] | None = None
 
     def document(self) -> dict[str, Any]:
-        """The record, without the events' ``kind`` tags, dry-run keys outside a dry run, or an empty note."""
+        """The record, without the events' ``kind`` tags, dry-run keys outside a dry run, an empty note
+        or conversation, or the turn's messages."""
         step: dict[str, Any] = {"calls": {"__all__": {"logs": _LOGS}}, "usage": _USAGE}
-        doc = self.model_dump(mode="json", exclude={"logs": _LOGS, "usage": _USAGE, "steps": {"__all__": step}})
+        exclude: Any = {"logs": _LOGS, "usage": _USAGE, "steps": {"__all__": step}, "turn": True}
+        doc = self.model_dump(mode="json", exclude=exclude)
         if self.policy is None:
             del doc["policy"], doc["needs_approval"], doc["dry_run"]
-        if self.note is None:
-            del doc["note"]
+        for optional in ("note", "conversation"):
+            if doc[optional] is None:
+                del doc[optional]
         return doc
 
     @property
@@ -349,6 +356,8 @@ class AskOutput(View):
             self._usage(event)
         elif isinstance(event, ChatReply):
             self.answer, self.chat = event.text, None if self.calls else event.text
+        elif isinstance(event, Turn):
+            self.turn = event.messages
         elif isinstance(event, Log | Started | Result | Failed):
             self._of_call(event)
         return None

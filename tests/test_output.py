@@ -201,11 +201,11 @@ def test_eval_keeps_model_names_whole_at_80_columns(env: dict[str, str], llm: Fa
 
 def test_repl_shows_requests_and_replies_as_typed(env: dict[str, str], llm: FakeLLM) -> None:
     llm.script("route", say(HOSTILE))
-    lines = "/dry-run on\n" + HOSTILE.replace("\r", "") + "\n/history\n"
+    lines = "/dry-run on\n" + HOSTILE.replace("\r", "") + "\n/history input\n"
 
     proc = subprocess.run([AGENTCTL, "repl"], env=env, input=lines, text=True, capture_output=True, timeout=180)
 
     assert proc.returncode == 0, proc.stderr
     assert SHOWN in proc.stdout  # the reply
-    assert "2  " + SHOWN.replace(r"\r", "") in proc.stdout  # the request, in /history
+    assert "2  " + SHOWN.replace(r"\r", "") in proc.stdout  # the request, in /history input
     _no_control(proc.stdout, proc.stderr)

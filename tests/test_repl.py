@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -136,7 +137,7 @@ def test_interactive_session(
     dumb = {**terminal_env, "PREFECT_API_URL": prefect_api, **ray_cluster, "TERM": "dumb"}
     child = pexpect.spawn(AGENTCTL, ["repl"], env=dumb, encoding="utf-8", timeout=90, dimensions=(50, 200))
     child.expect_exact(PROMPT)
-    child.sendline("/history")
+    child.sendline("/history input")  # /history alone shows the conversation's turns
     child.expect(r"\d+  stars of acme/rocket again")
     child.expect_exact(PROMPT)
     child.sendline("/exit")
@@ -190,6 +191,38 @@ def test_piped_input(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> N
     assert "acme/missing not found or not accessible" in proc.stderr
     assert llm.calls("route")[1].body["messages"][-1]["content"] == "capital of \nFrance?"
     assert PROMPT not in proc.stdout
+
+
+def test_piped_conversation_carries_the_earlier_turns_until_new(
+    env: dict[str, str], llm: FakeLLM, github: FakeGitHub
+) -> None:
+    github.add_repo("acme/rocket", stars=42, contributors=3)
+    github.add_repo("octo/tiny", stars=5, contributors=1)
+    llm.script(
+        "route",
+        tool_call("github_repo_info", {"repo": "acme/rocket"}),
+        tool_call("github_repo_info", {"repo": "octo/tiny"}),
+        say("Paris."),
+    )
+    lines = "stars of acme/rocket\nand for octo/tiny?\n/history\n/new\ncapital of France?\n/history input\n"
+
+    proc = subprocess.run([AGENTCTL, "repl"], env=env, input=lines, text=True, capture_output=True, timeout=180)
+
+    assert proc.returncode == 0, proc.stderr
+    first, follow_up, fresh = (c.body["messages"] for c in llm.calls("route"))
+    assert [m["role"] for m in follow_up] == ["system", "user", "assistant", "tool", "user"]
+    assert follow_up[1]["content"] == "stars of acme/rocket" and follow_up[4]["content"] == "and for octo/tiny?"
+    assert follow_up[2]["tool_calls"][0]["function"]["arguments"] == '{"repo": "acme/rocket"}'
+    assert json.loads(follow_up[3]["content"])["stars"] == 42
+    assert [m["role"] for m in fresh] == ["system", "user"]  # /new: the earlier turns are not sent
+    assert "octo/tiny has 5 stars" in proc.stdout
+    turns = re.search(r"conversation (\w+) · 2 turns\n(.*?)\nnew conversation", proc.stdout, re.S)
+    assert turns is not None, proc.stdout
+    shown = [line.strip() for line in turns.group(2).splitlines()]
+    assert shown[0] == "1  stars of acme/rocket" and shown[1] == "→ github_repo_info(repo='acme/rocket')"
+    assert shown[3] == "2  and for octo/tiny?" and shown[2].startswith("← {") and "octo/tiny" in shown[5]
+    assert re.search(r"\d+  capital of France\?\n", proc.stdout)  # /history input: the lines typed
+    assert len(list((Path(env["AGENTCTL_DATA_DIR"]) / "conversations").glob("*.json"))) == 2
 
 
 def test_piped_input_all_good_exits_0(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:

@@ -20,6 +20,7 @@ from agentctl.processes.discovery import discover
 from agentctl.processes.python_source import PythonSource
 from agentctl.processes.registry import Registry, from_signature
 from agentctl.routing import router
+from agentctl.routing.turns import call_turn
 from tests.conftest import API_KEY
 from tests.servers import FakeLLM, fail, say, tool_call
 from tests.test_cli_processes import generated_module
@@ -77,6 +78,20 @@ def test_valid_tool_call_becomes_a_route(configured: FakeLLM) -> None:
     assert set(tools) == {"github_repo_info", "text_processing"}
     assert tools["github_repo_info"]["strict"] is True
     assert tools["github_repo_info"]["parameters"]["additionalProperties"] is False
+
+
+def test_a_conversations_earlier_turns_go_between_the_system_message_and_the_request(configured: FakeLLM) -> None:
+    configured.script("route", tool_call("github_repo_info", {"repo": "octo/tiny"}))
+    earlier = call_turn("stars of acme/rocket", "github_repo_info", {"repo": "acme/rocket"}, {"stars": 42}, 4000)
+
+    decision = asyncio.run(
+        router.route("and for octo/tiny?", builtin_registry(), installed_model(), history=earlier.messages)
+    )
+
+    assert isinstance(decision, router.Route) and decision.arguments == {"repo": "octo/tiny"}
+    system, *between, last = configured.calls("route")[0].body["messages"]
+    assert system["role"] == "system" and last == {"role": "user", "content": "and for octo/tiny?"}
+    assert between == json.loads(json.dumps(earlier.messages))
 
 
 def test_no_tool_call_is_a_chat_reply(configured: FakeLLM) -> None:

@@ -140,17 +140,19 @@ class Session:
         approval: Approval | None = None,
         detach: bool = False,
         check: watch.Check = watch.nothing,
+        history: list[dict[str, Any]] | None = None,
     ) -> Iterator[Event]:
         """Route (with ``model``, if given) and run ``request``; yield its events as they happen.
 
         A process that needs approval runs once ``approval`` has it (approved already, or asked).
         ``detach``: stop once a deployment's flow run exists; its worker carries it on. ``check`` runs
         while the request waits, beside the session's own watch: what it raises abandons the request,
-        which is cancelled in its actor (a batch that stops).
+        which is cancelled in its actor (a batch that stops). ``history``: a conversation's earlier
+        messages, sent to the model before the request (its ``Turn`` event says what it adds).
         """
         assert self._pool is not None, "open() the session first"
         approval, both = approval or Approval(), self._watching(check)
-        events = self._pool.ask(request, model, check=both, approved=approval.approved, detach=detach)
+        events = self._pool.ask(request, model, check=both, approved=approval.approved, detach=detach, history=history)
         return approved_events(events, approval, self._approved_run(detach, both))
 
     def run(
@@ -241,12 +243,14 @@ def ask_once(
     standalone: bool = False,
     approval: Approval | None = None,
     detach: bool = False,
+    history: list[dict[str, Any]] | None = None,
 ) -> Iterator[Event]:
-    """Check credentials, open a session (on the running stack, if any), yield one request's events."""
+    """Check credentials, open a session (on the running stack, if any), yield one request's events;
+    ``history``: a conversation's earlier messages, sent before the request."""
     settings.api_key()
     with Session(settings, standalone=standalone, last=True) as session:
         yield from session.notices()
-        yield from session.ask(request, settings.llm.model, approval, detach)
+        yield from session.ask(request, settings.llm.model, approval, detach, history=history)
 
 
 def run_once(

@@ -19,7 +19,7 @@ from typing import Any
 from agentctl import llm, runtime, secrecy
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, StackError, UsageError, redact
-from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Routed, Started, Usage
+from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Result, Routed, Started, Usage
 from agentctl.processes.approval import NOTHING, Approved, needs_approval
 from agentctl.processes.deployment_source import check_detachable
 from agentctl.processes.deployments import from_records
@@ -27,7 +27,7 @@ from agentctl.processes.discovery import Discovered, discover, with_deployments
 from agentctl.processes.params import validated
 from agentctl.processes.prefect_client import SharedClient
 from agentctl.processes.registry import Process, Registry
-from agentctl.routing import router
+from agentctl.routing import router, turns
 
 Caller = dict[str, Any]  # {"settings": Settings JSON, "secrets": {variable: value}}
 Records = list[dict[str, Any]] | None  # Prefect deployments as processes.deployments.to_records makes them
@@ -95,18 +95,20 @@ class RouterActor:
         deployments: Records = None,
         approved: Approved = NOTHING,
         detach: bool = False,
+        history: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Route ``request`` (with ``model``, if given) and run the chosen process; yield events as dicts.
 
         ``caller`` carries the settings and secrets of the CLI call, for an actor that outlives it;
         ``deployments`` the caller's listing of Prefect deployments, processes for this request too.
         A process that needs approval and is not ``approved`` runs not: ``ApprovalNeeded`` says so.
-        ``detach``: end at ``Started``, leaving a deployment's run to its worker.
+        ``detach``: end at ``Started``, leaving a deployment's run to its worker. ``history``: the
+        earlier turns' messages of a conversation, sent to the model before the request.
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, model)
         found = self._found(deployments)
-        events = self._handle(request, chat, found.registry, _Gate(settings, approved, detach))
+        events = self._handle(request, chat, found.registry, _Gate(settings, approved, detach), history or [])
         async for event in self._guarded(events, settings, secrets, found.problems):
             yield event
 
@@ -197,14 +199,28 @@ class RouterActor:
         )
         return {**chosen, "error": None, "latency": time.perf_counter() - started, "usage": usage.as_dict()}
 
-    async def _handle(self, request: str, chat: llm.ChatModel, registry: Registry, gate: _Gate) -> AsyncIterator[Event]:
-        decision = await router.decide(request, registry, chat, gate.settings.router)
+    async def _handle(
+        self, request: str, chat: llm.ChatModel, registry: Registry, gate: _Gate, history: list[dict[str, Any]]
+    ) -> AsyncIterator[Event]:
+        decision = await router.decide(request, registry, chat, gate.settings.router, history)
         if isinstance(decision, ChatReply):
             yield decision
+            yield turns.chat_turn(request, decision.text)
         else:
-            async for event in self._execute(decision.process, decision.arguments, decision.reason, chat, gate):
+            async for event in self._one_call(request, decision, chat, gate):
                 yield event
         yield Usage.model_validate(chat.usage.as_dict())
+
+    async def _one_call(
+        self, request: str, decision: router.Route, chat: llm.ChatModel, gate: _Gate
+    ) -> AsyncIterator[Event]:
+        """The chosen process's events, then the request's ``Turn`` if it returned a result."""
+        process, arguments = decision.process, decision.arguments
+        async for event in self._execute(process, arguments, decision.reason, chat, gate):
+            yield event
+            if isinstance(event, Result):
+                limit = gate.settings.router.max_result_chars
+                yield turns.call_turn(request, process.name, arguments, event.value, limit)
 
     async def _run(
         self, name: str, arguments: dict[str, Any], chat: llm.ChatModel, registry: Registry, gate: _Gate

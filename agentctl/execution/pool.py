@@ -185,16 +185,18 @@ class Pool:
         check: Callable[[], None] = lambda: None,
         approved: Approved = NOTHING,
         detach: bool = False,
+        history: list[dict[str, Any]] | None = None,
     ) -> Iterator[Event]:
         """Route (with ``model``, if given) and run ``request`` on the next actor; yield its events.
 
         A chosen process that needs approval runs only if ``approved`` covers it (``ApprovalNeeded``).
-        ``detach``: the events end once a deployment's flow run exists (``Started``).
+        ``detach``: the events end once a deployment's flow run exists (``Started``). ``history``: a
+        conversation's earlier messages, sent to the model before the request.
         """
 
         def call(actor: Any) -> Any:
             return actor.handle.options(num_returns="streaming").remote(
-                request, model, self._caller, self.deployments, approved, detach
+                request, model, self._caller, self.deployments, approved, detach, history=history
             )
 
         return self._streamed(call, check)

@@ -287,18 +287,31 @@ def value_cell(item: Any) -> RenderableType:
 
 
 def renderer(
-    out: Console, err: Console, redact: Redact, *, json: bool, label: str, debug: bool = False, verbose: bool = False
+    out: Console,
+    err: Console,
+    redact: Redact,
+    *,
+    json: bool,
+    label: str,
+    debug: bool = False,
+    verbose: bool = False,
+    conversation: str | None = None,
 ) -> RichRenderer | JsonRenderer:
-    """The renderer of an event stream: one JSON document titled ``label`` with ``json``, else rich."""
-    return JsonRenderer(out, label, redact, err) if json else RichRenderer(out, err, redact, debug, verbose)
+    """The renderer of an event stream: one JSON document titled ``label`` with ``json`` (naming the
+    request's ``conversation``, if any), else rich."""
+    if json:
+        return JsonRenderer(out, label, redact, err, conversation)
+    return RichRenderer(out, err, redact, debug, verbose)
 
 
 class JsonRenderer:
     """Collects the events into an ``AskOutput`` and prints its document at the end, and nothing else on stdout."""
 
-    def __init__(self, out: Console, request: str, redact: Redact, err: Console | None = None) -> None:
+    def __init__(
+        self, out: Console, request: str, redact: Redact, err: Console | None = None, conversation: str | None = None
+    ) -> None:
         self.out, self._redact, self.err = out, redact, err
-        self.view = AskOutput(request=request)
+        self.view = AskOutput(request=request, conversation=conversation)
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:

@@ -63,14 +63,17 @@ async def route(
     strict: bool = True,
     max_tools: int = 32,
     mode: Mode = "tools",
+    history: list[dict[str, Any]] | None = None,
 ) -> Route | ChatReply:
     """Ask ``model`` which process fits ``request``; return a validated Route, or its chat reply.
 
     With more than ``max_tools`` processes only a shortlist is offered, and only it can be chosen.
+    ``history``: earlier turns' messages of a conversation, sent between the system message and the request.
     """
     offered = Registry(shortlist(request, list(registry), max_tools))
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": SYSTEM[mode]},
+        *(history or []),
         {"role": "user", "content": request},
     ]
     for attempt in range(repair_attempts + 1):
@@ -88,8 +91,15 @@ async def route(
     raise AssertionError("unreachable")
 
 
-async def decide(request: str, registry: Registry, model: Model, options: RouterSettings) -> Route | ChatReply:
-    """``route()`` with ``model``'s own LLM settings (mode, strict tools) and the router's ``options``."""
+async def decide(
+    request: str,
+    registry: Registry,
+    model: Model,
+    options: RouterSettings,
+    history: list[dict[str, Any]] | None = None,
+) -> Route | ChatReply:
+    """``route()`` with ``model``'s own LLM settings (mode, strict tools), the router's ``options``
+    and a conversation's earlier messages (``history``)."""
     return await route(
         request,
         registry,
@@ -98,6 +108,7 @@ async def decide(request: str, registry: Registry, model: Model, options: Router
         strict=model.llm.strict_tools,
         max_tools=options.max_tools,
         mode=model.llm.mode,
+        history=history,
     )
 
 

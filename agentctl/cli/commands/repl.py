@@ -23,7 +23,9 @@ def repl(
 
     The cluster, the Prefect API and the router pool start once, so every request after the first
     costs only the LLM and the process. Slash commands (/help) inspect and run processes, switch to
-    dry runs or JSON output, and change the model. With stdin not a terminal, each line is a
+    dry runs or JSON output, and change the model. The requests form one conversation: each goes
+    to the model with the earlier turns (router.history_tokens); /new starts afresh, /history shows
+    them, and `agentctl ask -c` continues it later. With stdin not a terminal, each line is a
     request; the exit code is non-zero when any of them failed. A process that asks first
     (confirm) runs after your y, n or always (this process for the rest of the session); piped,
     it is refused unless --yes.

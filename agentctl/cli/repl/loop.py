@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentctl.calls.approval import Approval
+from agentctl.calls.conversations import Conversation, Store
 from agentctl.calls.session import Session
 from agentctl.config import Settings
 from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AgentctlError, UsageError, first_line
@@ -33,7 +34,8 @@ COMMANDS = {
     "/dry-run on|off": "route requests without running them",
     "/json on|off": "print each request's outcome as one JSON document",
     "/model [NAME|default]": "the LLM model for the next requests",
-    "/history": "the last requests",
+    "/new": "start a new conversation: the next request goes without the earlier turns",
+    "/history [input]": "the conversation's turns; with input, the last lines typed",
     "/exit": "leave (or Ctrl-D)",
 }
 
@@ -45,7 +47,8 @@ class ReplState:
     json: bool = False
     dry_run: bool = False
     model: str | None = None
-    history: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)  # the lines typed, as the line editor keeps them
+    conversation: Conversation | None = None  # started by the first request, and again after /new
     worst: int = EXIT_OK
     approved: Approved = NOTHING  # --yes, and the processes answered "always"
 
@@ -74,6 +77,7 @@ class Repl:
             "/dry-run": self._dry_run,
             "/json": self._json,
             "/model": self._model,
+            "/new": self._new,
             "/history": self._history,
             "/exit": self._exit,
             "/quit": self._exit,
@@ -105,25 +109,40 @@ class Repl:
         return [*self._commands, *(p.name for p in self.registry)]
 
     def _request(self, text: str) -> int:
-        return self._render(lambda approval: self._events(text, approval), text)
+        # A dry run runs nothing, so it neither joins the conversation nor is sent the earlier turns.
+        joined = None if self.state.dry_run else self._conversation()
+        return self._render(lambda approval: self._events(text, approval, joined), text, joined)
 
-    def _events(self, text: str, approval: Approval) -> Iterator[Event]:
+    def _conversation(self) -> Conversation:
+        """The session's conversation; the first request (or the first after /new) starts one."""
+        if self.state.conversation is None:
+            self.state.conversation = self._store().pick()
+        return self.state.conversation
+
+    def _store(self) -> Store:
+        return Store(self.settings.data_dir, self.redact)
+
+    def _events(self, text: str, approval: Approval, joined: Conversation | None) -> Iterator[Event]:
         settings = self.settings
         if self.state.model:
             settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"model": self.state.model})})
         settings.api_key()
-        if self.state.dry_run:
+        if joined is None:
             from agentctl.calls.dry_run import dry_run
 
             return dry_run(settings, text)
-        return self.session.ask(text, self.state.model, approval)
+        history = joined.window(settings.router.history_tokens)
+        return self._store().recording(joined, self.session.ask(text, self.state.model, approval, history=history))
 
-    def _render(self, events: Callable[[Approval], Iterator[Event]], label: str) -> int:
+    def _render(
+        self, events: Callable[[Approval], Iterator[Event]], label: str, joined: Conversation | None = None
+    ) -> int:
         """Render the events of one request, whose approval asks y / n / always on a terminal."""
         from agentctl.cli.approve import TerminalAsk, can_ask
         from agentctl.output.stream import renderer
 
-        show = renderer(self.out, self.err, self.redact, json=self.state.json, label=label)
+        conversation = joined.id if joined else None
+        show = renderer(self.out, self.err, self.redact, json=self.state.json, label=label, conversation=conversation)
         ask = TerminalAsk(self.err, show.paused, self.redact, always=True) if can_ask(self.state.json) else None
         approval = Approval(self.state.approved, ask)
         try:
@@ -200,9 +219,29 @@ class Repl:
         self.out.print(literal(f"model: {self.state.model or self.settings.llm.model}"))
         return EXIT_OK
 
+    def _new(self, args: list[str]) -> int:
+        self.state.conversation = None
+        self.out.print("new conversation: the next request goes without the earlier turns")
+        return EXIT_OK
+
     def _history(self, args: list[str]) -> int:
-        for number, entry in enumerate(self.state.history[-21:-1], 1):
-            self.out.print(literal(f"{number:>3}  {entry}"))
+        if args and args[0] != "input":
+            raise UsageError("usage: /history [input]")
+        if args:
+            for number, entry in enumerate(self.state.history[-21:-1], 1):
+                self.out.print(literal(f"{number:>3}  {entry}"))
+            return EXIT_OK
+        return self._turns()
+
+    def _turns(self) -> int:
+        from agentctl.output.conversation import turns_text
+
+        joined = self.state.conversation
+        if joined is None or not joined.turns:
+            self.out.print("no turns yet: each request and its outcome become one (/history input: the lines typed)")
+            return EXIT_OK
+        sent = joined.fitting(self.settings.router.history_tokens)
+        self.out.print(turns_text(joined.id, joined.turns, sent, self.redact))
         return EXIT_OK
 
     def _exit(self, args: list[str]) -> int:
