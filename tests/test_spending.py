@@ -13,6 +13,7 @@ from agentctl import errors, llm
 from agentctl.config import Settings
 from agentctl.events import Usage
 from agentctl.output.stream import usage_line
+from agentctl.views import AskOutput
 from tests.conftest import API_KEY
 from tests.servers import FakeLLM, say
 
@@ -104,3 +105,9 @@ def test_the_usage_line_shows_the_cost_only_when_it_is_known() -> None:
         "tokens: 30 (20 prompt + 10 completion) in 2 LLM requests · cost 0.000045"
     )
     assert usage_line(Usage(**counts)) == "tokens: 30 (20 prompt + 10 completion) in 2 LLM requests"
+
+
+def test_the_request_record_of_ask_json_and_of_a_batch_carries_the_cost() -> None:
+    record = AskOutput(request="r")
+    record.add(Usage(requests=1, prompt_tokens=10, completion_tokens=5, total_tokens=15, cost=0.00004))
+    assert record.document()["usage"]["cost"] == 0.00004  # batch records are these documents, one a line
