@@ -11,6 +11,7 @@ request's cost unknown (``None``), never a guess that leaves that call out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,8 @@ from agentctl.config import ModelPrice, RouterSettings
 from agentctl.errors import BudgetExceeded, ConfigError
 
 PER = 1_000_000  # llm.prices are per million tokens
+COUNTS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens")
+Spent = Mapping[str, int | float | None]  # a TokenCount.as_dict()
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,26 @@ class TokenCount:
             self.unpriced.add(model)
         else:
             self.priced += (prompt * price.input + answer * price.output) / PER
+
+    def since(self, start: Spent) -> dict[str, int | float | None]:
+        """What was spent after ``start`` (an earlier ``as_dict()``): one step's usage, cost included."""
+        now = self.as_dict()
+        step: dict[str, int | float | None] = {k: int(now[k] or 0) - int(start.get(k) or 0) for k in COUNTS}
+        before = start.get("cost") if start.get("requests") else 0.0  # nothing spent yet costs nothing
+        after = now["cost"]
+        step["cost"] = None if after is None or before is None else after - before
+        return step
+
+    def restore(self, spent: Spent) -> None:
+        """Count again what the request spent before it paused (its ``as_dict()``), to go on from there."""
+        self.requests += int(spent.get("requests") or 0)
+        self.prompt_tokens += int(spent.get("prompt_tokens") or 0)
+        self.completion_tokens += int(spent.get("completion_tokens") or 0)
+        cost = spent.get("cost")
+        if cost is None and spent.get("requests"):
+            self.unpriced.add("calls before the pause")  # their cost was unknown: it stays unknown
+        else:
+            self.priced += float(cost or 0.0)
 
     def as_dict(self) -> dict[str, int | float | None]:
         """JSON-able counts, with the total and the cost (``None``: not known), as ``events.Usage`` has them."""

@@ -5,14 +5,16 @@ which reports 10 prompt + 5 completion tokens per completion. No Ray, Prefect or
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from agentctl import errors, llm
-from agentctl.config import Settings
+from agentctl.config import ModelPrice, Settings
 from agentctl.events import Usage
 from agentctl.output.stream import usage_line
+from agentctl.spending import Bounds, TokenCount
 from agentctl.views import AskOutput
 from tests.conftest import API_KEY
 from tests.servers import FakeLLM, say
@@ -111,3 +113,36 @@ def test_the_request_record_of_ask_json_and_of_a_batch_carries_the_cost() -> Non
     record = AskOutput(request="r")
     record.add(Usage(requests=1, prompt_tokens=10, completion_tokens=5, total_tokens=15, cost=0.00004))
     assert record.document()["usage"]["cost"] == 0.00004  # batch records are these documents, one a line
+
+
+COMPLETION = SimpleNamespace(usage=SimpleNamespace(prompt_tokens=10, completion_tokens=5))
+BIG, SMALL = ModelPrice(input=2.0, output=4.0), ModelPrice(input=0.5, output=1.0)
+
+
+def test_a_steps_usage_is_what_was_spent_since_it_began_cost_included() -> None:
+    count = TokenCount()
+    first = count.as_dict()
+    count.add(COMPLETION, "big", BIG)
+    second = count.as_dict()
+    count.add(COMPLETION, "small", SMALL)
+    assert count.since(first)["cost"] == pytest.approx(40e-6 + 10e-6)
+    step = count.since(second)
+    assert {k: step[k] for k in ("requests", "total_tokens")} == {"requests": 1, "total_tokens": 15}
+    assert step["cost"] == pytest.approx(10e-6)
+    count.add(COMPLETION, "unlisted", None)
+    assert count.since(second)["cost"] is None
+
+
+def test_a_request_that_goes_on_after_a_pause_keeps_its_spending_and_its_bounds() -> None:
+    before = TokenCount()
+    before.add(COMPLETION, "big", BIG)
+    before.add(COMPLETION, "big", BIG)
+    resumed = TokenCount(bounds=Bounds(max_tokens=30))
+    resumed.restore(before.as_dict())
+    assert resumed.as_dict() == before.as_dict()
+    with pytest.raises(errors.BudgetExceeded, match="30 tokens used, router.max_tokens = 30"):
+        resumed.check("big", BIG)
+    unknown = TokenCount()
+    unknown.restore({**before.as_dict(), "cost": None})
+    unknown.add(COMPLETION, "big", BIG)
+    assert unknown.cost is None
