@@ -12,6 +12,8 @@ once, at the boundary where they are caught. Each class says whose fault it is: 
     ├── RoutingError              exit 2  the model misbehaved: its answer stayed invalid after the
     │                                     repairs, or it refused; nothing ran
     ├── LLMError                  exit 1  the LLM endpoint is unreachable or failing
+    ├── BudgetExceeded            exit 1  the request reached its own bound (router.max_tokens or
+    │                                     router.max_cost) before an LLM call; what ran stays done
     ├── StackError                exit 1  Ray or the Prefect API could not be started or reached
     │   └── ActorDied                     a router actor died while it handled the request
     ├── NotFound                  exit 1  no such run in the Prefect API
@@ -63,6 +65,14 @@ class RoutingError(AgentctlError):
 
 class LLMError(AgentctlError):
     """The LLM endpoint could not be reached or answered with an error."""
+
+
+class BudgetExceeded(AgentctlError):
+    """The request spent its bound (``router.max_tokens``, ``router.max_cost``) and stopped before the next LLM call.
+
+    Not a ``UsageError``: the settings were valid and the request did run (calls were made, processes may
+    have run), so it failed as a run fails (exit 1); raising the bound is what lets the next one finish.
+    """
 
 
 class StackError(AgentctlError):

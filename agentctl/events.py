@@ -63,7 +63,7 @@ class RouteOutcome(BaseModel):
     arguments: dict[str, Any] | None = None
     error: str | None = None
     latency: float = 0.0
-    usage: dict[str, int] = {}
+    usage: dict[str, int | float | None] = {}  # spending.TokenCount.as_dict(): counts and cost
 
 
 class Routed(BaseModel):

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from agentctl.config import LLMSettings, Settings
 from agentctl.errors import LLMError, MissingCredential, UsageError, redact
+from agentctl.spending import Bounds
+from agentctl.spending import TokenCount as TokenCount  # the request's counter, where it always was
 
 
 def make_client(llm: LLMSettings, key: str) -> Any:
@@ -60,27 +62,6 @@ class Clients:
         return self._clients[cache_key]
 
 
-@dataclass
-class TokenCount:
-    """Tokens and requests spent on the LLM for one request, nested calls included."""
-
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    def add(self, completion: Any) -> None:
-        """Count one completion."""
-        self.requests += 1
-        usage = getattr(completion, "usage", None)
-        if usage is not None:
-            self.prompt_tokens += usage.prompt_tokens or 0
-            self.completion_tokens += usage.completion_tokens or 0
-
-    def as_dict(self) -> dict[str, int]:
-        """JSON-able counts, with the total."""
-        return {**asdict(self), "total_tokens": self.prompt_tokens + self.completion_tokens}
-
-
 class Model(Protocol):
     """What routing needs of a chat model: its LLM settings and one completion call."""
 
@@ -99,7 +80,8 @@ class Model(Protocol):
 class ChatModel:
     """One model as one request uses it: where and how to ask, and what the request spent.
 
-    Every call made with it, the router's and those of the process it runs, counts in ``usage``.
+    Every call made with it, the router's and those of the process it runs, counts in ``usage``,
+    priced with ``llm.prices`` for ``name``, and is refused once the request is at its ``usage.bounds``.
     """
 
     llm: LLMSettings
@@ -118,7 +100,12 @@ class ChatModel:
             clients=clients,
             name=name or settings.llm.model,
             secrets=settings.secret_values(environ),
+            usage=TokenCount(bounds=Bounds.of(settings.router)),
         )
+
+    def using(self, name: str) -> ChatModel:
+        """This request's model under another model name: its calls count, are priced and bounded with this one's."""
+        return replace(self, name=name)
 
     async def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Any:
         """Send one chat completion and return the first choice's message."""
@@ -134,10 +121,13 @@ class ChatModel:
         """Send one chat completion request and return the whole completion.
 
         Transport failures (connection, timeout, 429, 5xx) are retried by the openai client itself,
-        ``llm.max_retries`` times, honouring ``retry-after``; nothing else here retries.
+        ``llm.max_retries`` times, honouring ``retry-after``; nothing else here retries. A request
+        at its bounds is refused before the call is sent (``BudgetExceeded``).
         """
         import openai
 
+        price = self.llm.prices.get(self.name)  # the model name as sent: what the provider bills
+        self.usage.check(self.name, price)
         extra: dict[str, Any] = {"tools": tools} if tools else {}
         if response_format:
             extra["response_format"] = response_format
@@ -149,7 +139,7 @@ class ChatModel:
         except json.JSONDecodeError:  # the body of a 200 was not JSON
             completion = None
         _check(completion, self.llm)
-        self.usage.add(completion)
+        self.usage.add(completion, self.name, price)
         return completion
 
 

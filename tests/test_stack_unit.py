@@ -62,6 +62,16 @@ def test_a_stack_for_another_ray_or_prefect_is_unusable_but_not_stale(settings: 
     assert stack.unusable_for(_with(settings, prefect={"api_url": "http://127.0.0.1:4200/api/"})) is None
 
 
+def test_a_stack_serves_calls_with_other_prices_and_bounds(settings: Settings) -> None:
+    # They travel with each request (the caller's settings), so the running actors apply them.
+    priced = _with(
+        settings,
+        llm={"prices": {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}},
+        router={"max_tokens": 100, "max_cost": 0.01},
+    )
+    assert Stack(settings, _state(settings)).unusable_for(priced) is None
+
+
 def test_a_stack_whose_actors_load_other_processes_is_unusable(settings: Settings) -> None:
     why = Stack(settings, _state(settings, processes={"modules": ["elsewhere"]})).unusable_for(settings)
     assert why is not None and not why.stale and why.reason.startswith("its actors load other processes")

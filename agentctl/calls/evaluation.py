@@ -41,7 +41,7 @@ class Outcome(BaseModel):
     arguments: dict[str, Any] | None = None
     error: str | None = None
     latency: float = 0.0
-    usage: dict[str, int] = {}
+    usage: dict[str, int | float | None] = {}  # spending.TokenCount.as_dict(): counts and cost
 
     @property
     def routed_right(self) -> bool:
@@ -95,7 +95,7 @@ def _summary(items: list[Outcome]) -> ModelSummary:
         argument_accuracy=sum(o.arguments_right for o in with_args) / len(with_args) if with_args else None,
         errors=sum(o.error is not None for o in items),
         latency=Latency(**{f"p{q}": _percentile(latencies, q) for q in (50, 90, 99)}),
-        tokens=Tokens(**{k: sum(o.usage.get(k, 0) for o in items) for k in TOKEN_KEYS}),
+        tokens=Tokens(**{k: sum(int(o.usage.get(k) or 0) for o in items) for k in TOKEN_KEYS}),
         failures=[_failure(o) for o in items if not o.arguments_right],
     )
 

@@ -25,6 +25,7 @@ from agentctl.errors import EXIT_OK, AgentctlError
 from agentctl.events import ChatReply, Event, Failed, Log, Result, RetryPolicy, Routed, RunInfo, Started, Usage
 from agentctl.output.emit import Redact, print_error
 from agentctl.output.untrusted import literal, markdown, printable
+from agentctl.spending import plain
 from agentctl.views import AskOutput, CallRecord, ErrorInfo
 
 LEVEL_STYLES = {"DEBUG": "dim", "INFO": "cyan", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
@@ -218,10 +219,12 @@ def started_line(event: Started) -> Text:
 
 
 def usage_line(event: Usage) -> str:
-    """``tokens: 150 (120 prompt + 30 completion) in 2 LLM requests``"""
+    """``tokens: 150 (120 prompt + 30 completion) in 2 LLM requests · cost 0.000036``; no cost when a
+    model of the request has no price in llm.prices."""
+    cost = "" if event.cost is None else f" · cost {plain(event.cost)}"
     return (
         f"tokens: {event.total_tokens} ({event.prompt_tokens} prompt + {event.completion_tokens} completion) "
-        f"in {event.requests} LLM request{'s' if event.requests != 1 else ''}"
+        f"in {event.requests} LLM request{'s' if event.requests != 1 else ''}{cost}"
     )
 
 
