@@ -288,7 +288,7 @@ class AskOutput(View):
             if event.policy is not None:
                 self.policy, self.needs_approval, self.dry_run = event.policy, event.needs_approval, True
         elif isinstance(event, Usage):
-            self.usage = event
+            self.usage = event if event.step is None else self.usage  # the request's total
         elif isinstance(event, Started):
             self.run = event.run
         elif isinstance(event, Log):
@@ -297,7 +297,7 @@ class AskOutput(View):
             self.result, self.run, self.note = event.value, event.run, event.note
         elif isinstance(event, ChatReply):
             self.chat = event.text
-        elif isinstance(event, Failed):
+        elif isinstance(event, Failed) and event.call_id is None:  # with one, the request went on
             self.error = ErrorInfo(message=event.message, type=event.error, exit_code=event.exit_code)
             self.run = event.run or self.run
             return event.exit_code

@@ -19,7 +19,7 @@ from typing import Any
 from agentctl import llm, runtime, secrecy
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, StackError, UsageError, redact
-from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Routed, Started, Usage
+from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Paused, Routed, Started
 from agentctl.processes.approval import NOTHING, Approved, needs_approval
 from agentctl.processes.deployment_source import check_detachable
 from agentctl.processes.deployments import from_records
@@ -27,7 +27,7 @@ from agentctl.processes.discovery import Discovered, discover, with_deployments
 from agentctl.processes.params import validated
 from agentctl.processes.prefect_client import SharedClient
 from agentctl.processes.registry import Process, Registry
-from agentctl.routing import router
+from agentctl.routing import agent, router
 
 Caller = dict[str, Any]  # {"settings": Settings JSON, "secrets": {variable: value}}
 Records = list[dict[str, Any]] | None  # Prefect deployments as processes.deployments.to_records makes them
@@ -50,8 +50,28 @@ class _Gate:
     detach: bool = False  # end at ``Started``: a deployment's worker carries the run on
 
     def stops(self, process: Process) -> bool:
-        """Whether ``process`` waits for an approval this request does not carry."""
+        """Whether ``process`` waits for an approval this request does not carry; a UsageError when the
+        request detaches and ``process`` cannot (before anyone is asked to approve it)."""
+        if self.detach:
+            check_detachable(process)
         return needs_approval(process, self.settings) and not self.approved.covers(process.name)
+
+
+@dataclass(frozen=True)
+class _Calls:
+    """How a request's loop runs its calls in this actor: the request's gate, chat model and sources."""
+
+    actor: RouterActor
+    chat: llm.ChatModel
+    gate: _Gate
+
+    def stops(self, process: Process) -> bool:
+        """Whether ``process`` waits for an approval the request does not carry."""
+        return self.gate.stops(process)
+
+    def run(self, process: Process, arguments: dict[str, Any]) -> AsyncIterator[Event]:
+        """The events of one run of ``process``."""
+        return self.actor._source_events(process, arguments, self.chat, self.gate)
 
 
 class RouterActor:
@@ -95,18 +115,33 @@ class RouterActor:
         deployments: Records = None,
         approved: Approved = NOTHING,
         detach: bool = False,
+        resume: dict[str, Any] | None = None,
+        history: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Route ``request`` (with ``model``, if given) and run the chosen process; yield events as dicts.
+        """Carry out ``request`` (with ``model``, if given) step by step (``routing.agent``); yield events as dicts.
 
         ``caller`` carries the settings and secrets of the CLI call, for an actor that outlives it;
         ``deployments`` the caller's listing of Prefect deployments, processes for this request too.
-        A process that needs approval and is not ``approved`` runs not: ``ApprovalNeeded`` says so.
-        ``detach``: end at ``Started``, leaving a deployment's run to its worker.
+        A call that needs approval and is not ``approved`` runs not: ``ApprovalNeeded`` says so, and
+        ``Paused`` holds what ``resume`` (with the ids of the calls approved) takes to go on.
+        ``detach``: end at ``Started``, leaving a deployment's run to its worker (one step only).
+        ``history``: earlier turns' messages, between the instructions and the request.
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, model)
         found = self._found(deployments)
-        events = self._handle(request, chat, found.registry, _Gate(settings, approved, detach))
+        gate = _Gate(settings, approved, detach)
+        paused = None if resume is None else Paused.model_validate(resume)
+        events = agent.run_request(
+            request,
+            found.registry,
+            chat,
+            settings.router,
+            _Calls(self, chat, gate),
+            one_shot=detach,
+            history=history,
+            resume=paused,
+        )
         async for event in self._guarded(events, settings, secrets, found.problems):
             yield event
 
@@ -197,15 +232,6 @@ class RouterActor:
         )
         return {**chosen, "error": None, "latency": time.perf_counter() - started, "usage": usage.as_dict()}
 
-    async def _handle(self, request: str, chat: llm.ChatModel, registry: Registry, gate: _Gate) -> AsyncIterator[Event]:
-        decision = await router.decide(request, registry, chat, gate.settings.router)
-        if isinstance(decision, ChatReply):
-            yield decision
-        else:
-            async for event in self._execute(decision.process, decision.arguments, decision.reason, chat, gate):
-                yield event
-        yield Usage.model_validate(chat.usage.as_dict())
-
     async def _run(
         self, name: str, arguments: dict[str, Any], chat: llm.ChatModel, registry: Registry, gate: _Gate
     ) -> AsyncIterator[Event]:
@@ -219,11 +245,16 @@ class RouterActor:
         self, process: Process, arguments: dict[str, Any], reason: str | None, chat: llm.ChatModel, gate: _Gate
     ) -> AsyncIterator[Event]:
         yield Routed(process=process.name, process_kind=process.kind, arguments=arguments, reason=reason)
-        if gate.detach:
-            check_detachable(process)  # before anything runs, and before anyone is asked to approve it
         if gate.stops(process):  # decided before anything is created: no Prefect run exists yet
             yield ApprovalNeeded(process=process.name, arguments=arguments)
             return
+        async for event in self._source_events(process, arguments, chat, gate):
+            yield event
+
+    async def _source_events(
+        self, process: Process, arguments: dict[str, Any], chat: llm.ChatModel, gate: _Gate
+    ) -> AsyncIterator[Event]:
+        """Run ``process`` through its source, with the actor's Prefect clients bound."""
         await self._wait_for_api()
         async with self._prefect.bound(), contextlib.aclosing(process.source.run(process, arguments, chat)) as events:
             async for event in events:

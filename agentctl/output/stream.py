@@ -123,11 +123,11 @@ class RichRenderer:
         elif isinstance(event, ChatReply):
             self._show(Panel(literal(self._redact(event.text)), **REPLY_STYLE))
         elif isinstance(event, Usage):
-            if self._verbose:
+            if self._verbose and event.step is None:  # a step's own usage is part of the total
                 self.err.print(Text(usage_line(event), style="dim"))
         elif isinstance(event, Failed):
             self._failed(event)
-            return event.exit_code
+            return event.exit_code if event.call_id is None else None  # a call's failure went to the model
         return None
 
     def _failed(self, event: Failed) -> None:
