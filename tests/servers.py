@@ -201,7 +201,8 @@ class FakeLLM(_Server):
         if reply is None and self.responder is not None:
             reply = self.responder(request.body)
         if reply is None and kind == "step":
-            reply = say(FOLLOW_UP)
+            structured = bool(request.body.get("response_format"))
+            reply = answer({"process": "none", "reply": FOLLOW_UP}) if structured else say(FOLLOW_UP)
         if reply is None:
             return 500, {}, {"error": {"message": f"no scripted reply left for a {kind} request"}}
         if reply.delay:
@@ -288,6 +289,9 @@ class FakeGitHub(_Server):
         self.echo_auth = False  # hostile: error bodies quote the Authorization header they got
         self.fields: dict[str, dict[str, Any]] = {}  # full name -> fields the repository record says instead
         self.fault_message = "scripted failure"  # the "message" of a scripted failure's body
+        self.meeting: threading.Barrier | None = None
+        self._meeting_seats = 0
+        self.met = False  # the requests of ``meet`` were all in at once
 
     def reset(self) -> None:
         with self.lock:
@@ -301,6 +305,9 @@ class FakeGitHub(_Server):
             self.echo_auth = False
             self.fields.clear()
             self.fault_message = "scripted failure"
+            if self.meeting is not None:
+                self.meeting.abort()
+            self.meeting, self._meeting_seats, self.met = None, 0, False
             if self.gate is not None:
                 self.gate.set()
             self.gate = None
@@ -310,6 +317,25 @@ class FakeGitHub(_Server):
         self.arrived.clear()
         self.gate = threading.Event()
         return self.gate
+
+    def meet(self, parties: int, deadline: float = 60) -> None:
+        """The next ``parties`` requests each wait until all of them have arrived, then ``met`` is set:
+        requests made one after another never meet (after ``deadline`` seconds they get a 503)."""
+        self.meeting, self._meeting_seats, self.met = threading.Barrier(parties, timeout=deadline), parties, False
+
+    def _meet(self) -> bool:
+        """Wait for the meeting if this request has a seat at it; whether the meeting broke."""
+        with self.lock:
+            meeting = self.meeting if self._meeting_seats > 0 else None
+            self._meeting_seats -= meeting is not None
+        if meeting is None:
+            return False
+        try:
+            meeting.wait()
+        except threading.BrokenBarrierError:
+            return True
+        self.met = True
+        return False
 
     def add_repo(self, full_name: str, stars: int, contributors: int) -> None:
         self.repos[full_name.lower()] = (stars, contributors)
@@ -330,6 +356,8 @@ class FakeGitHub(_Server):
         gate = self.gate
         if gate is not None:
             gate.wait(timeout=120)
+        if self._meet():
+            return 503, {}, {"message": "the requests of the meeting did not arrive together"}
         with self.lock:
             fault = self.faults.popleft() if self.faults else None
         if fault:
