@@ -289,8 +289,10 @@ class FakeGitHub(_Server):
         self.echo_auth = False  # hostile: error bodies quote the Authorization header they got
         self.fields: dict[str, dict[str, Any]] = {}  # full name -> fields the repository record says instead
         self.fault_message = "scripted failure"  # the "message" of a scripted failure's body
-        self.meeting: threading.Barrier | None = None
-        self._meeting_seats = 0
+        self.meeting: set[str] = set()
+        self._arrived: set[str] = set()
+        self._deadline = 60.0
+        self.meeting_changed = threading.Condition(self.lock)
         self.met = False  # the requests of ``meet`` were all in at once
 
     def reset(self) -> None:
@@ -305,9 +307,8 @@ class FakeGitHub(_Server):
             self.echo_auth = False
             self.fields.clear()
             self.fault_message = "scripted failure"
-            if self.meeting is not None:
-                self.meeting.abort()
-            self.meeting, self._meeting_seats, self.met = None, 0, False
+            self.meeting, self._arrived, self.met = set(), set(), False
+            self.meeting_changed.notify_all()
             if self.gate is not None:
                 self.gate.set()
             self.gate = None
@@ -318,24 +319,25 @@ class FakeGitHub(_Server):
         self.gate = threading.Event()
         return self.gate
 
-    def meet(self, parties: int, deadline: float = 60) -> None:
-        """The next ``parties`` requests each wait until all of them have arrived, then ``met`` is set:
-        requests made one after another never meet (after ``deadline`` seconds they get a 503)."""
-        self.meeting, self._meeting_seats, self.met = threading.Barrier(parties, timeout=deadline), parties, False
-
-    def _meet(self) -> bool:
-        """Wait for the meeting if this request has a seat at it; whether the meeting broke."""
+    def meet(self, *paths: str, deadline: float = 60) -> None:
+        """Requests for ``paths`` each wait until every one of them has arrived, then ``met`` is set:
+        requests made one after another never meet (a client's retry of the same path does not count),
+        and after ``deadline`` seconds they get a 503."""
         with self.lock:
-            meeting = self.meeting if self._meeting_seats > 0 else None
-            self._meeting_seats -= meeting is not None
-        if meeting is None:
-            return False
-        try:
-            meeting.wait()
-        except threading.BrokenBarrierError:
+            self.meeting, self._arrived, self.met = set(paths), set(), False
+        self._deadline = deadline
+
+    def _meet(self, path: str) -> bool:
+        """Wait for the meeting if ``path`` is one of it; whether it broke (not all came in time)."""
+        with self.meeting_changed:
+            if path not in self.meeting or self.met:
+                return False
+            self._arrived.add(path)
+            self.meeting_changed.notify_all()
+            if self.meeting_changed.wait_for(lambda: self._arrived >= self.meeting, timeout=self._deadline):
+                self.met = True
+                return False
             return True
-        self.met = True
-        return False
 
     def add_repo(self, full_name: str, stars: int, contributors: int) -> None:
         self.repos[full_name.lower()] = (stars, contributors)
@@ -356,7 +358,7 @@ class FakeGitHub(_Server):
         gate = self.gate
         if gate is not None:
             gate.wait(timeout=120)
-        if self._meet():
+        if self._meet(urlsplit(request.path).path):
             return 503, {}, {"message": "the requests of the meeting did not arrive together"}
         with self.lock:
             fault = self.faults.popleft() if self.faults else None

@@ -16,7 +16,8 @@ def test_two_calls_in_one_reply_run_at_once_and_the_answer_uses_both_results(
 ) -> None:
     github.add_repo("PrefectHQ/prefect", stars=21000, contributors=3)
     github.add_repo("ray-project/ray", stars=39000, contributors=4)
-    github.meet(2)  # each call's first GitHub request waits for the other's: they run concurrently
+    # Each call's first GitHub request waits until the other's has arrived: only concurrent calls meet.
+    github.meet("/repos/PrefectHQ/prefect", "/repos/ray-project/ray")
     both = tool_call(
         "github_repo_info", {"repo": "PrefectHQ/prefect"}, ("github_repo_info", {"repo": "ray-project/ray"})
     )
