@@ -297,9 +297,11 @@ class AskOutput(View):
             self.result, self.run, self.note = event.value, event.run, event.note
         elif isinstance(event, ChatReply):
             self.chat = event.text
-        elif isinstance(event, Failed) and event.call_id is None:  # with one, the request went on
-            self.error = ErrorInfo(message=event.message, type=event.error, exit_code=event.exit_code)
+        elif isinstance(event, Failed):
             self.run = event.run or self.run
+            if event.call_id is not None:  # that call's error went back to the model: the request went on
+                return None
+            self.error = ErrorInfo(message=event.message, type=event.error, exit_code=event.exit_code)
             return event.exit_code
         return None
 

@@ -176,7 +176,7 @@ def test_piped_input(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> N
 
     proc = subprocess.run(
         [AGENTCTL, "repl"],
-        env=env,
+        env={**env, "AGENTCTL_ROUTER__MAX_STEPS": "1"},  # one-shot: the failed run is the line's failure
         input=lines,
         text=True,
         capture_output=True,
