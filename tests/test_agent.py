@@ -204,3 +204,18 @@ def test_calls_that_need_approval_pause_the_step_and_resume_with_the_answers() -
     assert isinstance(refused[-1], Usage) and refused[-1].requests == 2  # the usage before the pause counts
     run(ScriptedModel([text("all done")]), runner, resume=paused.model_copy(update={"approved": ["id-write-1"]}))
     assert [ran["word"] for ran in runner.ran] == ["free", "free", "asked"]
+
+
+def test_the_local_llm_tells_a_follow_up_from_a_repair() -> None:
+    from tests.servers import _kind
+
+    asked = [{"role": "system", "content": "s"}, {"role": "user", "content": "the request"}]
+    called = {"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]}
+    result = {"role": "tool", "tool_call_id": "c1", "content": '"ONE"'}
+    repair = {"role": "tool", "tool_call_id": "c2", "content": "Error: bad. Call a tool again, correctly."}
+    assert _kind({"messages": asked}) == "route"
+    assert _kind({"messages": [*asked, called, repair]}) == "route"  # a repair of the first call
+    assert _kind({"messages": [*asked, called, result]}) == "step"
+    assert _kind({"messages": [*asked, called, result, called, repair]}) == "step"  # a repair of a follow-up
+    assert _kind({"messages": [*asked, called, result, {"role": "user", "content": "and?"}]}) == "route"  # history
+    assert _kind({"messages": [*asked, {"role": "user", "content": "Result of echo (step-1): 1"}]}) == "step"
