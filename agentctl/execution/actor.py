@@ -64,14 +64,19 @@ class _Calls:
     actor: RouterActor
     chat: llm.ChatModel
     gate: _Gate
+    hidden: list[str]  # the secrets no message may carry: it goes to the model and the terminal
 
     def stops(self, process: Process) -> bool:
         """Whether ``process`` waits for an approval the request does not carry."""
         return self.gate.stops(process)
 
-    def run(self, process: Process, arguments: dict[str, Any]) -> AsyncIterator[Event]:
-        """The events of one run of ``process``."""
-        return self.actor._source_events(process, arguments, self.chat, self.gate)
+    async def run(self, process: Process, arguments: dict[str, Any]) -> AsyncIterator[Event]:
+        """The events of one run of ``process``; what it raises becomes its ``Failed``."""
+        try:
+            async for event in self.actor._source_events(process, arguments, self.chat, self.gate):
+                yield event
+        except AgentctlError as exc:
+            yield Failed(message=redact(str(exc), self.hidden), exit_code=exc.exit_code, error=type(exc).__name__)
 
 
 class RouterActor:
@@ -137,7 +142,7 @@ class RouterActor:
             found.registry,
             chat,
             settings.router,
-            _Calls(self, chat, gate),
+            _Calls(self, chat, gate, [*self._secrets, *(v for v in secrets.values() if v)]),
             one_shot=detach,
             history=history,
             resume=paused,

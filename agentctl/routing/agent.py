@@ -67,7 +67,8 @@ class Runner(Protocol):
         """Whether ``process`` waits for an approval the request does not carry."""
 
     def run(self, process: Process, arguments: dict[str, Any]) -> AsyncIterator[Event]:
-        """Run ``process`` with validated ``arguments``: its events."""
+        """Run ``process`` with validated ``arguments``: its events, a failure as a ``Failed`` (what it
+        raises ends the request)."""
 
 
 def cut(text: str, limit: int) -> str:
@@ -277,17 +278,10 @@ class Agent:
         """One call's events, stamped with its id; its outcome kept. In one-shot routing a failure ends
         the request (no call id): nothing goes back to the model."""
         mark = None if self.one_shot else call.call_id
-        try:
-            async for event in self.runner.run(call.route.process, call.route.arguments):
-                if isinstance(event, Result | Failed | Started):
-                    outcomes[call.call_id] = event
-                yield stamped(event, call.call_id if not isinstance(event, Failed) else mark)
-        except AgentctlError as exc:
-            if self.one_shot:
-                raise
-            failed = Failed(message=str(exc), exit_code=exc.exit_code, error=type(exc).__name__, call_id=mark)
-            outcomes[call.call_id] = failed
-            yield failed
+        async for event in self.runner.run(call.route.process, call.route.arguments):
+            if isinstance(event, Result | Failed | Started):
+                outcomes[call.call_id] = event
+            yield stamped(event, call.call_id if not isinstance(event, Failed) else mark)
 
     async def _step_end(self, state: State, calls: list[Call], outcomes: dict[str, Event]) -> AsyncIterator[Event]:
         """After a step's calls: the request ends (one-shot, a repeated failure, the step limit) or goes on."""
