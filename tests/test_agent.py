@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from agentctl.config import LLMSettings, RouterSettings
+from agentctl.errors import AgentctlError
 from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Paused, Result, Routed, RunInfo, Turn, Usage
 from agentctl.llm import TokenCount
 from agentctl.processes.registry import Process, Registry
@@ -219,3 +220,29 @@ def test_the_local_llm_tells_a_follow_up_from_a_repair() -> None:
     assert _kind({"messages": [*asked, called, result, called, repair]}) == "step"  # a repair of a follow-up
     assert _kind({"messages": [*asked, called, result, {"role": "user", "content": "and?"}]}) == "route"  # history
     assert _kind({"messages": [*asked, {"role": "user", "content": "Result of echo (step-1): 1"}]}) == "step"
+
+
+class RaisingSource:
+    """A source whose run raises an agentctl error that quotes a secret."""
+
+    kind = "task"
+
+    async def run(self, process: Process, arguments: dict[str, Any], model: Any) -> AsyncIterator[Event]:
+        raise AgentctlError("the service said: bad key sk-secret-123456")
+        yield  # an async generator, as sources are
+
+
+def test_the_actors_runner_reports_a_raised_error_as_the_calls_failure_redacted() -> None:
+    from agentctl.config import Settings
+    from agentctl.execution.actor import _Calls, _Gate
+    from agentctl.processes.approval import NOTHING
+    from tests.actors import bare_actor
+
+    runner = _Calls(bare_actor(), None, _Gate(Settings(), NOTHING), ["sk-secret-123456"])  # type: ignore[arg-type]
+    raising = replace(echo_process(), source=RaisingSource())  # type: ignore[arg-type]
+
+    async def collect() -> list[Event]:
+        return [e async for e in runner.run(raising, {"word": "x"})]
+
+    [failed] = asyncio.run(collect())
+    assert isinstance(failed, Failed) and failed.message == "the service said: bad key ***" and failed.exit_code == 1
