@@ -153,9 +153,10 @@ class FakeLLM(_Server):
 
     Replies are scripted per kind of request: ``route`` (a request's first call, offering the process
     tools, and its repairs), ``step`` (a follow-up that carries the results of the calls before it, and
-    its repairs) and ``text`` (the text-processing task's call, offering UPPER/LOWER). A follow-up
-    with nothing scripted gets a short text answer (``FOLLOW_UP``), so a test scripts one route reply
-    per request, as with one-shot routing. Call ids are unique over the server's life, as OpenAI's are.
+    its repairs) and ``text`` (the text-processing task's call, offering UPPER/LOWER). A request with
+    nothing scripted goes to ``responder`` (follow-ups too), and a follow-up neither answers gets a
+    short text answer (``FOLLOW_UP``), so a test scripts one route reply per request, as with
+    one-shot routing. Call ids are unique over the server's life, as OpenAI's are.
     """
 
     def __init__(self, api_key: str) -> None:
