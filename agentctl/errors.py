@@ -19,9 +19,12 @@ once, at the boundary where they are caught. Each class says whose fault it is: 
     ├── NotFound                  exit 1  no such run in the Prefect API
     └── ProcessFailed             exit 1  a process ran and ended in a failed Prefect state
 
-    Subclasses that belong to one module live there: ``pool.Died`` (a StackError), the GitHub
-    client's ``GitHubError`` tree (``processes.github``), ``calls.approval``'s ``ApprovalRequired``
-    (a UsageError: no one to ask, no ``--yes``) and ``NotApproved`` (exit 1: the person said no).
+    Subclasses that belong to one module live there: ``routing.agent``'s ``StepLimit`` (exit 1: the
+    model was still calling processes at ``router.max_steps``; processes ran, the request did not
+    finish) and ``RepeatedFailure`` (exit 1: the same call failed twice); ``pool.Died`` (a
+    StackError), the GitHub client's ``GitHubError`` tree (``processes.github``), ``calls.approval``'s
+    ``ApprovalRequired`` (a UsageError: no one to ask, no ``--yes``) and ``NotApproved`` (exit 1: the
+    person said no; in a request of several steps, once the model has been told).
     Ctrl-C is not an error class: the CLI turns KeyboardInterrupt into exit 130.
 """
 

@@ -9,8 +9,9 @@ A request of several steps repeats this per step: each step's calls (``Routed`` 
 and ``call_id``) and their events, marked with the same ``call_id`` (their streams interleave: the
 calls run at once); a ``Failed`` with a ``call_id`` is that call's failure, sent back to the model,
 and the request goes on; one without ends the request. The model's text answer is a ``ChatReply``;
-``Turn`` carries what the request adds to a conversation; ``Usage`` comes per step (``step`` set)
-and once for the whole request (``step`` None).
+``Turn`` carries what the request adds to a conversation; a request that stops for approval ends with
+its ``ApprovalNeeded`` events and a ``Paused`` that its caller sends back to go on; ``Usage`` comes
+per step (``step`` set) and once for the whole request (``step`` None).
 """
 
 from __future__ import annotations
@@ -176,7 +177,32 @@ class Turn(BaseModel):
     messages: list[dict[str, Any]]
 
 
+class PendingCall(BaseModel):
+    """A validated call that waits for a person's answer."""
+
+    call_id: str
+    process: str
+    arguments: dict[str, Any]
+
+
+class Paused(BaseModel):
+    """A request stopped before running calls that need approval (its ``ApprovalNeeded`` events came
+    first): everything the actor needs to go on, so it keeps no state while a person thinks. The caller
+    sends it back (``resume``) with ``approved``: the ids of the calls the person said yes to; the
+    others go to the model as refused."""
+
+    kind: Literal["paused"] = "paused"
+    messages: list[dict[str, Any]]  # the conversation so far, the step's assistant message last
+    turn_from: int  # where this request's own messages start (after the instructions and earlier turns)
+    step: int
+    calls: list[PendingCall]
+    usage: dict[str, int | float | None]  # what the request spent on the LLM so far (cost included)
+    step_start: dict[str, int | float | None] = {}  # what it had spent when this step began
+    failed: list[str] = []  # the calls that failed once already (``agent.call_key``)
+    approved: list[str] = []
+
+
 Event = Annotated[
-    Routed | ApprovalNeeded | Started | ChatReply | Log | Result | Failed | Usage | Turn,
+    Routed | ApprovalNeeded | Started | ChatReply | Log | Result | Failed | Usage | Turn | Paused,
     Field(discriminator="kind"),
 ]

@@ -14,4 +14,8 @@ async def _api_ready() -> None:
 def bare_actor() -> Any:
     """What ``RouterActor._execute`` uses of its actor: an API that is ready, and no Prefect client to
     bind (the sources these tests run use none)."""
-    return SimpleNamespace(_wait_for_api=_api_ready, _prefect=SimpleNamespace(bound=contextlib.nullcontext))
+    from agentctl.execution.actor import RouterActor
+
+    actor = SimpleNamespace(_wait_for_api=_api_ready, _prefect=SimpleNamespace(bound=contextlib.nullcontext))
+    actor._source_events = lambda *args: RouterActor._source_events(actor, *args)  # type: ignore[arg-type]
+    return actor

@@ -8,6 +8,7 @@ them and inspect what was sent.
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import sys
 import threading
@@ -19,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+FOLLOW_UP = "Done."  # the answer to a follow-up nothing was scripted for
 DROP = 0  # a status that sends nothing: the server closes the connection instead
 
 
@@ -149,14 +151,19 @@ def answer(choice: dict[str, Any]) -> Reply:
 class FakeLLM(_Server):
     """An OpenAI-compatible ``/v1/chat/completions``.
 
-    Replies are scripted per kind of request: ``route`` (the router's call, offering the process
-    tools) and ``text`` (the text-processing task's call, offering UPPER/LOWER).
+    Replies are scripted per kind of request: ``route`` (a request's first call, offering the process
+    tools, and its repairs), ``step`` (a follow-up that carries the results of the calls before it, and
+    its repairs) and ``text`` (the text-processing task's call, offering UPPER/LOWER). A request with
+    nothing scripted goes to ``responder`` (follow-ups too), and a follow-up neither answers gets a
+    short text answer (``FOLLOW_UP``), so a test scripts one route reply per request, as with
+    one-shot routing. Call ids are unique over the server's life, as OpenAI's are.
     """
 
     def __init__(self, api_key: str) -> None:
         super().__init__()
         self.api_key = api_key
-        self.scripts: dict[str, deque[Reply]] = {"route": deque(), "text": deque()}
+        self.scripts: dict[str, deque[Reply]] = {"route": deque(), "step": deque(), "text": deque()}
+        self._call_ids = itertools.count()
         self.supports_tools = True
         self.responder: Callable[[dict[str, Any]], Reply] | None = None
         self.echo_key = False  # hostile: error bodies quote the key they were sent
@@ -194,6 +201,9 @@ class FakeLLM(_Server):
             reply = self.scripts[kind].popleft() if self.scripts[kind] else None
         if reply is None and self.responder is not None:
             reply = self.responder(request.body)
+        if reply is None and kind == "step":
+            structured = bool(request.body.get("response_format"))
+            reply = answer({"process": "none", "reply": FOLLOW_UP}) if structured else say(FOLLOW_UP)
         if reply is None:
             return 500, {}, {"error": {"message": f"no scripted reply left for a {kind} request"}}
         if reply.delay:
@@ -203,7 +213,9 @@ class FakeLLM(_Server):
         if reply.status != 200:
             said = f" (you sent {sent})" if self.echo_key else ""
             return reply.status, reply.headers, {"error": {"message": f"{reply.error}{said}", "type": "server_error"}}
-        return 200, reply.headers, _completion(request.body.get("model", "?"), reply)
+        with self.lock:
+            ids = [f"call_{next(self._call_ids)}" for _ in reply.tool_calls]
+        return 200, reply.headers, _completion(request.body.get("model", "?"), reply, ids)
 
 
 def _is_chat(request: Recorded) -> bool:
@@ -213,13 +225,38 @@ def _is_chat(request: Recorded) -> bool:
 def _kind(body: Any) -> str:
     names = {t["function"]["name"] for t in (body or {}).get("tools", [])}
     schema_name = ((body or {}).get("response_format") or {}).get("json_schema", {}).get("name")
-    return "text" if "UPPER" in names or schema_name == "text_tools" else "route"
+    if "UPPER" in names or schema_name == "text_tools":
+        return "text"
+    messages = _without_repairs(list((body or {}).get("messages", [])))
+    return "step" if messages and _is_result(messages[-1]) else "route"
 
 
-def _completion(model: str, reply: Reply) -> dict[str, Any]:
+def _is_repair(message: dict[str, Any]) -> bool:
+    """The router's feedback on an invalid answer (``router._repair_messages``)."""
+    content = str(message.get("content") or "")
+    return content.startswith("Error: ") and ("Call a tool again" in content or "Answer again" in content)
+
+
+def _is_result(message: dict[str, Any]) -> bool:
+    """A call's outcome sent back: a tool message, or json_schema mode's ``Result of`` user message."""
+    return message.get("role") == "tool" or str(message.get("content") or "").startswith("Result of ")
+
+
+def _without_repairs(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation as it was before the repairs at its end: a repair is told apart from a step
+    by what came before the invalid answer it follows."""
+    while messages and _is_repair(messages[-1]):
+        while messages and _is_repair(messages[-1]):
+            messages.pop()
+        if messages and messages[-1].get("role") == "assistant":
+            messages.pop()
+    return messages
+
+
+def _completion(model: str, reply: Reply, ids: list[str]) -> dict[str, Any]:
     calls = [
-        {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": a}}
-        for i, (n, a) in enumerate(reply.tool_calls)
+        {"id": call_id, "type": "function", "function": {"name": n, "arguments": a}}
+        for call_id, (n, a) in zip(ids, reply.tool_calls, strict=True)
     ]
     message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": reply.refusal}
     if calls:
@@ -253,6 +290,11 @@ class FakeGitHub(_Server):
         self.echo_auth = False  # hostile: error bodies quote the Authorization header they got
         self.fields: dict[str, dict[str, Any]] = {}  # full name -> fields the repository record says instead
         self.fault_message = "scripted failure"  # the "message" of a scripted failure's body
+        self.meeting: set[str] = set()
+        self._arrived: set[str] = set()
+        self._deadline = 60.0
+        self.meeting_changed = threading.Condition(self.lock)
+        self.met = False  # the requests of ``meet`` were all in at once
 
     def reset(self) -> None:
         with self.lock:
@@ -266,6 +308,8 @@ class FakeGitHub(_Server):
             self.echo_auth = False
             self.fields.clear()
             self.fault_message = "scripted failure"
+            self.meeting, self._arrived, self.met = set(), set(), False
+            self.meeting_changed.notify_all()
             if self.gate is not None:
                 self.gate.set()
             self.gate = None
@@ -275,6 +319,26 @@ class FakeGitHub(_Server):
         self.arrived.clear()
         self.gate = threading.Event()
         return self.gate
+
+    def meet(self, *paths: str, deadline: float = 60) -> None:
+        """Requests for ``paths`` each wait until every one of them has arrived, then ``met`` is set:
+        requests made one after another never meet (a client's retry of the same path does not count),
+        and after ``deadline`` seconds they get a 503."""
+        with self.lock:
+            self.meeting, self._arrived, self.met = set(paths), set(), False
+        self._deadline = deadline
+
+    def _meet(self, path: str) -> bool:
+        """Wait for the meeting if ``path`` is one of it; whether it broke (not all came in time)."""
+        with self.meeting_changed:
+            if path not in self.meeting or self.met:
+                return False
+            self._arrived.add(path)
+            self.meeting_changed.notify_all()
+            if self.meeting_changed.wait_for(lambda: self._arrived >= self.meeting, timeout=self._deadline):
+                self.met = True
+                return False
+            return True
 
     def add_repo(self, full_name: str, stars: int, contributors: int) -> None:
         self.repos[full_name.lower()] = (stars, contributors)
@@ -295,6 +359,8 @@ class FakeGitHub(_Server):
         gate = self.gate
         if gate is not None:
             gate.wait(timeout=120)
+        if self._meet(urlsplit(request.path).path):
+            return 503, {}, {"message": "the requests of the meeting did not arrive together"}
         with self.lock:
             fault = self.faults.popleft() if self.faults else None
         if fault:

@@ -18,7 +18,19 @@ from agentctl import process
 from agentctl.calls.approval import Answer, Approval, ApprovalRequired, NotApproved, approved_events
 from agentctl.cli.approve import TerminalAsk
 from agentctl.config import Settings
-from agentctl.events import ApprovalNeeded, Event, Log, Result, Routed, RunInfo, Started, Usage
+from agentctl.events import (
+    ApprovalNeeded,
+    ChatReply,
+    Event,
+    Log,
+    Paused,
+    PendingCall,
+    Result,
+    Routed,
+    RunInfo,
+    Started,
+    Usage,
+)
 from agentctl.execution.actor import RouterActor, _Gate
 from agentctl.output.stream import JsonRenderer, RichRenderer
 from agentctl.processes.approval import EVERYTHING, NOTHING, Approved, needs_approval
@@ -295,3 +307,47 @@ def test_a_terminal_can_be_asked_unless_the_output_is_json(monkeypatch: pytest.M
     assert can_ask(json_output=False) and not can_ask(json_output=True)
     monkeypatch.setattr("sys.stdin", io.StringIO())
     assert not can_ask(json_output=False)
+
+
+PAUSED = [
+    Routed(process="echo", process_kind="task", arguments={"word": "hi"}, call_id="c1"),
+    ApprovalNeeded(process="echo", arguments={"word": "hi"}, call_id="c1"),
+    Paused(
+        messages=[],
+        turn_from=1,
+        step=1,
+        calls=[PendingCall(call_id="c1", process="echo", arguments={"word": "hi"})],
+        usage={},
+    ),
+    Usage(),
+]
+
+
+class Resumes:
+    """A stand-in for the session's resume: the pauses it was sent back, and the rest of the request."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Paused, Approved]] = []
+
+    def __call__(self, paused: Paused, approved: Approved) -> Iterator[Event]:
+        self.sent.append((paused, approved))
+        yield ChatReply(text="answered", step=2)
+
+
+@pytest.mark.parametrize(("answer", "ids"), [(Answer.YES, ["c1"]), (Answer.ALWAYS, ["c1"]), (Answer.NO, [])])
+def test_a_paused_request_goes_on_with_the_answers_and_a_refusal_ends_it_not_approved(
+    answer: Answer, ids: list[str]
+) -> None:
+    resumes, runs = Resumes(), Runs()
+    approval = Approval(ask=lambda needed: answer)
+    seen: list[str] = []
+    events = approved_events(PAUSED, approval, runs, resumes)
+    if answer is Answer.NO:
+        with pytest.raises(NotApproved, match="^not approved: echo did not run$"):
+            seen.extend(e.kind for e in events)
+    else:
+        seen.extend(e.kind for e in events)
+    assert seen == ["routed", "usage", "chat"]  # the model's answer comes before the refusal's error
+    [(paused, approved)] = resumes.sent
+    assert paused.approved == ids and paused.calls == PAUSED[2].calls and runs.calls == []  # type: ignore[union-attr]
+    assert approved.covers("echo") is (answer is Answer.ALWAYS)

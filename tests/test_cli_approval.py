@@ -3,6 +3,7 @@ terminal, approved with --yes, asked on a terminal (y, n; the REPL's always)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,9 @@ def test_an_interactive_ask_runs_on_yes_and_nothing_on_no(
     assert child.exitstatus == code
     assert mark.exists() is written
     assert len(llm.calls("route")) == 1  # the approved run is the validated call, not a second routing
+    [told] = llm.calls("step")  # the request went on: the model was told the call's outcome
+    told_content = told.body["messages"][-1]["content"]
+    assert told_content == (json.dumps(f"wrote {mark}") if written else "Refused by the user: write_mark did not run.")
 
 
 def test_the_repl_asks_once_for_a_process_answered_always(

@@ -10,6 +10,8 @@ import pytest
 from tests.conftest import API_KEY, GITHUB_TOKEN, run_cli
 from tests.servers import FakeGitHub, FakeLLM, Reply, say, tool_call
 
+ONE_SHOT = {"AGENTCTL_ROUTER__MAX_STEPS": "1"}
+
 
 def test_repo_info_streams_logs_and_result(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
     github.add_repo("acme/rocket", stars=42, contributors=250)
@@ -117,7 +119,8 @@ def test_no_tool_call_is_a_chat_reply(env: dict[str, str], llm: FakeLLM, github:
 def test_unknown_repository_fails_with_not_found(env: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
     llm.script("route", tool_call("github_repo_info", {"repo": "acme/missing"}))
 
-    result = run_cli(env, "ask", "stars for acme/missing")
+    # One-shot routing: the process's failure is the request's (in steps it goes back to the model).
+    result = run_cli({**env, **ONE_SHOT}, "ask", "stars for acme/missing")
 
     assert result.code == 1
     assert "acme/missing not found or not accessible" in result.stderr
@@ -131,7 +134,7 @@ def test_rate_limit_is_reported_once(env: dict[str, str], llm: FakeLLM, github: 
     github.rate_limit(reset_epoch=4102444800)  # 2100-01-01 00:00:00 UTC
     llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
 
-    result = run_cli(env, "ask", "stars for acme/rocket")
+    result = run_cli({**env, **ONE_SHOT}, "ask", "stars for acme/rocket")
 
     assert result.code == 1
     assert "rate limit" in result.stderr and "resets at 2100-01-01 00:00 UTC" in result.stderr

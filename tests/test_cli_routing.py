@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import run_cli
-from tests.servers import FakeGitHub, FakeLLM, Reply, answer, say, tool_call
+from tests.servers import FOLLOW_UP, FakeGitHub, FakeLLM, Reply, answer, say, tool_call
 
 # Nothing listens here: a dry run or an eval that tried to use them would fail.
 NOWHERE = {"RAY_ADDRESS": "127.0.0.1:1", "PREFECT_API_URL": "http://127.0.0.1:1/api"}
@@ -68,7 +68,8 @@ def test_verbose_counts_nested_calls(env: dict[str, str], llm: FakeLLM) -> None:
 
     assert result.code == 0, result.stderr
     assert "text_processing · task run" in result.stdout
-    assert "tokens: 30 (20 prompt + 10 completion) in 2 LLM requests" in result.stderr
+    # The routing call, the task's own call and the answer after the result.
+    assert "tokens: 45 (30 prompt + 15 completion) in 3 LLM requests" in result.stderr
 
 
 def test_verbose_prints_tokens(env: dict[str, str], llm: FakeLLM) -> None:
@@ -95,9 +96,12 @@ def test_json_schema_mode_end_to_end_without_tool_support(env: dict[str, str], l
     assert result.code == 0, result.stderr
     doc = result.json()
     assert doc["route"] == "text_processing" and doc["result"]["text"] == "X"
-    # --json always carries usage, the text-processing task's nested call included.
-    counts = {"requests": 2, "prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
-    assert {k: doc["usage"][k] for k in counts} == counts and doc["usage"]["cost"] is None  # no llm.prices
+    # --json always carries usage, the text-processing task's nested call and the answer's included.
+    counts = {k: doc["usage"][k] for k in ("requests", "prompt_tokens", "completion_tokens", "total_tokens")}
+    assert counts == {"requests": 3, "prompt_tokens": 30, "completion_tokens": 15, "total_tokens": 45}
+    assert doc["usage"]["cost"] is None  # no llm.prices
+    assert doc["answer"] == FOLLOW_UP  # the "none" choice's reply, after the result went back as a message
+    assert llm.calls()[-1].body["messages"][-1]["content"].startswith("Result of text_processing (step-1): ")
     assert all("tools" not in call.body for call in llm.calls())
 
 

@@ -17,8 +17,8 @@ from agentctl.calls.conversations import Conversation, Store, estimate
 from agentctl.errors import EXIT_USAGE, UsageError, redact
 from agentctl.events import ChatReply, Turn
 from agentctl.output.conversation import turns_text
-from agentctl.routing.turns import call_turn, chat_turn
 from agentctl.views import AskOutput, BatchRecord
+from tests.turns import call_turn, chat_turn
 
 SECRET = "sk-test-7d1c0a9e55"
 
@@ -108,17 +108,6 @@ def test_the_newest_turns_are_kept_whatever_the_size_of_older_ones() -> None:
 def test_a_turn_too_large_stops_the_window_though_older_ones_are_small() -> None:
     talk = Conversation(id="abc", turns=[_turn("small", 10), _turn("huge", 10_000), _turn("last", 10)])
     assert talk.window(500) == talk.turns[2]  # never a gap: what is sent is the newest turns, in a row
-
-
-def test_a_one_call_turn_is_the_request_the_call_and_its_bounded_result() -> None:
-    messages = call_turn("stars of acme/rocket", "github_repo_info", {"repo": "acme/rocket"}, {"s": "y" * 50}, 20)
-    user, assistant, tool = messages.messages
-
-    assert user == {"role": "user", "content": "stars of acme/rocket"}
-    call = assistant["tool_calls"][0]
-    assert call["function"] == {"name": "github_repo_info", "arguments": '{"repo": "acme/rocket"}'}
-    assert tool["tool_call_id"] == call["id"]
-    assert tool["content"].startswith('{"s": "yyyyyyyyyyyyy… [cut at 20 of 59 characters')
 
 
 def test_the_ask_document_names_the_conversation_not_the_turn() -> None:

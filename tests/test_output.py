@@ -57,7 +57,8 @@ def test_failure_with_markup_is_one_literal_line_and_runs_show_it(
     github.fail_next(422)
     llm.script("route", tool_call("github_repo_info", {"repo": "acme/rocket"}))
 
-    result = run_cli(_piped(env), "ask", "stars of acme/rocket")
+    # One-shot routing: the failure is the request's own (in steps it would go back to the model).
+    result = run_cli({**_piped(env), "AGENTCTL_ROUTER__MAX_STEPS": "1"}, "ask", "stars of acme/rocket")
 
     assert result.code == 1
     [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]

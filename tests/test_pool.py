@@ -21,7 +21,7 @@ class FakeActor:
     def options(self, **_: Any) -> FakeActor:
         return self
 
-    def remote(self, *_: Any) -> Iterator[str]:
+    def remote(self, *_: Any, **__: Any) -> Iterator[str]:
         return iter([self.name])
 
 

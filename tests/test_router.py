@@ -20,10 +20,10 @@ from agentctl.processes.discovery import discover
 from agentctl.processes.python_source import PythonSource
 from agentctl.processes.registry import Registry, from_signature
 from agentctl.routing import router
-from agentctl.routing.turns import call_turn
 from tests.conftest import API_KEY
 from tests.servers import FakeLLM, fail, say, tool_call
 from tests.test_cli_processes import generated_module
+from tests.turns import call_turn
 
 
 @pytest.fixture

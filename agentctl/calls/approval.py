@@ -1,8 +1,10 @@
 """A request's approvals: what its caller approved, asking a person about the rest, refusing without one.
 
-The actor stops a run that needs approval before anything is created (``ApprovalNeeded``). Here the
+The actor stops calls that need approval before anything is created (``ApprovalNeeded``). Here the
 stream is finished first (the actor is free while a person thinks), then the caller's ``ask`` is
-put the question; on yes, exactly the validated arguments run by name, with no second LLM call.
+put each question. A request goes on from its ``Paused`` state (``resume``) with the calls said yes
+to, exactly as validated; a refused call is reported to the model, and once the request is over
+``NotApproved`` says what did not run. A run by name (no LLM) runs on yes, by name again.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentctl.errors import AgentctlError, UsageError
-from agentctl.events import ApprovalNeeded, Event, Routed
+from agentctl.events import ApprovalNeeded, Event, Paused, Routed
 from agentctl.processes.approval import NOTHING, Approved
 
 
@@ -27,6 +29,7 @@ class Answer(enum.Enum):
 
 Ask = Callable[[ApprovalNeeded], Answer]
 Run = Callable[[str, dict[str, Any], Approved], Iterator[Event]]  # (process, arguments, approved): its events
+Resume = Callable[[Paused, Approved], Iterator[Event]]  # (the pause with its answers, approved): the rest
 
 
 class ApprovalRequired(UsageError):
@@ -55,16 +58,49 @@ class Approval:
         return self.ask(needed)
 
 
-def approved_events(events: Iterable[Event], approval: Approval, run: Run) -> Iterator[Event]:
-    """``events``, and when they end asking for approval: the answer's run, or the refusal."""
-    needed = None
+def approved_events(
+    events: Iterable[Event], approval: Approval, run: Run, resume: Resume | None = None
+) -> Iterator[Event]:
+    """``events``, and when they end asking for approval: the request resumed with the answers (or the
+    answer's run by name, for a run without a pause), or the refusal."""
+    needed: list[ApprovalNeeded] = []
+    paused = None
     for event in events:
         if isinstance(event, ApprovalNeeded):
-            needed = event
+            needed.append(event)
+        elif isinstance(event, Paused):
+            paused = event
         else:
             yield event
-    if needed is not None:
-        yield from _after_asking(needed, approval, run)
+    if needed and paused is not None and resume is not None:
+        yield from _resumed(needed, paused, approval, run, resume)
+    elif needed:
+        yield from _after_asking(needed[0], approval, run)
+
+
+def _resumed(
+    needed: list[ApprovalNeeded], paused: Paused, approval: Approval, run: Run, resume: Resume
+) -> Iterator[Event]:
+    """The request gone on with the person's answers; ``NotApproved`` at its end if a call was refused."""
+    approved, refused = _answers(needed, approval)
+    answered = paused.model_copy(update={"approved": approved})
+    yield from approved_events(resume(answered, approval.approved), approval, run, resume)
+    if refused:
+        raise NotApproved(f"not approved: {', '.join(refused)} did not run")
+
+
+def _answers(needed: list[ApprovalNeeded], approval: Approval) -> tuple[list[str], list[str]]:
+    """The ids of the calls said yes to, and the processes of those refused (``always`` is remembered)."""
+    approved, refused = [], []
+    for call in needed:
+        answer = approval.decide(call)
+        if answer is Answer.ALWAYS:
+            approval.approved = approval.approved.adding(call.process)
+        if answer is Answer.NO:
+            refused.append(call.process)
+        else:
+            approved.append(call.call_id or "")
+    return approved, refused
 
 
 def _after_asking(needed: ApprovalNeeded, approval: Approval, run: Run) -> Iterator[Event]:

@@ -11,7 +11,7 @@ from agentctl.calls.approval import Approval, Run, approved_events
 from agentctl.calls.catalog import list_for
 from agentctl.config import Settings
 from agentctl.errors import StackError
-from agentctl.events import Event, Log, RouteOutcome
+from agentctl.events import Event, Log, Paused, RouteOutcome
 from agentctl.execution.pool import Pool
 from agentctl.processes.approval import Approved
 from agentctl.processes.deployments import Listing, to_records
@@ -142,18 +142,23 @@ class Session:
         check: watch.Check = watch.nothing,
         history: list[dict[str, Any]] | None = None,
     ) -> Iterator[Event]:
-        """Route (with ``model``, if given) and run ``request``; yield its events as they happen.
+        """Carry out ``request`` (with ``model``, if given); yield its events as they happen.
 
-        A process that needs approval runs once ``approval`` has it (approved already, or asked).
-        ``detach``: stop once a deployment's flow run exists; its worker carries it on. ``check`` runs
-        while the request waits, beside the session's own watch: what it raises abandons the request,
-        which is cancelled in its actor (a batch that stops). ``history``: a conversation's earlier
-        messages, sent to the model before the request (its ``Turn`` event says what it adds).
+        A call that needs approval runs once ``approval`` has it (approved already, or asked: the
+        request then goes on from where it paused). ``detach``: stop once a deployment's flow run
+        exists; its worker carries it on. ``check`` runs while the request waits, beside the
+        session's own watch: what it raises abandons the request, which is cancelled in its actor (a
+        batch that stops). ``history``: earlier turns' messages (a conversation), sent before ``request``.
         """
-        assert self._pool is not None, "open() the session first"
+        pool = self._pool
+        assert pool is not None, "open() the session first"
         approval, both = approval or Approval(), self._watching(check)
-        events = self._pool.ask(request, model, check=both, approved=approval.approved, detach=detach, history=history)
-        return approved_events(events, approval, self._approved_run(detach, both))
+        events = pool.ask(request, model, check=both, approved=approval.approved, detach=detach, history=history)
+
+        def resume(paused: Paused, approved: Approved) -> Iterator[Event]:
+            return pool.ask(request, model, check=both, approved=approved, detach=detach, resume=paused)
+
+        return approved_events(events, approval, self._approved_run(detach, both), resume)
 
     def run(
         self,

@@ -19,7 +19,7 @@ from typing import Any
 from agentctl import llm, runtime, secrecy
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, StackError, UsageError, redact
-from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Result, Routed, Started, Usage
+from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Paused, Routed, Started
 from agentctl.processes.approval import NOTHING, Approved, needs_approval
 from agentctl.processes.deployment_source import check_detachable
 from agentctl.processes.deployments import from_records
@@ -27,7 +27,7 @@ from agentctl.processes.discovery import Discovered, discover, with_deployments
 from agentctl.processes.params import validated
 from agentctl.processes.prefect_client import SharedClient
 from agentctl.processes.registry import Process, Registry
-from agentctl.routing import router, turns
+from agentctl.routing import agent, router
 
 Caller = dict[str, Any]  # {"settings": Settings JSON, "secrets": {variable: value}}
 Records = list[dict[str, Any]] | None  # Prefect deployments as processes.deployments.to_records makes them
@@ -50,8 +50,33 @@ class _Gate:
     detach: bool = False  # end at ``Started``: a deployment's worker carries the run on
 
     def stops(self, process: Process) -> bool:
-        """Whether ``process`` waits for an approval this request does not carry."""
+        """Whether ``process`` waits for an approval this request does not carry; a UsageError when the
+        request detaches and ``process`` cannot (before anyone is asked to approve it)."""
+        if self.detach:
+            check_detachable(process)
         return needs_approval(process, self.settings) and not self.approved.covers(process.name)
+
+
+@dataclass(frozen=True)
+class _Calls:
+    """How a request's loop runs its calls in this actor: the request's gate, chat model and sources."""
+
+    actor: RouterActor
+    chat: llm.ChatModel
+    gate: _Gate
+    hidden: list[str]  # the secrets no message may carry: it goes to the model and the terminal
+
+    def stops(self, process: Process) -> bool:
+        """Whether ``process`` waits for an approval the request does not carry."""
+        return self.gate.stops(process)
+
+    async def run(self, process: Process, arguments: dict[str, Any]) -> AsyncIterator[Event]:
+        """The events of one run of ``process``; what it raises becomes its ``Failed``."""
+        try:
+            async for event in self.actor._source_events(process, arguments, self.chat, self.gate):
+                yield event
+        except AgentctlError as exc:
+            yield Failed(message=redact(str(exc), self.hidden), exit_code=exc.exit_code, error=type(exc).__name__)
 
 
 class RouterActor:
@@ -95,20 +120,33 @@ class RouterActor:
         deployments: Records = None,
         approved: Approved = NOTHING,
         detach: bool = False,
+        resume: dict[str, Any] | None = None,
         history: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Route ``request`` (with ``model``, if given) and run the chosen process; yield events as dicts.
+        """Carry out ``request`` (with ``model``, if given) step by step (``routing.agent``); yield events as dicts.
 
         ``caller`` carries the settings and secrets of the CLI call, for an actor that outlives it;
         ``deployments`` the caller's listing of Prefect deployments, processes for this request too.
-        A process that needs approval and is not ``approved`` runs not: ``ApprovalNeeded`` says so.
-        ``detach``: end at ``Started``, leaving a deployment's run to its worker. ``history``: the
-        earlier turns' messages of a conversation, sent to the model before the request.
+        A call that needs approval and is not ``approved`` runs not: ``ApprovalNeeded`` says so, and
+        ``Paused`` holds what ``resume`` (with the ids of the calls approved) takes to go on.
+        ``detach``: end at ``Started``, leaving a deployment's run to its worker (one step only).
+        ``history``: earlier turns' messages, between the instructions and the request.
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, model)
         found = self._found(deployments)
-        events = self._handle(request, chat, found.registry, _Gate(settings, approved, detach), history or [])
+        gate = _Gate(settings, approved, detach)
+        paused = None if resume is None else Paused.model_validate(resume)
+        events = agent.run_request(
+            request,
+            found.registry,
+            chat,
+            settings.router,
+            _Calls(self, chat, gate, [*self._secrets, *(v for v in secrets.values() if v)]),
+            one_shot=detach,
+            history=history,
+            resume=paused,
+        )
         async for event in self._guarded(events, settings, secrets, found.problems):
             yield event
 
@@ -199,29 +237,6 @@ class RouterActor:
         )
         return {**chosen, "error": None, "latency": time.perf_counter() - started, "usage": usage.as_dict()}
 
-    async def _handle(
-        self, request: str, chat: llm.ChatModel, registry: Registry, gate: _Gate, history: list[dict[str, Any]]
-    ) -> AsyncIterator[Event]:
-        decision = await router.decide(request, registry, chat, gate.settings.router, history)
-        if isinstance(decision, ChatReply):
-            yield decision
-            yield turns.chat_turn(request, decision.text)
-        else:
-            async for event in self._one_call(request, decision, chat, gate):
-                yield event
-        yield Usage.model_validate(chat.usage.as_dict())
-
-    async def _one_call(
-        self, request: str, decision: router.Route, chat: llm.ChatModel, gate: _Gate
-    ) -> AsyncIterator[Event]:
-        """The chosen process's events, then the request's ``Turn`` if it returned a result."""
-        process, arguments = decision.process, decision.arguments
-        async for event in self._execute(process, arguments, decision.reason, chat, gate):
-            yield event
-            if isinstance(event, Result):
-                limit = gate.settings.router.max_result_chars
-                yield turns.call_turn(request, process.name, arguments, event.value, limit)
-
     async def _run(
         self, name: str, arguments: dict[str, Any], chat: llm.ChatModel, registry: Registry, gate: _Gate
     ) -> AsyncIterator[Event]:
@@ -235,11 +250,16 @@ class RouterActor:
         self, process: Process, arguments: dict[str, Any], reason: str | None, chat: llm.ChatModel, gate: _Gate
     ) -> AsyncIterator[Event]:
         yield Routed(process=process.name, process_kind=process.kind, arguments=arguments, reason=reason)
-        if gate.detach:
-            check_detachable(process)  # before anything runs, and before anyone is asked to approve it
         if gate.stops(process):  # decided before anything is created: no Prefect run exists yet
             yield ApprovalNeeded(process=process.name, arguments=arguments)
             return
+        async for event in self._source_events(process, arguments, chat, gate):
+            yield event
+
+    async def _source_events(
+        self, process: Process, arguments: dict[str, Any], chat: llm.ChatModel, gate: _Gate
+    ) -> AsyncIterator[Event]:
+        """Run ``process`` through its source, with the actor's Prefect clients bound."""
         await self._wait_for_api()
         async with self._prefect.bound(), contextlib.aclosing(process.source.run(process, arguments, chat)) as events:
             async for event in events:

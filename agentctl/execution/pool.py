@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 
 from agentctl.config import Settings
 from agentctl.errors import ActorDied, StackError, first_line
-from agentctl.events import Event, Log, RouteOutcome
+from agentctl.events import Event, Log, Paused, RouteOutcome
 from agentctl.execution import placement
 from agentctl.processes.approval import NOTHING, Approved
 from agentctl.processes.discovery import shipped
@@ -185,18 +185,21 @@ class Pool:
         check: Callable[[], None] = lambda: None,
         approved: Approved = NOTHING,
         detach: bool = False,
+        resume: Paused | None = None,
         history: list[dict[str, Any]] | None = None,
     ) -> Iterator[Event]:
-        """Route (with ``model``, if given) and run ``request`` on the next actor; yield its events.
+        """Carry out ``request`` (with ``model``, if given) on the next actor; yield its events.
 
-        A chosen process that needs approval runs only if ``approved`` covers it (``ApprovalNeeded``).
-        ``detach``: the events end once a deployment's flow run exists (``Started``). ``history``: a
-        conversation's earlier messages, sent to the model before the request.
+        A call that needs approval runs only if ``approved`` covers it, else the request pauses
+        (``ApprovalNeeded`` …, ``Paused``); ``resume`` goes on from such a pause, with its answers.
+        ``detach``: the events end once a deployment's flow run exists (``Started``).
+        ``history``: earlier turns' messages the model sees before ``request``.
         """
+        paused = None if resume is None else resume.model_dump(mode="json")
 
         def call(actor: Any) -> Any:
             return actor.handle.options(num_returns="streaming").remote(
-                request, model, self._caller, self.deployments, approved, detach, history=history
+                request, model, self._caller, self.deployments, approved, detach, resume=paused, history=history
             )
 
         return self._streamed(call, check)

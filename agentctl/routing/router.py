@@ -4,7 +4,9 @@ Two modes produce the same result. ``tools`` (the default) offers one tool per p
 the tool call; ``json_schema`` asks for a structured answer whose schema is the union of the
 processes' argument schemas, for servers whose tool calling is weak. Either answer is validated
 before anything runs: the process must have been offered, the arguments must match its schema.
-An invalid answer (unparseable, unknown process, bad arguments, several calls, cut off, empty) is
+``step`` is one LLM turn of a request on its messages so far; in an agentic request (``several``)
+the model may call several tools at once, and ``AGENT`` tells it that it will see their results.
+An invalid answer (unparseable, unknown process, bad arguments, too many calls, cut off, empty) is
 sent back with the exact error, ``repair_attempts`` times, then it is a RoutingError. A refusal is
 final at once: asking again does not change a refusal, and nothing has run.
 """
@@ -38,6 +40,19 @@ SYSTEM = {
         'reason. If no process fits, choose the process "none" and answer the user briefly in "reply".'
     ),
 }
+AGENT = {
+    "tools": (
+        "You are agentctl's agent. Carry out the user's request with the tools (processes): call one or "
+        "several at once (they run concurrently), read their results, call more if needed, then answer the "
+        "user briefly from the results. If no tool fits, answer directly."
+    ),
+    "json_schema": (
+        "You are agentctl's agent. Answer with JSON only, following the schema: choose a process that "
+        "carries out the next part of the user's request, with its arguments and a one-sentence reason; "
+        'you will see its result. When the results answer the request, or no process fits, choose "none" '
+        'and answer the user briefly in "reply".'
+    ),
+}
 NO_PROCESS = "none"
 
 
@@ -52,6 +67,24 @@ class Route:
 
 class _Invalid(Exception):
     """The LLM's answer cannot run as it is; the message goes back to the LLM."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One validated tool call of a step: its route and the model's id for the call."""
+
+    route: Route
+    call_id: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A step's validated answer: the calls to run (none: ``text`` is the answer), and the assistant
+    message that records it in the conversation."""
+
+    calls: list[Call]
+    text: str | None
+    message: dict[str, Any]
 
 
 async def route(
@@ -71,23 +104,50 @@ async def route(
     ``history``: earlier turns' messages of a conversation, sent between the system message and the request.
     """
     offered = Registry(shortlist(request, list(registry), max_tools))
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": SYSTEM[mode]},
-        *(history or []),
-        {"role": "user", "content": request},
-    ]
+    decision = await step(
+        opening(mode, request, history), offered, model, repair_attempts=repair_attempts, strict=strict, mode=mode
+    )
+    return decision.calls[0].route if decision.calls else ChatReply(text=decision.text or "")
+
+
+def opening(
+    mode: Mode, request: str, history: list[dict[str, Any]] | None = None, agent: bool = False
+) -> list[dict[str, Any]]:
+    """A request's first messages: the instructions (the agent's, or the one-shot router's), earlier
+    turns, the request."""
+    system = (AGENT if agent else SYSTEM)[mode]
+    return [{"role": "system", "content": system}, *(history or []), {"role": "user", "content": request}]
+
+
+async def step(
+    messages: list[dict[str, Any]],
+    offered: Registry,
+    model: Model,
+    *,
+    repair_attempts: int = 1,
+    strict: bool = True,
+    mode: Mode = "tools",
+    several: bool = False,
+    number: int = 1,
+) -> Decision:
+    """One LLM turn on ``messages`` (left as they are), repaired up to ``repair_attempts`` times.
+
+    ``several``: the model may call several tools at once; else one (the one-shot routing).
+    ``number``: the step's number, which names a json_schema-mode call (that mode has no call ids).
+    """
+    tried = list(messages)
     for attempt in range(repair_attempts + 1):
-        completion = await model.complete(messages, **_request(mode, offered, strict))
+        completion = await model.complete(tried, **_request(mode, offered, strict))
         choice = completion.choices[0]
         try:
-            return _interpret(mode, choice, offered)
+            return _interpret(mode, choice, offered, several, number)
         except _Invalid as exc:
             if attempt == repair_attempts:
                 raise RoutingError(
                     f"the LLM's answer was invalid after {attempt + 1} tries: {exc} "
                     "(more tries: router.repair_attempts; inspect: --dry-run; or try --model)"
                 ) from None
-            messages += _repair_messages(mode, choice.message, str(exc))
+            tried += _repair_messages(mode, choice.message, str(exc))
     raise AssertionError("unreachable")
 
 
@@ -119,30 +179,51 @@ def _request(mode: Mode, offered: Registry, strict: bool) -> dict[str, Any]:
     return {"response_format": {"type": "json_schema", "json_schema": schema}}
 
 
-def _interpret(mode: Mode, choice: Any, offered: Registry) -> Route | ChatReply:
+def _interpret(mode: Mode, choice: Any, offered: Registry, several: bool, number: int) -> Decision:
     message = choice.message
     if getattr(message, "refusal", None):
         raise RoutingError(f"the LLM refused to route the request: {message.refusal}")
     if choice.finish_reason == "length":
         raise _Invalid("the answer was cut off at the length limit; answer again, briefly")
-    return _from_tool_calls(message, offered) if mode == "tools" else _from_json(message, offered)
+    if mode == "tools":
+        return _from_tool_calls(message, offered, several)
+    return _from_json(message, offered, f"step-{number}")
 
 
-def _from_tool_calls(message: Any, offered: Registry) -> Route | ChatReply:
+def _from_tool_calls(message: Any, offered: Registry, several: bool) -> Decision:
     calls = message.tool_calls or []
     text = (message.content or "").strip()
     if not calls:
         if not text:
             raise _Invalid("the answer was empty; call one tool, or answer in text if no tool fits")
-        return ChatReply(text=text)
-    if len(calls) > 1:
+        return Decision([], text, {"role": "assistant", "content": text})
+    if len(calls) > 1 and not several:
         names = ", ".join(c.function.name for c in calls)
         raise _Invalid(f"expected one tool call, got {len(calls)} ({names}); call exactly one tool")
-    call = calls[0].function
-    return _checked(call.name, _parse_json(call.arguments or "{}", f"the arguments of {call.name}"), offered, text)
+    checked = [
+        Call(
+            _checked(
+                c.function.name,
+                _parse_json(c.function.arguments or "{}", f"the arguments of {c.function.name}"),
+                offered,
+                text,
+            ),
+            c.id,
+        )
+        for c in calls
+    ]
+    return Decision(checked, text or None, {"role": "assistant", "content": text or None, "tool_calls": _wire(calls)})
 
 
-def _from_json(message: Any, offered: Registry) -> Route | ChatReply:
+def _wire(calls: list[Any]) -> list[dict[str, Any]]:
+    """Tool calls as the chat API takes them back in an assistant message."""
+    return [
+        {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+        for c in calls
+    ]
+
+
+def _from_json(message: Any, offered: Registry, call_id: str) -> Decision:
     text = (message.content or "").strip()
     if not text:
         raise _Invalid("the answer was empty; answer with JSON that follows the schema")
@@ -152,12 +233,14 @@ def _from_json(message: Any, offered: Registry) -> Route | ChatReply:
     choice = answer.get("choice", answer)
     if not isinstance(choice, dict) or not isinstance(choice.get("process"), str):
         raise _Invalid('the answer must name a "process" (or "none")')
+    said = {"role": "assistant", "content": text}
     if choice["process"] == NO_PROCESS:
         reply = str(choice.get("reply") or "").strip()
         if not reply:
             raise _Invalid('with process "none", "reply" must hold the answer to the user')
-        return ChatReply(text=reply)
-    return _checked(choice["process"], choice.get("arguments", {}), offered, choice.get("reason"))
+        return Decision([], reply, said)
+    chosen = _checked(choice["process"], choice.get("arguments", {}), offered, choice.get("reason"))
+    return Decision([Call(chosen, call_id)], None, said)
 
 
 def _parse_json(text: str, what: str) -> Any:
@@ -188,10 +271,7 @@ def _drop_nulls(arguments: dict[str, Any], process: Process) -> dict[str, Any]:
 
 
 def _repair_messages(mode: Mode, message: Any, error: str) -> list[dict[str, Any]]:
-    calls = [
-        {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
-        for c in (message.tool_calls or [])
-    ]
+    calls = _wire(message.tool_calls or [])
     assistant: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
     if not calls:
         retry = "Answer again with JSON that follows the schema." if mode == "json_schema" else "Answer again."

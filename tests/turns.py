@@ -1,4 +1,4 @@
-"""What a one-call request adds to a conversation: its messages, as the model saw or would see them.
+"""Turns as the agent loop records them (a conversation's messages), built for tests of the store and the router.
 
 The next request of the conversation sends them again, so the model knows what was asked, which
 process it called with which arguments, what that returned (bounded, as ``router.max_result_chars``
