@@ -50,7 +50,7 @@ class ScriptedModel:
             choices=[SimpleNamespace(message=message, finish_reason=reason)],
             usage=SimpleNamespace(prompt_tokens=10, completion_tokens=5),
         )
-        self.usage.add(completion)
+        self.usage.add(completion, self.llm.model, None)
         return completion
 
 

@@ -274,7 +274,7 @@ class ActorLikeSession:
     def warm(self) -> None: ...
     def close(self) -> None: ...
 
-    def ask(self, text: str, model: str | None, approval: Approval) -> Iterator[Event]:
+    def ask(self, text: str, model: str | None, approval: Approval, **_: Any) -> Iterator[Event]:
         covered = approval.approved.covers("echo")
         events = [NEEDED[0], Result(process="echo", value="done", run=RunInfo())] if covered else NEEDED
         return approved_events(events, approval, self.runs)
