@@ -30,6 +30,9 @@ once, at the boundary where they are caught. Each class says whose fault it is: 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -100,6 +103,18 @@ def redact(text: str, secrets: list[str]) -> str:
         if len(secret) >= 6:
             text = text.replace(secret, "***")
     return text
+
+
+def redact_all(value: Any, redact: Callable[[str], str]) -> Any:
+    """``value`` (JSON-like) with every string in it passed through ``redact``, keys too (a tool's
+    arguments and a result's fields are keyed by name)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): redact_all(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_all(item, redact) for item in value]
+    return value
 
 
 def first_line(text: str) -> str:

@@ -207,6 +207,20 @@ def test_calls_that_need_approval_pause_the_step_and_resume_with_the_answers() -
     assert [ran["word"] for ran in runner.ran] == ["free", "free", "asked"]
 
 
+def test_a_refused_call_runs_not_though_the_model_gave_it_the_id_of_an_approved_one() -> None:
+    both = calls(("echo", {"word": "free"}), ("write", {"word": "asked"}))
+    for call in both.tool_calls:
+        call.id = "call_0"  # a model that repeats one id for two calls
+    runner = Runner(confirm=frozenset({"write"}))
+    paused = next(e for e in run(ScriptedModel([both]), runner) if isinstance(e, Paused))
+    assert len({c.call_id for c in paused.calls}) == 2  # the step's calls keep apart
+    answering = ScriptedModel([text("half done")])
+    run(answering, runner, resume=paused.model_copy(update={"approved": ["call_0"]}))  # the id the other call kept
+    assert [ran["word"] for ran in runner.ran] == ["free"]  # "asked" was not approved: it did not run
+    ids = [m["tool_call_id"] for m in answering.sent[0] if m["role"] == "tool"]
+    assert len(ids) == len(set(ids)) == 2  # each call answered under an id of its own
+
+
 def test_the_local_llm_tells_a_follow_up_from_a_repair() -> None:
     from tests.servers import _kind
 
@@ -246,3 +260,28 @@ def test_the_actors_runner_reports_a_raised_error_as_the_calls_failure_redacted(
 
     [failed] = asyncio.run(collect())
     assert isinstance(failed, Failed) and failed.message == "the service said: bad key ***" and failed.exit_code == 1
+
+
+class EchoingSource:
+    """A source whose result quotes a secret, in a value and in a key."""
+
+    kind = "task"
+
+    async def run(self, process: Process, arguments: dict[str, Any], model: Any) -> AsyncIterator[Event]:
+        yield Result(process=process.name, value={"said": "key sk-secret-123456", "sk-secret-123456": 1}, run=RunInfo())
+
+
+def test_the_actors_runner_redacts_a_result_before_it_goes_back_to_the_model() -> None:
+    from agentctl.config import Settings
+    from agentctl.execution.actor import _Calls, _Gate
+    from agentctl.processes.approval import NOTHING
+    from tests.actors import bare_actor
+
+    runner = _Calls(bare_actor(), None, _Gate(Settings(), NOTHING), ["sk-secret-123456"])  # type: ignore[arg-type]
+    echoing = replace(echo_process(), source=EchoingSource())  # type: ignore[arg-type]
+
+    async def collect() -> list[Event]:
+        return [e async for e in runner.run(echoing, {"word": "x"})]
+
+    [result] = asyncio.run(collect())
+    assert isinstance(result, Result) and result.value == {"said": "key ***", "***": 1}

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agentctl.errors import UsageError
+from agentctl.errors import UsageError, redact_all
 from agentctl.events import Event, Turn
 from agentctl.private import private_dir
 
@@ -97,7 +97,7 @@ class Store:
 
     def save(self, conversation: Conversation) -> None:
         """Write ``conversation`` (redacted, 0600, whole or not at all) and remember it as the last."""
-        document = _redacted(conversation.model_dump(mode="json"), self._redact)
+        document = redact_all(conversation.model_dump(mode="json"), self._redact)
         _write(self.root, f"{conversation.id}.json", json.dumps(document, ensure_ascii=False))
         _write(self.root, "last", conversation.id)
 
@@ -119,17 +119,6 @@ class Store:
         while (self.root / f"{(candidate := secrets.token_hex(4))}.json").exists():
             pass  # 4 billion ids: a clash is rare, but a clash would merge two conversations
         return candidate
-
-
-def _redacted(value: Any, redact: Redact) -> Any:
-    """``value`` with every string in it redacted (keys too: a tool's arguments are keyed by name)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {redact(str(k)): _redacted(v, redact) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(item, redact) for item in value]
-    return value
 
 
 def _write(directory: Path, name: str, text: str) -> None:

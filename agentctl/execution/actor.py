@@ -18,8 +18,8 @@ from typing import Any
 
 from agentctl import llm, runtime, secrecy
 from agentctl.config import Settings
-from agentctl.errors import AgentctlError, StackError, UsageError, redact
-from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Paused, Routed, Started
+from agentctl.errors import AgentctlError, StackError, UsageError, redact, redact_all
+from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Paused, Result, Routed, Started
 from agentctl.processes.approval import NOTHING, Approved, needs_approval
 from agentctl.processes.deployment_source import check_detachable
 from agentctl.processes.deployments import from_records
@@ -71,12 +71,17 @@ class _Calls:
         return self.gate.stops(process)
 
     async def run(self, process: Process, arguments: dict[str, Any]) -> AsyncIterator[Event]:
-        """The events of one run of ``process``; what it raises becomes its ``Failed``."""
+        """The events of one run of ``process``, its result redacted (it goes back to the model); what
+        it raises becomes its ``Failed``."""
         try:
             async for event in self.actor._source_events(process, arguments, self.chat, self.gate):
-                yield event
+                yield self._redacted(event) if isinstance(event, Result) else event
         except AgentctlError as exc:
             yield Failed(message=redact(str(exc), self.hidden), exit_code=exc.exit_code, error=type(exc).__name__)
+
+    def _redacted(self, result: Result) -> Result:
+        value = redact_all(result.value, lambda text: redact(text, self.hidden))
+        return result.model_copy(update={"value": value})
 
 
 class RouterActor:

@@ -186,11 +186,11 @@ def _interpret(mode: Mode, choice: Any, offered: Registry, several: bool, number
     if choice.finish_reason == "length":
         raise _Invalid("the answer was cut off at the length limit; answer again, briefly")
     if mode == "tools":
-        return _from_tool_calls(message, offered, several)
+        return _from_tool_calls(message, offered, several, number)
     return _from_json(message, offered, f"step-{number}")
 
 
-def _from_tool_calls(message: Any, offered: Registry, several: bool) -> Decision:
+def _from_tool_calls(message: Any, offered: Registry, several: bool, number: int) -> Decision:
     calls = message.tool_calls or []
     text = (message.content or "").strip()
     if not calls:
@@ -200,26 +200,32 @@ def _from_tool_calls(message: Any, offered: Registry, several: bool) -> Decision
     if len(calls) > 1 and not several:
         names = ", ".join(c.function.name for c in calls)
         raise _Invalid(f"expected one tool call, got {len(calls)} ({names}); call exactly one tool")
-    checked = [
-        Call(
-            _checked(
-                c.function.name,
-                _parse_json(c.function.arguments or "{}", f"the arguments of {c.function.name}"),
-                offered,
-                text,
-            ),
-            c.id,
-        )
-        for c in calls
-    ]
-    return Decision(checked, text or None, {"role": "assistant", "content": text or None, "tool_calls": _wire(calls)})
+    ids = _call_ids(calls, number)
+    checked = [Call(_checked_call(c, offered, text), call_id) for c, call_id in zip(calls, ids, strict=True)]
+    wire = _wire(calls, ids)
+    return Decision(checked, text or None, {"role": "assistant", "content": text or None, "tool_calls": wire})
 
 
-def _wire(calls: list[Any]) -> list[dict[str, Any]]:
+def _checked_call(call: Any, offered: Registry, text: str) -> Route:
+    name = call.function.name
+    return _checked(name, _parse_json(call.function.arguments or "{}", f"the arguments of {name}"), offered, text)
+
+
+def _call_ids(calls: list[Any], number: int) -> list[str]:
+    """The model's ids of ``calls``, one per call: a missing or repeated id gets one of ours, since
+    approvals, results and the tool messages sent back are all matched by id."""
+    ids: list[str] = []
+    for index, call in enumerate(calls):
+        given = call.id if isinstance(call.id, str) and call.id else None
+        ids.append(given if given is not None and given not in ids else f"step-{number}-{index}")
+    return ids
+
+
+def _wire(calls: list[Any], ids: list[str]) -> list[dict[str, Any]]:
     """Tool calls as the chat API takes them back in an assistant message."""
     return [
-        {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
-        for c in calls
+        {"id": call_id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+        for c, call_id in zip(calls, ids, strict=True)
     ]
 
 
@@ -271,7 +277,8 @@ def _drop_nulls(arguments: dict[str, Any], process: Process) -> dict[str, Any]:
 
 
 def _repair_messages(mode: Mode, message: Any, error: str) -> list[dict[str, Any]]:
-    calls = _wire(message.tool_calls or [])
+    given = message.tool_calls or []
+    calls = _wire(given, _call_ids(given, 0))
     assistant: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
     if not calls:
         retry = "Answer again with JSON that follows the schema." if mode == "json_schema" else "Answer again."
