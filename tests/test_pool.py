@@ -41,3 +41,15 @@ def test_overlapping_requests_go_to_the_least_busy_actor(pool: Pool) -> None:
     assert next(pool.ask("three")) == "actor-2"
     list(first)  # the first request ends: its actor is the least busy again
     assert next(pool.ask("four")) == "actor-0"
+
+
+def test_the_run_a_dead_actor_leaves_is_the_one_in_progress_not_an_earlier_steps() -> None:
+    from agentctl.events import Log, Result, RunInfo
+    from agentctl.execution.pool import _in_progress
+
+    def log(run_id: str) -> Log:
+        return Log(time=0, level="INFO", run_name=run_id, message="m", run_id=run_id, run_kind="flow")
+
+    first_done = _in_progress(_in_progress(None, log("a")), Result(process="p", value=1, run=RunInfo(id="a")))
+    assert first_done is None  # step 1's run completed: nothing to mark Crashed
+    assert _in_progress(first_done, log("b")) == ("b", "flow")  # step 2's run is the one in progress

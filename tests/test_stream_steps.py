@@ -187,3 +187,14 @@ def test_ctrl_c_names_each_deployment_run_still_going_of_calls_running_at_once()
         "stopped following: flow run brave-otter (brave-otter-id) goes on in its worker; "
         "to cancel it: agentctl runs cancel brave-otter-id"
     ]
+
+
+def test_a_one_shot_deployment_run_that_failed_is_not_said_to_go_on() -> None:
+    def failed_run() -> Iterator[Event]:
+        yield Routed(process="nightly", process_kind="deployment", arguments={}, call_id="c1")
+        yield Started(process="nightly", run=_run("tidy-lynx", "Running"), call_id="c1")
+        yield Failed(message="nightly ended Failed: boom", run=_run("tidy-lynx", "Failed"))  # one-shot: no call id
+
+    out, err = Console(file=StringIO(), width=300), Console(file=StringIO(), width=300)
+    assert RichRenderer(out, err, str).render(failed_run()) == 1
+    assert "goes on" not in err.file.getvalue()  # type: ignore[attr-defined]

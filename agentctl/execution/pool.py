@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 
 from agentctl.config import Settings
 from agentctl.errors import ActorDied, StackError, first_line
-from agentctl.events import Event, Log, Paused, RouteOutcome
+from agentctl.events import Event, Failed, Log, Paused, Result, RouteOutcome
 from agentctl.execution import placement
 from agentctl.processes.approval import NOTHING, Approved
 from agentctl.processes.discovery import shipped
@@ -79,8 +79,7 @@ class Pool:
         run: Run | None = None
         try:
             for event in _stream(call(self._actors[index]), check):
-                if isinstance(event, Log) and event.run_id and run is None:
-                    run = (event.run_id, event.run_kind or "flow")
+                run = _in_progress(run, event)
                 yield event
         except ActorDied as exc:
             raise self._actor_died(index, run, exc, check) from None
@@ -258,6 +257,16 @@ class Pool:
             except ray.exceptions.RayActorError as exc:
                 raise StackError(f"a router actor died during the evaluation: {first_line(exc.error_msg)}") from None
         return [results[i] for i in range(len(requests))]
+
+
+def _in_progress(run: Run | None, event: Event) -> Run | None:
+    """The run a request has in progress after ``event``: the latest one logging, until its outcome
+    (a request of several steps runs one after another; a dead actor's is the one to mark Crashed)."""
+    if isinstance(event, Log) and event.run_id:
+        return (event.run_id, event.run_kind or "flow")
+    if isinstance(event, Result | Failed) and event.run is not None and run is not None and event.run.id == run[0]:
+        return None
+    return run
 
 
 def _stream(stream: Any, check: Callable[[], None]) -> Iterator[Event]:

@@ -49,6 +49,9 @@ class Following:
             self.runs[event.call_id] = event.run
         elif isinstance(event, Result | Failed):
             self.runs.pop(event.call_id, None)
+            # A one-shot request's failure carries no call id, but its run: that run has ended too.
+            ended = event.run.id if event.run is not None else None
+            self.runs = {call: run for call, run in self.runs.items() if ended is None or run.id != ended}
 
     def left(self, why: str) -> str | None:
         """A line per run left to its worker, naming how to cancel it; None when none is left."""
