@@ -24,7 +24,7 @@ def test_ask_continues_the_last_conversation(env: dict[str, str], llm: FakeLLM, 
     system, *earlier, request = llm.calls("route")[1].body["messages"]
     assert request == {"role": "user", "content": "and for octo/tiny?"}
     # The first turn as stored (the key redacted): the request, the call, and its result as JSON.
-    assert [m["role"] for m in earlier] == ["user", "assistant", "tool"]
+    assert [m["role"] for m in earlier] == ["user", "assistant", "tool", "assistant"]  # request, call, result, answer
     assert earlier[0]["content"] == "stars of acme/rocket, key ***"
     assert earlier[1]["tool_calls"][0]["function"]["name"] == "github_repo_info"
     assert json.loads(earlier[2]["content"])["stars"] == 42

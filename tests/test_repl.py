@@ -210,8 +210,9 @@ def test_piped_conversation_carries_the_earlier_turns_until_new(
 
     assert proc.returncode == 0, proc.stderr
     first, follow_up, fresh = (c.body["messages"] for c in llm.calls("route"))
-    assert [m["role"] for m in follow_up] == ["system", "user", "assistant", "tool", "user"]
-    assert follow_up[1]["content"] == "stars of acme/rocket" and follow_up[4]["content"] == "and for octo/tiny?"
+    assert [m["role"] for m in follow_up] == ["system", "user", "assistant", "tool", "assistant", "user"]
+    assert follow_up[1]["content"] == "stars of acme/rocket" and follow_up[5]["content"] == "and for octo/tiny?"
+    assert follow_up[4]["content"] == "Done."  # the earlier turn's answer (the local LLM's, unscripted)
     assert follow_up[2]["tool_calls"][0]["function"]["arguments"] == '{"repo": "acme/rocket"}'
     assert json.loads(follow_up[3]["content"])["stars"] == 42
     assert [m["role"] for m in fresh] == ["system", "user"]  # /new: the earlier turns are not sent
@@ -220,7 +221,8 @@ def test_piped_conversation_carries_the_earlier_turns_until_new(
     assert turns is not None, proc.stdout
     shown = [line.strip() for line in turns.group(2).splitlines()]
     assert shown[0] == "1  stars of acme/rocket" and shown[1] == "→ github_repo_info(repo='acme/rocket')"
-    assert shown[3] == "2  and for octo/tiny?" and shown[2].startswith("← {") and "octo/tiny" in shown[5]
+    assert shown[2].startswith("← {") and shown[3] == "Done."  # the call's result, then the answer
+    assert shown[4] == "2  and for octo/tiny?" and "octo/tiny" in shown[6]
     assert re.search(r"\d+  capital of France\?\n", proc.stdout)  # /history input: the lines typed
     assert len(list((Path(env["AGENTCTL_DATA_DIR"]) / "conversations").glob("*.json"))) == 2
 
@@ -257,7 +259,7 @@ def test_piped_exit_code_is_the_highest_failure_and_dry_run_runs_nothing(
     assert "Traceback" not in proc.stderr
     assert len(llm.calls("route")) == 3
     # The dry run routed and stopped: no GitHub request, no Prefect run; the same request then ran (and failed).
-    assert "dry run: nothing ran" in proc.stdout and f"{repo} not found or not accessible" in proc.stderr
+    assert "dry run: nothing ran" in proc.stdout and f"{repo} not found or not accessible" in proc.stdout  # its panel
     assert [r.path for r in github.requests if repo in r.path] == [f"/repos/{repo}"]
     assert [r["state"]["type"] for r in _flow_runs_of(prefect_api, repo)] == ["FAILED"]
 
