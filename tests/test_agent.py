@@ -246,19 +246,25 @@ class RaisingSource:
         yield  # an async generator, as sources are
 
 
-def test_the_actors_runner_reports_a_raised_error_as_the_calls_failure_redacted() -> None:
+def through_the_actors_runner(source: Any) -> list[Event]:
+    """The events of one run of an ``echo`` process with ``source``, through the actor's runner, whose
+    request's secret is ``sk-secret-123456``."""
     from agentctl.config import Settings
     from agentctl.execution.actor import _Calls, _Gate
     from agentctl.processes.approval import NOTHING
     from tests.actors import bare_actor
 
     runner = _Calls(bare_actor(), None, _Gate(Settings(), NOTHING), ["sk-secret-123456"])  # type: ignore[arg-type]
-    raising = replace(echo_process(), source=RaisingSource())  # type: ignore[arg-type]
+    process = replace(echo_process(), source=source)
 
     async def collect() -> list[Event]:
-        return [e async for e in runner.run(raising, {"word": "x"})]
+        return [e async for e in runner.run(process, {"word": "x"})]
 
-    [failed] = asyncio.run(collect())
+    return asyncio.run(collect())
+
+
+def test_the_actors_runner_reports_a_raised_error_as_the_calls_failure_redacted() -> None:
+    [failed] = through_the_actors_runner(RaisingSource())
     assert isinstance(failed, Failed) and failed.message == "the service said: bad key ***" and failed.exit_code == 1
 
 
@@ -272,16 +278,5 @@ class EchoingSource:
 
 
 def test_the_actors_runner_redacts_a_result_before_it_goes_back_to_the_model() -> None:
-    from agentctl.config import Settings
-    from agentctl.execution.actor import _Calls, _Gate
-    from agentctl.processes.approval import NOTHING
-    from tests.actors import bare_actor
-
-    runner = _Calls(bare_actor(), None, _Gate(Settings(), NOTHING), ["sk-secret-123456"])  # type: ignore[arg-type]
-    echoing = replace(echo_process(), source=EchoingSource())  # type: ignore[arg-type]
-
-    async def collect() -> list[Event]:
-        return [e async for e in runner.run(echoing, {"word": "x"})]
-
-    [result] = asyncio.run(collect())
+    [result] = through_the_actors_runner(EchoingSource())
     assert isinstance(result, Result) and result.value == {"said": "key ***", "***": 1}
