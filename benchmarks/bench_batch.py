@@ -7,9 +7,11 @@ processes (``batch_processes.py``, through ``processes.paths``). Rows, medians o
 - ceiling: trivial async Prefect flows, no LLM, no agentctl (``ceiling_flows.py``, its own process),
   at a few concurrencies; the best is the ceiling;
 - agentctl batch: the real CLI, one process, ``--out`` a temporary file, routing every item to an
-  async process, with the LLM answering at once and after ``--latency`` seconds;
-- the seed's design, approximated: the same CLI with ``--concurrency 1`` (one item at a time, so one
-  actor busy) routing to a sync process. The seed also paid ~1 s of Prefect heartbeat per sync run,
+  async process, with the LLM answering at once and after ``--latency`` seconds, one-shot
+  (``router.max_steps = 1``: route, run); then the same with the answer step of a request of
+  several steps (route, run, the result back to the model, its answer: one more LLM call);
+- the seed's design, approximated: the same CLI, one-shot, with ``--concurrency 1`` (one item at a
+  time, so one actor busy) routing to a sync process. The seed also paid ~1 s of Prefect heartbeat per sync run,
   which agentctl switches off: this row is faster than the seed was, so the ratio to it is a floor.
 
 "seconds" is the batch's own time from its summary line (session attach to last record, 0.1 s
@@ -35,7 +37,7 @@ from typing import Any
 
 from local import local_servers
 
-from tests.servers import Reply, tool_call
+from tests.servers import Reply, say, tool_call
 
 HERE = Path(__file__).resolve().parent
 AGENTCTL = str(Path(sys.executable).with_name("agentctl"))
@@ -44,12 +46,15 @@ SUMMARY = re.compile(r"^batch: (\d+) records \((\d+) succeeded.*, ([\d.]+) s, [\
 
 @dataclasses.dataclass
 class Route:
-    """What the local LLM answers every routing request with: this process, after this delay."""
+    """What the local LLM answers, after this delay: a call of this process, then, once its result
+    came back, a short answer (a request of two steps, as ``router.max_steps`` > 1 runs it)."""
 
     process: str = "bench_echo"
     latency: float = 0.0
 
     def __call__(self, body: dict[str, Any]) -> Reply:
+        if any(message["role"] == "tool" for message in body.get("messages", [])):
+            return dataclasses.replace(say("done"), delay=self.latency)  # the result came back: the answer
         return dataclasses.replace(tool_call(self.process, {"n": 1}), delay=self.latency)
 
 
@@ -98,15 +103,17 @@ def arguments() -> argparse.Namespace:
 def measure(args: argparse.Namespace, env: dict[str, str], route: Route, prefect_url: str, data: Path) -> list[Row]:
     """Every row of the table, the ceiling first."""
     rows = ceiling(args, env, prefect_url)
-    for process, concurrency, items, label in (
-        ("bench_echo", concurrency_option(args.batch_concurrency), args.items, "agentctl batch"),
-        ("bench_echo_sync", ["--concurrency", "1"], args.seed_items, "seed design"),
+    one_shot = {**env, "AGENTCTL_ROUTER__MAX_STEPS": "1"}  # route, run: no answer call (the seed's shape)
+    for process, concurrency, items, label, own in (
+        ("bench_echo", concurrency_option(args.batch_concurrency), args.items, "agentctl batch", one_shot),
+        ("bench_echo", concurrency_option(args.batch_concurrency), args.items, "batch + answer step", env),
+        ("bench_echo_sync", ["--concurrency", "1"], args.seed_items, "seed design", one_shot),
     ):
         route.process, route.latency = process, 0.0
-        batch(env, data, route, 8, [])  # a process's first run in each actor pays set-up: not counted
+        batch(own, data, route, 8, [])  # a process's first run in each actor pays set-up: not counted
         for latency in (0.0, args.latency):
             route.latency = latency
-            runs = [batch(env, data, route, items, concurrency) for _ in range(args.runs)]
+            runs = [batch(own, data, route, items, concurrency) for _ in range(args.runs)]
             rows.append(Row(f"{label}, LLM {latency:.1f} s", items, [s for s, _ in runs], [w for _, w in runs]))
     return rows
 
