@@ -26,6 +26,7 @@ from agentctl.processes.deployments import from_records
 from agentctl.processes.discovery import Discovered, discover, with_deployments
 from agentctl.processes.params import validated
 from agentctl.processes.prefect_client import SharedClient
+from agentctl.processes.python_run import run_logs
 from agentctl.processes.registry import Process, Registry
 from agentctl.routing import agent, router
 
@@ -206,7 +207,7 @@ class RouterActor:
         hidden = [*self._secrets, *(v for v in secrets.values() if v)]
         self._in_flight += 1
         try:
-            with runtime.serving(settings, secrets):
+            with runtime.serving(settings, secrets), run_logs.serving():
                 async for event in events:
                     yield event.model_dump(mode="json")
         except AgentctlError as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 
@@ -56,25 +56,31 @@ class SharedClient:
 
 
 class RunLogs:
-    """When the run logs Prefect holds are flushed: as the last run in progress ends.
+    """When the run logs Prefect holds are flushed: at the end of a run whose request is the only one
+    in progress in its actor (``serving`` counts them).
 
-    A run alone in its actor (an ``ask``) returns its result once every line of it is in the API,
-    so that ``agentctl runs show`` right after it has them all. Where runs overlap (a batch), each
-    flush would stop Prefect's log worker, which starts again with a new client on the next line:
-    their lines go in Prefect's own batches (every 2 s), and the last run to end flushes for all.
+    A request alone in its actor (an ``ask``) returns its result once every line of it is in the
+    API, so that ``agentctl runs show`` right after it has them all. Where requests overlap (a batch),
+    each flush would stop Prefect's log worker, which starts again with a new client on the next
+    line: their lines go in Prefect's own batches (every 2 s), and the last request's run flushes for
+    all. Runs outside an actor (no request counted) flush at their end.
     """
 
     def __init__(self) -> None:
-        self._running = 0
+        self._requests = 0
 
-    def started(self) -> None:
-        """A run has started."""
-        self._running += 1
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """Count one request in progress for as long as the context lasts."""
+        self._requests += 1
+        try:
+            yield
+        finally:
+            self._requests -= 1
 
-    def ended(self) -> bool:
-        """A run has ended: whether it was the last in progress (and should flush)."""
-        self._running -= 1
-        return self._running == 0
+    def alone(self) -> bool:
+        """Whether at most one request is in progress: a run ending now should flush."""
+        return self._requests <= 1
 
     async def flush(self) -> None:
         """Return once every log line emitted so far has reached the API."""

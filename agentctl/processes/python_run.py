@@ -106,21 +106,17 @@ async def run(
     """
     tagging = _Tagging(run_tags_of(process, source) if source.kind == "flow" else ())
     capture = _Capture(asyncio.get_running_loop(), tagging.start)
-    _logs.started()
+    call = _start(process, source, arguments, model, capture)
     try:
-        call = _start(process, source, arguments, model, capture)
-        try:
-            while (log := await capture.queue.get()) is not None:
-                yield log
-        finally:
-            if not call.done():  # cancelled (Ctrl-C) or abandoned by the consumer
-                await _cancel(call, capture)
-        await tagging.done()
-        state = await call
+        while (log := await capture.queue.get()) is not None:
+            yield log
     finally:
-        last = _logs.ended()
-    if last:
-        await _logs.flush()
+        if not call.done():  # cancelled (Ctrl-C) or abandoned by the consumer
+            await _cancel(call, capture)
+    await tagging.done()
+    state = await call
+    if run_logs.alone():
+        await run_logs.flush()
     yield await _outcome(process, source.kind, state, capture.run_name)
 
 
@@ -145,8 +141,8 @@ def _start(
     return call
 
 
-# Prefect's log worker is one per process: so is the count of the runs whose lines it holds.
-_logs = RunLogs()
+# Prefect's log worker is one per process: so is the count of the requests whose lines it holds.
+run_logs = RunLogs()
 _background: set[asyncio.Task[None]] = set()
 
 
