@@ -117,9 +117,18 @@ class ProcessesSettings(_Section):
     worker_wait: float = Field(default=30.0, gt=0)  # seconds a deployment run may wait for a worker unannounced
     confirm: list[str] = []  # fnmatch patterns of process names whose runs a person approves first
     auto_approve: list[str] = []  # ... and of those that run without asking, their own flag notwithstanding
+    run_tags: list[str] = []  # more tags on every Prefect run agentctl starts (after agentctl, process:<name>)
 
     @field_validator(
-        "modules", "paths", "disable", "deployments", "deployment_tags", "confirm", "auto_approve", mode="before"
+        "modules",
+        "paths",
+        "disable",
+        "deployments",
+        "deployment_tags",
+        "confirm",
+        "auto_approve",
+        "run_tags",
+        mode="before",
     )
     @classmethod
     def _split(cls, value: Any) -> Any:

@@ -11,7 +11,8 @@ calls run at once); a ``Failed`` with a ``call_id`` is that call's failure, sent
 and the request goes on; one without ends the request. The model's text answer is a ``ChatReply``;
 ``Turn`` carries what the request adds to a conversation; a request that stops for approval ends with
 its ``ApprovalNeeded`` events and a ``Paused`` that its caller sends back to go on; ``Usage`` comes
-per step (``step`` set) and once for the whole request (``step`` None).
+per step (``step`` set) and once for the whole request (``step`` None). ``RequestStarted`` comes
+before the first call's events: the request's own Prefect run, parent of its process runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import BaseModel, Field
 # How agentctl's runs are found again in Prefect (``agentctl runs``): their tags and result artifact.
 RUN_TAG = "agentctl"
 PROCESS_TAG = "process:"
+REQUEST_TAG = "request"  # a request's own flow run, the parent of its process runs
 RESULT_ARTIFACT = "agentctl result"
 
 
@@ -121,6 +123,14 @@ class RunInfo(BaseModel):
     url: str | None = None  # the run's page in the Prefect UI, when a UI is up
 
 
+class RequestStarted(BaseModel):
+    """A request of several steps has its own Prefect flow run, parent of every process run it makes
+    (created at its first call; again when a paused request goes on)."""
+
+    kind: Literal["request_started"] = "request_started"
+    run: RunInfo
+
+
 class Started(BaseModel):
     """A flow run of a deployment was created: its worker executes it; the request follows it (or detaches)."""
 
@@ -200,9 +210,10 @@ class Paused(BaseModel):
     step_start: dict[str, int | float | None] = {}  # what it had spent when this step began
     failed: list[str] = []  # the calls that failed once already (``agent.call_key``)
     approved: list[str] = []
+    request_run: str | None = None  # the request's flow run, where the resumed request goes on
 
 
 Event = Annotated[
-    Routed | ApprovalNeeded | Started | ChatReply | Log | Result | Failed | Usage | Turn | Paused,
+    Routed | ApprovalNeeded | RequestStarted | Started | ChatReply | Log | Result | Failed | Usage | Turn | Paused,
     Field(discriminator="kind"),
 ]

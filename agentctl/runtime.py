@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 
 from agentctl.config import Settings, load
+from agentctl.events import PROCESS_TAG, RUN_TAG
 from agentctl.llm import ChatModel, Clients
 
 _current: Settings | None = None
@@ -40,6 +41,13 @@ def serving(settings: Settings, secrets: dict[str, str]) -> Iterator[None]:
     finally:
         with suppress(ValueError):  # a generator closed from another context: that context never saw it
             _request.reset(token)
+
+
+def run_tags(process: str | None) -> list[str]:
+    """The tags of a Prefect run agentctl starts: ``agentctl`` and ``process:<name>`` (how ``agentctl
+    runs`` finds it), then the request's ``processes.run_tags``."""
+    named = [f"{PROCESS_TAG}{process}"] if process else []
+    return [RUN_TAG, *named, *settings().processes.run_tags]
 
 
 def settings() -> Settings:

@@ -11,7 +11,20 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
-from agentctl.events import ChatReply, Event, Failed, Log, Result, RetryPolicy, Routed, RunInfo, Started, Turn, Usage
+from agentctl.events import (
+    ChatReply,
+    Event,
+    Failed,
+    Log,
+    RequestStarted,
+    Result,
+    RetryPolicy,
+    Routed,
+    RunInfo,
+    Started,
+    Turn,
+    Usage,
+)
 
 
 class View(BaseModel):
@@ -114,14 +127,22 @@ class LogRow(BaseModel):
     message: str
 
 
+class RunNode(RunRow):
+    """A run and the runs under it: a request's process runs, a flow's task runs and subflows."""
+
+    children: list[RunNode] = []
+
+
 class RunDetail(RunRow, View):
-    """``agentctl runs show``: a run with its parameters, result, state history and logs."""
+    """``agentctl runs show``: a run with its parameters, result, state history and logs, and the
+    tree of runs under it (a request's process runs, a flow's task runs and subflows)."""
 
     parameters: dict[str, Any] | None
     message: str | None
     result: Any
     states: list[StateRow]
     logs: list[LogRow]
+    children: list[RunNode] = []
 
 
 class CancelOutput(View):
@@ -301,7 +322,8 @@ class AskOutput(View):
     of a request that called no process, and ``error`` the request's own failure only: a call that
     failed on the way has its error in its call. ``policy``, ``needs_approval`` and ``dry_run``
     appear only in a dry run's document; ``conversation`` only for a request of a conversation
-    (``ask``, the REPL; not a batch item). ``turn`` holds the messages the request adds to its
+    (``ask``, the REPL; not a batch item); ``request_run`` only for a request that has its own
+    Prefect run (one of several steps that called a process). ``turn`` holds the messages the request adds to its
     conversation, for the caller to keep; the document leaves it out.
     """
 
@@ -322,6 +344,7 @@ class AskOutput(View):
     dry_run: bool | None = None
     note: str | None = None  # why ``result`` is null though the run completed (not persisted)
     conversation: str | None = None  # the id of the conversation the request belongs to
+    request_run: RunInfo | None = None  # the request's own Prefect run, parent of its process runs
     turn: list[dict[str, Any]] | None = None
 
     def document(self) -> dict[str, Any]:
@@ -332,7 +355,7 @@ class AskOutput(View):
         doc = self.model_dump(mode="json", exclude=exclude)
         if self.policy is None:
             del doc["policy"], doc["needs_approval"], doc["dry_run"]
-        for optional in ("note", "conversation"):
+        for optional in ("note", "conversation", "request_run"):
             if doc[optional] is None:
                 del doc[optional]
         return doc
@@ -358,6 +381,8 @@ class AskOutput(View):
             self.answer, self.chat = event.text, None if self.calls else event.text
         elif isinstance(event, Turn):
             self.turn = event.messages
+        elif isinstance(event, RequestStarted):
+            self.request_run = self.request_run or event.run  # a resumed request names its run once more
         elif isinstance(event, Log | Started | Result | Failed):
             self._of_call(event)
         return None

@@ -241,7 +241,9 @@ class RaisingSource:
 
     kind = "task"
 
-    async def run(self, process: Process, arguments: dict[str, Any], model: Any) -> AsyncIterator[Event]:
+    async def run(
+        self, process: Process, arguments: dict[str, Any], model: Any, placement: Any = None
+    ) -> AsyncIterator[Event]:
         raise AgentctlError("the service said: bad key sk-secret-123456")
         yield  # an async generator, as sources are
 
@@ -254,7 +256,7 @@ def through_the_actors_runner(source: Any) -> list[Event]:
     from agentctl.processes.approval import NOTHING
     from tests.actors import bare_actor
 
-    runner = _Calls(bare_actor(), None, _Gate(Settings(), NOTHING), ["sk-secret-123456"])  # type: ignore[arg-type]
+    runner = _Calls(bare_actor(), None, _Gate(Settings(), NOTHING), ["sk-secret-123456"], None)  # type: ignore[arg-type]
     process = replace(echo_process(), source=source)
 
     async def collect() -> list[Event]:
@@ -273,7 +275,9 @@ class EchoingSource:
 
     kind = "task"
 
-    async def run(self, process: Process, arguments: dict[str, Any], model: Any) -> AsyncIterator[Event]:
+    async def run(
+        self, process: Process, arguments: dict[str, Any], model: Any, placement: Any = None
+    ) -> AsyncIterator[Event]:
         yield Result(process=process.name, value={"said": "key sk-secret-123456", "sk-secret-123456": 1}, run=RunInfo())
 
 

@@ -43,7 +43,9 @@ class EchoSource:
     def prepare(self, process: Process) -> None:
         self.prepared.append(process.name)
 
-    async def run(self, process: Process, arguments: dict[str, Any], model: ChatModel | None) -> AsyncIterator[Event]:
+    async def run(
+        self, process: Process, arguments: dict[str, Any], model: ChatModel | None, placement: Any = None
+    ) -> AsyncIterator[Event]:
         yield Log(time=time.time(), level="INFO", run_name="echo", message=f"echo {arguments}")
         yield Result(process=process.name, value=arguments, run=RunInfo(kind=self.kind, state="Completed"))
 
@@ -118,7 +120,9 @@ class StartedSource(EchoSource):
         super().__init__()
         self.started = self.closed_early = False
 
-    async def run(self, process: Process, arguments: dict[str, Any], model: ChatModel | None) -> AsyncIterator[Event]:
+    async def run(
+        self, process: Process, arguments: dict[str, Any], model: ChatModel | None, placement: Any = None
+    ) -> AsyncIterator[Event]:
         self.started = True
         try:
             yield Started(process=process.name, run=RunInfo(id="r1", name="otter", state="Scheduled"))
@@ -155,9 +159,11 @@ class CountedSource(EchoSource):
         super().__init__()
         self.runs = 0
 
-    async def run(self, process: Process, arguments: dict[str, Any], model: ChatModel | None) -> AsyncIterator[Event]:
+    async def run(
+        self, process: Process, arguments: dict[str, Any], model: ChatModel | None, placement: Any = None
+    ) -> AsyncIterator[Event]:
         self.runs += 1
-        async for event in super().run(process, arguments, model):
+        async for event in super().run(process, arguments, model, placement):
             yield event
 
 

@@ -47,6 +47,7 @@ DETAIL = {
     "result": {"stars": 3},
     "states": [{"time": "2026-12-02T07:00:01.000000+00:00", "state": "Completed", "message": None}],
     "logs": [{"time": "2026-12-02T07:00:01.500000+00:00", "level": "INFO", "logger": "x", "message": "hello"}],
+    "children": [],  # the runs under it: none for a process's flow run without tasks
 }
 SUMMARY = {
     "cases": 2,

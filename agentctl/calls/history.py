@@ -21,11 +21,13 @@ import httpx
 from agentctl import prefect_rest
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, NotFound, StackError, UsageError
-from agentctl.events import PROCESS_TAG, RESULT_ARTIFACT, RUN_TAG, run_page
-from agentctl.views import CancelOutput, LogRow, RunDetail, RunRow, StateRow
+from agentctl.events import PROCESS_TAG, REQUEST_TAG, RESULT_ARTIFACT, RUN_TAG, run_page
+from agentctl.views import CancelOutput, LogRow, RunDetail, RunNode, RunRow, StateRow
 
 STATES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED")
 FINAL = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
+TREE_DEPTH = 3  # levels of runs ``show`` reads under a run: a request, its flows, their subflows
+TREE_WIDTH = 200  # runs read under each flow run
 CANCEL_MESSAGE = "cancelled with agentctl runs cancel"
 
 
@@ -105,14 +107,17 @@ def _temporary(settings: Settings) -> Iterator[History]:
 
 
 def recent(h: History, limit: int, state: str | None = None, process: str | None = None) -> list[RunRow]:
-    """The newest ``limit`` runs agentctl started, flow runs and top-level task runs, newest first."""
+    """The newest ``limit`` requests and runs agentctl started, newest first: the top-level ones (a
+    request's process runs are under it, in ``show``), or with ``process`` every run of it."""
     tags = [RUN_TAG, *([f"{PROCESS_TAG}{process}"] if process else [])]
     where: dict[str, Any] = {"tags": {"all_": tags}}
     if state is not None:
         where["state"] = {"type": {"any_": [state_type(state)]}}
     body = {"sort": "EXPECTED_START_TIME_DESC", "limit": limit}
-    flows = h.post("flow_runs/filter", {**body, "flow_runs": where})
-    tasks = h.post("task_runs/filter", {**body, "task_runs": {**where, "flow_run_id": {"is_null_": True}}})
+    top_flows = {} if process else {"parent_task_run_id": {"is_null_": True}}
+    top_tasks = {} if process else {"flow_run_id": {"is_null_": True}}
+    flows = h.post("flow_runs/filter", {**body, "flow_runs": {**where, **top_flows}})
+    tasks = h.post("task_runs/filter", {**body, "task_runs": {**where, **top_tasks}})
     rows = [_row(h, run, "flow") for run in flows] + [_row(h, run, "task") for run in tasks]
     return sorted(rows, key=lambda r: r.started or "", reverse=True)[:limit]
 
@@ -131,7 +136,7 @@ def _row(h: History, run: dict[str, Any], kind: str) -> RunRow:
     return RunRow(
         id=run["id"],
         name=run["name"],
-        kind=kind,
+        kind="request" if REQUEST_TAG in run.get("tags", []) else kind,
         process=_process(run),
         state=state.get("name") or state.get("type"),
         started=run.get("start_time") or run.get("expected_start_time"),
@@ -170,7 +175,26 @@ def show(h: History, run_id: str) -> RunDetail:
         result=_result(h, run_id, kind),
         states=_states(h, run_id, kind),
         logs=_logs(h, run_id, kind),
+        children=_children(h, run_id, TREE_DEPTH) if kind == "flow" else [],
     )
+
+
+def _children(h: History, flow_run_id: str, depth: int) -> list[RunNode]:
+    """The runs under a flow run, in the order they started: its task runs, each in place of the
+    flow run it stands for when it stands for one (a subflow, a request's flow or deployment run)."""
+    body = {"sort": "EXPECTED_START_TIME_ASC", "limit": TREE_WIDTH}
+    tasks = h.post("task_runs/filter", {**body, "task_runs": {"flow_run_id": {"any_": [flow_run_id]}}})
+    if not tasks:
+        return []
+    standing = {"parent_task_run_id": {"any_": [task["id"] for task in tasks]}}
+    flows = {run["parent_task_run_id"]: run for run in h.post("flow_runs/filter", {**body, "flow_runs": standing})}
+    nodes = []
+    for task in tasks:
+        flow = flows.get(task["id"])
+        row = _row(h, flow, "flow") if flow else _row(h, task, "task")
+        below = _children(h, row.id, depth - 1) if flow and depth > 1 else []
+        nodes.append(RunNode(**row.model_dump(), children=below))
+    return nodes
 
 
 def _check_id(run_id: str) -> None:

@@ -28,6 +28,7 @@ from agentctl.processes.params import validated
 from agentctl.processes.prefect_client import SharedClient
 from agentctl.processes.python_run import run_logs
 from agentctl.processes.registry import Process, Registry
+from agentctl.processes.request_run import RequestRun
 from agentctl.routing import agent, router
 
 Caller = dict[str, Any]  # {"settings": Settings JSON, "secrets": {variable: value}}
@@ -66,6 +67,7 @@ class _Calls:
     chat: llm.ChatModel
     gate: _Gate
     hidden: list[str]  # the secrets no message may carry: it goes to the model and the terminal
+    tree: RequestRun | None  # the request's own Prefect run, parent of its process runs
 
     def stops(self, process: Process) -> bool:
         """Whether ``process`` waits for an approval the request does not carry."""
@@ -75,7 +77,7 @@ class _Calls:
         """The events of one run of ``process``, its result redacted (it goes back to the model); what
         it raises becomes its ``Failed``."""
         try:
-            async for event in self.actor._source_events(process, arguments, self.chat, self.gate):
+            async for event in self.actor._source_events(process, arguments, self.chat, self.gate, self.tree):
                 yield self._redacted(event) if isinstance(event, Result) else event
         except AgentctlError as exc:
             yield Failed(message=redact(str(exc), self.hidden), exit_code=exc.exit_code, error=type(exc).__name__)
@@ -141,20 +143,29 @@ class RouterActor:
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, model)
         found = self._found(deployments)
-        gate = _Gate(settings, approved, detach)
         paused = None if resume is None else Paused.model_validate(resume)
+        hidden = self._hidden(secrets)
+        one_shot = agent.is_one_shot(settings.router, detach)
+        tree = None if one_shot else RequestRun(request, hidden, paused.request_run if paused else None)
         events = agent.run_request(
             request,
             found.registry,
             chat,
             settings.router,
-            _Calls(self, chat, gate, [*self._secrets, *(v for v in secrets.values() if v)]),
-            one_shot=detach,
+            _Calls(self, chat, _Gate(settings, approved, detach), hidden, tree),
+            one_shot=one_shot,
             history=history,
             resume=paused,
         )
-        async for event in self._guarded(events, settings, secrets, found.problems):
+        recorded = events if tree is None else self._recorded(tree, events)
+        async for event in self._guarded(recorded, settings, secrets, found.problems):
             yield event
+
+    async def _recorded(self, tree: RequestRun, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        """``events``, the request's run ended with them (through the actor's Prefect client)."""
+        async with self._prefect.bound():
+            async for event in tree.recorded(events):
+                yield event
 
     async def run(
         self,
@@ -181,6 +192,10 @@ class RouterActor:
         ):
             yield event
 
+    def _hidden(self, secrets: dict[str, str]) -> list[str]:
+        """The secrets no output may carry: the actor's own and the caller's."""
+        return [*self._secrets, *(v for v in secrets.values() if v)]
+
     def _found(self, deployments: Records) -> Discovered:
         """This actor's processes, plus the request's deployments when it brings any."""
         own = Discovered(self.registry, self._problems)
@@ -204,7 +219,7 @@ class RouterActor:
     ) -> AsyncIterator[dict[str, Any]]:
         for problem in problems:
             yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=problem).model_dump(mode="json")
-        hidden = [*self._secrets, *(v for v in secrets.values() if v)]
+        hidden = self._hidden(secrets)
         self._in_flight += 1
         try:
             with runtime.serving(settings, secrets), run_logs.serving():
@@ -230,7 +245,7 @@ class RouterActor:
             with runtime.serving(settings, secrets):  # the log records redacted with the caller's secrets
                 decision = await router.decide(request, self._found(deployments).registry, chat, settings.router)
         except AgentctlError as exc:
-            hidden = [*self._secrets, *secrets.values()]
+            hidden = self._hidden(secrets)
             return {
                 "error": redact(str(exc), hidden),
                 "latency": time.perf_counter() - started,
@@ -259,19 +274,24 @@ class RouterActor:
         if gate.stops(process):  # decided before anything is created: no Prefect run exists yet
             yield ApprovalNeeded(process=process.name, arguments=arguments)
             return
-        async for event in self._source_events(process, arguments, chat, gate):
+        async for event in self._source_events(process, arguments, chat, gate, None):
             yield event
 
     async def _source_events(
-        self, process: Process, arguments: dict[str, Any], chat: llm.ChatModel, gate: _Gate
+        self, process: Process, arguments: dict[str, Any], chat: llm.ChatModel, gate: _Gate, tree: RequestRun | None
     ) -> AsyncIterator[Event]:
-        """Run ``process`` through its source, with the actor's Prefect clients bound."""
+        """Run ``process`` through its source, with the actor's Prefect clients bound; in ``tree``, the
+        request's run (created with the first call)."""
         await self._wait_for_api()
-        async with self._prefect.bound(), contextlib.aclosing(process.source.run(process, arguments, chat)) as events:
-            async for event in events:
-                yield event
-                if gate.detach and isinstance(event, Started):
-                    return  # closing the source stops the following; the worker carries the run
+        async with self._prefect.bound():
+            placement, started = await tree.place() if tree else (None, None)
+            if started is not None:
+                yield started
+            async with contextlib.aclosing(process.source.run(process, arguments, chat, placement)) as events:
+                async for event in events:
+                    yield event
+                    if gate.detach and isinstance(event, Started):
+                        return  # closing the source stops the following; the worker carries the run
 
     def _failed(self, message: str, exit_code: int, error: str, hidden: list[str]) -> dict[str, Any]:
         failed = Failed(message=redact(message, hidden), exit_code=exit_code, error=error)

@@ -22,7 +22,19 @@ from rich.table import Table
 from rich.text import Text
 
 from agentctl.errors import EXIT_OK, AgentctlError
-from agentctl.events import ChatReply, Event, Failed, Log, Result, RetryPolicy, Routed, RunInfo, Started, Usage
+from agentctl.events import (
+    ChatReply,
+    Event,
+    Failed,
+    Log,
+    RequestStarted,
+    Result,
+    RetryPolicy,
+    Routed,
+    RunInfo,
+    Started,
+    Usage,
+)
 from agentctl.output.emit import Redact, print_error
 from agentctl.output.untrusted import literal, markdown, printable
 from agentctl.spending import plain
@@ -132,6 +144,9 @@ class RichRenderer:
     def _one(self, event: Event) -> None:
         if isinstance(event, Routed):
             self._routed(event)
+        elif isinstance(event, RequestStarted):
+            if event.run.name is not None:  # not again when a paused request goes on
+                self._show(request_line(event.run))
         elif isinstance(event, Started):
             self._say(f"Following flow run {event.run.name}…")
             self._show(started_line(event))
@@ -211,6 +226,12 @@ def policy_text(policy: RetryPolicy) -> Text:
         lines.append(f"  note: {policy.note}")
     lines.append("dry run: nothing ran")
     return literal("\n".join(lines), style="dim")
+
+
+def request_line(run: RunInfo) -> Text:
+    """``request run NAME (ID) · URL``: the Prefect run that holds the request's process runs."""
+    link = f" · {run.url}" if run.url else ""
+    return literal(f"request run {run.name} ({run.id}){link}", style="dim", lines=False)
 
 
 def started_line(event: Started) -> Text:

@@ -13,6 +13,7 @@ from rich.pretty import Pretty
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
 from agentctl.config import Settings
 from agentctl.output.emit import Redact
@@ -29,6 +30,7 @@ from agentctl.views import (
     ProcessOutput,
     ProcessSummary,
     RunDetail,
+    RunNode,
     RunsOutput,
     StackDown,
     StackUp,
@@ -239,7 +241,28 @@ def run_view(detail: RunDetail, redact: Redact) -> Group:
     logs = Table("time", "level", "message", title="logs", title_justify="left")
     for log in detail.logs:
         logs.add_row(*cells(log.time[11:23], log.level, redact(log.message)))
-    return Group(Panel(head, title=title, title_align="left"), states, logs)
+    tree = [run_tree(detail.children)] if detail.children else []
+    return Group(Panel(head, title=title, title_align="left"), *tree, states, logs)
+
+
+def run_tree(children: list[RunNode]) -> Tree:
+    """The runs under a run, as a tree: a request's process runs, a flow's task runs and subflows."""
+    tree = Tree(Text("runs under it", style="bold"), guide_style="dim")
+    _branches(tree, children)
+    return tree
+
+
+def _branches(tree: Tree, nodes: list[RunNode]) -> None:
+    for node in nodes:
+        _branches(tree.add(_node_line(node)), node.children)
+
+
+def _node_line(node: RunNode) -> Text:
+    """``Completed  github_repo_info · flow run NAME · 0.41s · ID``"""
+    duration = f" · {node.duration:.2f}s" if node.duration is not None else ""
+    what = f"{node.process} · " if node.process else ""
+    line = literal(f"{what}{node.kind} run {node.name}{duration} · ", lines=False)
+    return Text.assemble(_run_state(node.state), "  ", line, (node.id, "dim"))
 
 
 def cancel_line(view: CancelOutput, redact: Redact) -> Text:

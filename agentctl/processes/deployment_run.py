@@ -20,12 +20,13 @@ from pydantic_core import to_jsonable_python
 
 from agentctl import runtime
 from agentctl.errors import AgentctlError, ProcessFailed, UsageError
-from agentctl.events import PROCESS_TAG, RUN_TAG, Event, Failed, Log, Result, RunInfo, Started
+from agentctl.events import Event, Failed, Log, Result, RunInfo, Started
 from agentctl.processes.python_run import run_url
 from agentctl.processes.registry import Process
 
 if TYPE_CHECKING:
     from agentctl.processes.deployment_source import Deployment
+    from agentctl.processes.request_run import Placement
 
 # Two small API reads per poll: a first log line within ~0.5 s of reaching the API, ~4 requests/s.
 POLL_SECONDS = 0.5
@@ -36,12 +37,15 @@ WAITING = ("SCHEDULED", "PENDING")
 FINISHED = "Finished in state"
 
 
-async def run(process: Process, deployment: Deployment, arguments: dict[str, Any]) -> AsyncIterator[Event]:
-    """Start a flow run of ``deployment`` with ``arguments``; yield Started, its states and logs, the outcome."""
+async def run(
+    process: Process, deployment: Deployment, arguments: dict[str, Any], placement: Placement | None = None
+) -> AsyncIterator[Event]:
+    """Start a flow run of ``deployment`` with ``arguments`` (a child of its request's run, with a
+    ``placement``); yield Started, its states and logs, the outcome."""
     from prefect.client.orchestration import get_client
 
     async with get_client() as client:
-        flow_run = await _start(client, process, deployment, arguments)
+        flow_run = await _start(client, process, deployment, arguments, placement)
         pool = deployment.work_pool or flow_run.work_pool_name
         yield Started(process=process.name, run=_info(flow_run), work_pool=pool)
         follower = Follower(client, flow_run, pool, runtime.settings().processes.worker_wait)
@@ -50,23 +54,27 @@ async def run(process: Process, deployment: Deployment, arguments: dict[str, Any
         yield await outcome(process, follower.flow_run, list(follower.last_lines))
 
 
-async def _start(client: Any, process: Process, deployment: Deployment, arguments: dict[str, Any]) -> Any:
-    """The new flow run; Prefect's refusals translated (an unknown deployment's error reads ``None``)."""
-    from prefect.deployments import arun_deployment
-    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+async def _start(
+    client: Any, process: Process, deployment: Deployment, arguments: dict[str, Any], placement: Placement | None
+) -> Any:
+    """The new flow run; Prefect's refusals translated: 404 (the deployment is gone), 409 (the server's
+    own check of the parameters)."""
+    from prefect.exceptions import PrefectHTTPStatusError
 
-    tags = [RUN_TAG, f"{PROCESS_TAG}{process.name}"]
+    tags = runtime.run_tags(process.name)
     try:
-        return await arun_deployment(
-            UUID(deployment.id), client=client, parameters=arguments, timeout=0, tags=tags, as_subflow=False
+        parent = await placement.stand_in(deployment.full_name, tags) if placement else None
+        return await client.create_flow_run_from_deployment(
+            UUID(deployment.id), parameters=arguments, tags=tags, parent_task_run_id=parent
         )
-    except ObjectNotFound:
-        raise AgentctlError(
-            f"deployment {deployment.full_name} is no longer in the Prefect API: agentctl processes list shows"
-            " the deployments there are"
-        ) from None
-    except PrefectHTTPStatusError as exc:  # 409: the server's own check of the parameters
-        detail = exc.response.json().get("detail") if exc.response.status_code == 409 else None
+    except PrefectHTTPStatusError as exc:
+        status = exc.response.status_code
+        if status == 404:
+            raise AgentctlError(
+                f"deployment {deployment.full_name} is no longer in the Prefect API: agentctl processes list shows"
+                " the deployments there are"
+            ) from None
+        detail = exc.response.json().get("detail") if status == 409 else None
         if detail is None:
             raise
         raise UsageError(f"{process.name}: the Prefect API refused the parameters: {detail}") from None

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from agentctl.events import Event
     from agentctl.llm import ChatModel
     from agentctl.processes.registry import Process
+    from agentctl.processes.request_run import Placement
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,11 @@ class DeploymentSource:
         """Nothing to import ahead: the flow's code runs in the worker, not here."""
 
     async def run(
-        self, process: Process, arguments: dict[str, Any], model: ChatModel | None = None
+        self,
+        process: Process,
+        arguments: dict[str, Any],
+        model: ChatModel | None = None,
+        placement: Placement | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Start a flow run of the deployment with ``arguments``: yield ``Started`` (its id and link) at
         once, then its states and logs as they arrive, then the outcome (``deployment_run``).
@@ -85,7 +90,7 @@ class DeploymentSource:
         """
         from agentctl.processes import deployment_run
 
-        async for event in deployment_run.run(process, self.deployment, arguments):
+        async for event in deployment_run.run(process, self.deployment, arguments, placement):
             yield event
 
 

@@ -20,7 +20,7 @@ from pydantic_core import to_jsonable_python
 
 from agentctl import runtime
 from agentctl.errors import AgentctlError, ProcessFailed, redact
-from agentctl.events import PROCESS_TAG, RESULT_ARTIFACT, RUN_TAG, Event, Failed, Log, Result, RunInfo, run_page
+from agentctl.events import RESULT_ARTIFACT, Event, Failed, Log, Result, RunInfo, run_page
 from agentctl.llm import ChatModel
 from agentctl.processes.prefect_client import RunLogs
 from agentctl.processes.registry import Process
@@ -28,6 +28,7 @@ from agentctl.secrecy import masked
 
 if TYPE_CHECKING:
     from agentctl.processes.python_source import PythonSource
+    from agentctl.processes.request_run import Placement
 
 _sink: contextvars.ContextVar[Callable[[logging.LogRecord], None] | None] = contextvars.ContextVar(
     "agentctl_log_sink", default=None
@@ -57,16 +58,14 @@ def _attach_handler() -> None:
 
 
 class _Capture:
-    """Collects one run's records into a queue, and remembers the run's name; ``on_run`` is called
-    on the loop with the run's id once it is known, whether or not anyone reads the queue then."""
+    """Collects one run's records into a queue, and remembers the run's name."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_run: Callable[[str], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, run_id: str, run_kind: str) -> None:
         self.queue: asyncio.Queue[Log | None] = asyncio.Queue()
         self.run_name: str | None = None
-        self.run_id: str | None = None
-        self.run_kind = "flow"
+        self.run_id = run_id
+        self.run_kind = run_kind
         self._loop = loop
-        self._on_run = on_run
 
     def __call__(self, record: logging.LogRecord) -> None:
         task_name = getattr(record, "task_run_name", None)
@@ -74,67 +73,96 @@ class _Capture:
         name = task_name or flow_name or "-"
         if self.run_name is None and name not in ("-", "<unknown>"):
             self.run_name = flow_name if flow_name not in (None, "<unknown>") else task_name
-        if self.run_id is None:
-            self._remember_run(record)
         log = Log(
             time=record.created,
             level=record.levelname,
             run_name=name,
             message=record.getMessage(),
             run_id=self.run_id,
-            run_kind=self.run_kind if self.run_id else None,
+            run_kind=self.run_kind,
         )
         self._loop.call_soon_threadsafe(self.queue.put_nowait, log)
 
-    def _remember_run(self, record: logging.LogRecord) -> None:
-        flow_run_id = getattr(record, "flow_run_id", None)
-        task_run_id = getattr(record, "task_run_id", None)
-        if flow_run_id not in (None, "<unknown>"):
-            self.run_id, self.run_kind = str(flow_run_id), "flow"
-        elif task_run_id not in (None, "<unknown>"):
-            self.run_id, self.run_kind = str(task_run_id), "task"
-        if self.run_id is not None:
-            self._loop.call_soon_threadsafe(self._on_run, self.run_id)
-
 
 async def run(
-    process: Process, source: PythonSource, arguments: dict[str, Any], model: ChatModel | None = None
+    process: Process,
+    source: PythonSource,
+    arguments: dict[str, Any],
+    model: ChatModel | None = None,
+    placement: Placement | None = None,
 ) -> AsyncIterator[Event]:
     """Run ``process`` (of ``source``) with validated ``arguments``; yield Log events, then a Result or Failed.
 
-    LLM calls the process makes (the text-processing task's) use ``model`` and count in its usage.
+    The run is created first, in its request's run tree when ``placement`` is given. LLM calls the
+    process makes (the text-processing task's) use ``model`` and count in its usage.
     """
-    tagging = _Tagging(run_tags_of(process, source) if source.kind == "flow" else ())
-    capture = _Capture(asyncio.get_running_loop(), tagging.start)
-    call = _start(process, source, arguments, model, capture)
+    target = prefect_callable(process, source)
+    native = _native(process, arguments)
+    created = await _created(process, source, target, native, placement)
+    capture = _Capture(asyncio.get_running_loop(), str(created.id), source.kind)
+    call = _start(target, created, native, source.tags, model, capture)
     try:
         while (log := await capture.queue.get()) is not None:
             yield log
     finally:
         if not call.done():  # cancelled (Ctrl-C) or abandoned by the consumer
             await _cancel(call, capture)
-    await tagging.done()
     state = await call
     if run_logs.alone():
         await run_logs.flush()
-    yield await _outcome(process, source.kind, state, capture.run_name)
+    yield await _outcome(process, source.kind, state, capture)
+
+
+async def _created(
+    process: Process, source: PythonSource, target: Any, native: dict[str, Any], placement: Placement | None
+) -> Any:
+    """The process's Prefect run, created before it starts with agentctl's tags and its place in a
+    request's tree: its id is known from the start, and written nowhere else.
+
+    A flow run is created through the API, as Prefect's engine would; a task run locally, as Prefect's
+    engine does too (the server records it from its state events), and in the API as well when it
+    belongs to a request's run.
+    """
+    from prefect.client.orchestration import get_client
+
+    tags = list(run_tags_of(process, source))
+    if source.kind == "task":
+        task_run = await target.create_local_run(parameters=native)
+        task_run.tags = sorted({*task_run.tags, *tags})
+        if placement is not None:  # in the API at once, not when its events are recorded: the tree is whole
+            task_run.flow_run_id = placement.flow_run_id
+            async with get_client() as client:
+                await client.create_task_run(
+                    target,
+                    placement.flow_run_id,
+                    task_run.dynamic_key,
+                    id=task_run.id,
+                    name=task_run.name,
+                    extra_tags=tags,
+                )
+        return task_run
+    parent = await placement.stand_in(target.name, tags) if placement else None
+    async with get_client() as client:
+        return await client.create_flow_run(
+            target, parameters=target.serialize_parameters(native), tags=tags, parent_task_run_id=parent
+        )
 
 
 def _start(
-    process: Process, source: PythonSource, arguments: dict[str, Any], model: ChatModel | None, capture: _Capture
+    target: Any, created: Any, native: dict[str, Any], tags: tuple[str, ...], model: ChatModel | None, capture: _Capture
 ) -> asyncio.Future[Any]:
-    """The run, started as a task whose records go to ``capture``, which hears of its end."""
-    target = prefect_callable(process, source)
+    """The run, started as a task whose records go to ``capture``, which hears of its end.
+
+    ``tags`` are the process's own, entered as Prefect's tags context: they reach the tasks of a
+    flow. agentctl's own are on the run only: each tagged task run costs a concurrency-slot request,
+    which SQLite can answer 503 (a 2 s client retry).
+    """
     _attach_handler()
     # The run's task copies the context as it is now: the sink and the chat model go with it.
     token = _sink.set(capture)
     try:
-        # Tags in the context reach every task of a flow, and each tagged task run costs a
-        # concurrency-slot request that SQLite can answer 503 (a 2 s client retry): a flow run gets
-        # agentctl's tags by an update once its id is known; a task process carries them itself.
-        own = run_tags_of(process, source) if source.kind == "task" else source.tags
         with runtime.lending(model):
-            call = asyncio.ensure_future(_call(target, _native(process, arguments), own))
+            call = asyncio.ensure_future(_call(target, created, native, tags))
     finally:
         _sink.reset(token)
     call.add_done_callback(lambda _: capture.queue.put_nowait(None))
@@ -143,40 +171,6 @@ def _start(
 
 # Prefect's log worker is one per process: so is the count of the requests whose lines it holds.
 run_logs = RunLogs()
-_background: set[asyncio.Task[None]] = set()
-
-
-class _Tagging:
-    """Tags a flow run for ``agentctl runs`` once its id is known, even if its request is gone by
-    then (a sync run cancelled before it started goes on in its thread, and is listed all the same)."""
-
-    def __init__(self, tags: tuple[str, ...]) -> None:
-        self._tags = tags
-        self._context = contextvars.copy_context()  # the request's: its Prefect client
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self, run_id: str) -> None:
-        """Called on the loop once the run's id is known (again for each later line: once is enough)."""
-        if self._task is None and self._tags:
-            loop = asyncio.get_running_loop()
-            self._task = loop.create_task(_tag_flow_run(run_id, self._tags), context=self._context)
-            _background.add(self._task)  # the loop keeps only a weak reference to a task
-            self._task.add_done_callback(_background.discard)
-
-    async def done(self) -> None:
-        """Wait for the tagging, if it started."""
-        if self._task is not None:
-            await self._task
-
-
-async def _tag_flow_run(run_id: str, tags: tuple[str, ...]) -> None:
-    from prefect.client.orchestration import get_client
-
-    async with get_client() as client:
-        try:
-            await client.update_flow_run(UUID(run_id), tags=list(tags))
-        except Exception as exc:  # the run itself matters more than its place in agentctl runs
-            logging.getLogger(__name__).warning("could not tag the run for agentctl runs: %s", exc)
 
 
 def _native(process: Process, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -249,19 +243,43 @@ def _prefect_object(name: str, source: PythonSource) -> Any:
 
 def run_tags_of(process: Process, source: PythonSource) -> tuple[str, ...]:
     """Tags of the process's Prefect runs: ``agentctl`` and ``process:<name>`` find them in the history."""
-    return (RUN_TAG, f"{PROCESS_TAG}{process.name}", *source.tags)
+    return (*runtime.run_tags(process.name), *source.tags)
 
 
-async def _call(target: Any, arguments: dict[str, Any], tags: tuple[str, ...]) -> Any:
+async def _call(target: Any, created: Any, native: dict[str, Any], tags: tuple[str, ...]) -> Any:
     from prefect import tags as run_tags
 
+    _outside_any_flow()
     if getattr(target, "isasync", False):
         with run_tags(*tags):
-            return await target(**arguments, return_state=True)
-    return await asyncio.to_thread(_call_sync, target, arguments, tags)
+            return await _engine(target, created, native)
+    return await asyncio.to_thread(_call_sync, target, created, native, tags)
 
 
-def _call_sync(target: Any, arguments: dict[str, Any], tags: tuple[str, ...]) -> Any:
+def _outside_any_flow() -> None:
+    """Say, in this run's context, that no flow run encloses it.
+
+    Prefect's events worker attaches to each event the flow run of the context the event was sent
+    from, over the worker's own context where that one has none; the worker's own holds the flow run
+    that was running when the worker started. Without this, a task run's events would name that
+    flow run, and the server would record the task run as that flow run's.
+    """
+    from prefect.context import FlowRunContext
+
+    FlowRunContext.__var__.set(None)  # type: ignore[arg-type]
+
+
+def _engine(target: Any, created: Any, native: dict[str, Any]) -> Any:
+    """Prefect's engine on the run created ahead: a state, or for an async process a coroutine of one."""
+    from prefect.flow_engine import run_flow
+    from prefect.task_engine import run_task
+
+    if created.__class__.__name__ == "TaskRun":
+        return run_task(target, task_run=created, parameters=native, return_type="state")
+    return run_flow(target, flow_run=created, parameters=native, return_type="state")
+
+
+def _call_sync(target: Any, created: Any, native: dict[str, Any], tags: tuple[str, ...]) -> Any:
     from prefect import tags as run_tags
     from prefect.context import SyncClientContext
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -272,19 +290,13 @@ def _call_sync(target: Any, arguments: dict[str, Any], tags: tuple[str, ...]) ->
         # Its own sync client: a client's enter/exit count is not thread-safe, and user code in
         # threads may enter the actor's shared one (prefect_client).
         SyncClientContext.__var__.set(None)  # type: ignore[arg-type]
-        return target(**arguments, return_state=True)
+        _outside_any_flow()
+        return _engine(target, created, native)
 
 
-async def _outcome(process: Process, kind: str, state: Any, run_name: str | None) -> Result | Failed:
-    details = state.state_details
-    run_id = details.flow_run_id or details.task_run_id
-    info = RunInfo(
-        id=str(run_id) if run_id else None,
-        name=run_name,
-        kind=kind,
-        state=state.name,
-        url=run_url(kind, run_id),
-    )
+async def _outcome(process: Process, kind: str, state: Any, capture: _Capture) -> Result | Failed:
+    run_id = capture.run_id
+    info = RunInfo(id=run_id, name=capture.run_name, kind=kind, state=state.name, url=run_url(kind, run_id))
     value = await state.aresult(raise_on_failure=False)
     if state.is_completed():
         result = Result(process=process.name, value=to_jsonable_python(value, fallback=str), run=info)

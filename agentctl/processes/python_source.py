@@ -20,6 +20,7 @@ from agentctl.processes.registry import Process, from_signature
 if TYPE_CHECKING:
     from agentctl.events import Event
     from agentctl.llm import ChatModel
+    from agentctl.processes.request_run import Placement
 
 Kind = Literal["flow", "task"]
 
@@ -71,12 +72,16 @@ class PythonSource:
         python_run.prepare(process, self)
 
     async def run(
-        self, process: Process, arguments: dict[str, Any], model: ChatModel | None = None
+        self,
+        process: Process,
+        arguments: dict[str, Any],
+        model: ChatModel | None = None,
+        placement: Placement | None = None,
     ) -> AsyncGenerator[Event, None]:
         """One Prefect flow or task run in this process (``python_run.run``)."""
         from agentctl.processes import python_run
 
-        async for event in python_run.run(process, self, arguments, model):
+        async for event in python_run.run(process, self, arguments, model, placement):
             yield event
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from agentctl.events import Event
     from agentctl.llm import ChatModel
     from agentctl.processes.registry import Process
+    from agentctl.processes.request_run import Placement
 
 
 class Source(Protocol):
@@ -43,10 +44,13 @@ class Source(Protocol):
         """Do ahead of the first run what would slow it down (imports, connections); may raise."""
         ...
 
-    def run(self, process: Process, arguments: dict[str, Any], model: ChatModel | None) -> AsyncGenerator[Event, None]:
+    def run(
+        self, process: Process, arguments: dict[str, Any], model: ChatModel | None, placement: Placement | None
+    ) -> AsyncGenerator[Event, None]:
         """Run ``process`` with validated ``arguments``; yield Log events, then one Result or Failed.
 
         LLM calls the process makes go through ``model`` (the request's), and count in its usage.
+        ``placement``: the run is a child of its request's Prefect run (a request of several steps).
         A generator: the actor closes it when the request stops early (Ctrl-C, ``--detach``).
         """
         ...

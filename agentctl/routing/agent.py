@@ -318,6 +318,11 @@ class Agent:
         state.over = True
 
 
+def is_one_shot(options: RouterSettings, detach: bool = False) -> bool:
+    """Whether a request routes once and runs, no answer step: ``router.max_steps = 1``, or detached."""
+    return detach or options.max_steps == 1
+
+
 async def run_request(
     request: str,
     registry: Registry,
@@ -331,7 +336,7 @@ async def run_request(
 ) -> AsyncIterator[Event]:
     """One request's events, from its first step (after ``history``'s turns) or from ``resume``, to the
     request's total ``Usage``. ``one_shot`` (or ``router.max_steps = 1``): route once and run."""
-    one_shot = one_shot or options.max_steps == 1
+    one_shot = one_shot or is_one_shot(options)
     offered = Registry(shortlist(request, list(registry), options.max_tools))
     agent = Agent(offered, chat, options, runner, one_shot)
     if resume is None:

@@ -1,0 +1,213 @@
+"""A request's own Prefect flow run ("agentctl-request"), parent of every process run the request
+makes, so that the Prefect UI shows the request as one tree and ``agentctl runs`` lists requests.
+
+It is created through the API at the request's first call, already Running (a request the model
+answers without calling anything leaves no run), and ends with the request: Completed with the answer
+kept as its result, Failed with the request's error, Paused while a call waits for approval (the
+resumed request goes on in the same run), Cancelled when the request is stopped.
+
+A source creates its run where ``Placement`` says: a task run (an in-actor task) belongs to the
+request's flow run; a flow run (an in-actor flow, a deployment's run) gets a task run in the request's
+flow run that stands for it, as Prefect's own subflows do, and the server keeps that task run's
+state with the child's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+from agentctl import runtime
+from agentctl.errors import redact
+from agentctl.events import (
+    REQUEST_TAG,
+    RESULT_ARTIFACT,
+    ChatReply,
+    Event,
+    Failed,
+    Paused,
+    RequestStarted,
+    RunInfo,
+    run_page,
+)
+
+FLOW_NAME = "agentctl-request"
+NAME_CHARS = 80  # of the request, in its run's name
+END_WITHIN = 4.0  # seconds for the API to record the request's end (it may be what failed)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a process run goes in its request's tree: into the request's flow run."""
+
+    flow_run_id: UUID
+
+    async def stand_in(self, name: str, tags: list[str]) -> UUID:
+        """A task run in the request's flow run standing for a child flow run named ``name``: its id
+        is the child's ``parent_task_run_id``."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import TaskRunCreate
+        from prefect.states import Pending, to_state_create
+
+        created = TaskRunCreate(
+            id=uuid4(),
+            name=name,
+            flow_run_id=self.flow_run_id,
+            task_key=f"{FLOW_NAME}.{name}",
+            dynamic_key=uuid4().hex,
+            tags=tags,
+            state=to_state_create(Pending()),
+        )
+        async with get_client() as client:
+            await client.request("POST", "/task_runs/", json=created.model_dump(mode="json"))
+        return created.id  # type: ignore[return-value]
+
+
+class RequestRun:
+    """One request's flow run, created at its first call (``place``), ended by ``recorded``."""
+
+    def __init__(self, request: str, hidden: list[str], run_id: str | None = None) -> None:
+        self._request = redact(request, hidden)  # the request text goes into Prefect: its name, a parameter
+        self._hidden = hidden
+        self._id = UUID(run_id) if run_id else None
+        self._resumed = run_id is not None
+        self._creating = asyncio.Lock()
+
+    @property
+    def run_id(self) -> str | None:
+        """The flow run's id, once it exists."""
+        return str(self._id) if self._id else None
+
+    async def place(self) -> tuple[Placement, RequestStarted | None]:
+        """Where the next process run goes, creating the request's run first if need be; the event
+        that announces a new one."""
+        async with self._creating:
+            if self._id is not None and not self._resumed:
+                return Placement(self._id), None
+            started = await (self._reopen() if self._resumed else self._create())
+            self._resumed = False
+            return Placement(self._id), started  # type: ignore[arg-type]
+
+    async def _create(self) -> RequestStarted:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import FlowRunCreate
+        from prefect.states import Running, to_state_create
+
+        async with get_client() as client:
+            flow_id = await client.create_flow_from_name(FLOW_NAME)
+            created = FlowRunCreate(
+                flow_id=flow_id,
+                name=_run_name(self._request),
+                parameters={"request": self._request},
+                tags=[*runtime.run_tags(None), REQUEST_TAG],
+                state=to_state_create(Running()),
+            )
+            response = await client.request(
+                "POST", "/flow_runs/", json=created.model_dump(mode="json", exclude_unset=True)
+            )
+        run = response.json()
+        self._id = UUID(run["id"])
+        return RequestStarted(run=_info(run["id"], run["name"], "Running"))
+
+    async def _reopen(self) -> RequestStarted:
+        """A paused request's run, Running again."""
+        from prefect.states import Running
+
+        await self._set(Running(message="resumed"))
+        return RequestStarted(run=_info(str(self._id), None, "Running"))
+
+    async def recorded(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        """``events`` as they come; the request's run, if it has one, ended as they end."""
+        ending = _Ending()
+        try:
+            async for event in events:
+                event = ending.saw(event, self.run_id)
+                yield event
+        except BaseException as exc:
+            ending.failed(exc)
+            raise
+        finally:
+            if self._id is not None:
+                await self._end(ending)
+
+    async def _end(self, ending: _Ending) -> None:
+        try:
+            async with asyncio.timeout(END_WITHIN):
+                await self._set(ending.state(self._hidden))
+                if ending.answer is not None:
+                    await self._keep(ending.answer)
+        except Exception as exc:  # the request is over either way; its run stays as it was
+            logging.getLogger(__name__).warning("could not record the request's end in Prefect: %s", exc)
+
+    async def _set(self, state: Any) -> None:
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
+            await client.set_flow_run_state(self._id, state, force=True)  # type: ignore[arg-type]
+
+    async def _keep(self, answer: str) -> None:
+        """The answer as the run's result, where ``agentctl runs show`` and the UI find results."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import ArtifactCreate
+
+        text = json.dumps(redact(answer, self._hidden), indent=2)
+        artifact = ArtifactCreate(
+            type="markdown", description=RESULT_ARTIFACT, data=f"```json\n{text}\n```", flow_run_id=self._id
+        )
+        async with get_client() as client:
+            await client.create_artifact(artifact=artifact)
+
+
+class _Ending:
+    """How a request ends, from its events: an answer, a failure of the request, a pause, or none
+    of them (it was stopped)."""
+
+    def __init__(self) -> None:
+        self.answer: str | None = None
+        self._failure: str | None = None
+        self._paused = False
+
+    def saw(self, event: Event, run_id: str | None) -> Event:
+        """Note what ``event`` says of the end; a pause carries the run's id, to go on in it."""
+        if isinstance(event, ChatReply):
+            self.answer = event.text
+        elif isinstance(event, Failed) and event.call_id is None:  # a call's failure goes to the model
+            self._failure = event.message
+        elif isinstance(event, Paused):
+            self._paused = True
+            return event.model_copy(update={"request_run": run_id})
+        return event
+
+    def failed(self, exc: BaseException) -> None:
+        """The request raised ``exc``: Failed, or Cancelled when it was stopped."""
+        if isinstance(exc, Exception):
+            self._failure = self._failure or f"{type(exc).__name__}: {exc}"
+
+    def state(self, hidden: list[str]) -> Any:
+        """The request's final state (Paused while it waits), its message carrying no secret."""
+        from prefect.states import Cancelled, Completed, Failed, Paused
+
+        if self._failure is not None:
+            return Failed(message=redact(self._failure, hidden))
+        if self._paused:
+            return Paused(message="waiting for approval")
+        if self.answer is not None:
+            return Completed(message="answered")
+        return Cancelled(message="the request was stopped")
+
+
+def _run_name(request: str) -> str:
+    line = " ".join(request.split())
+    return line if len(line) <= NAME_CHARS else line[: NAME_CHARS - 1] + "…"
+
+
+def _info(run_id: str, name: str | None, state: str) -> RunInfo:
+    from prefect.settings import get_current_settings
+
+    url = run_page(get_current_settings().ui_url, "flow", run_id)
+    return RunInfo(id=run_id, name=name, kind="flow", state=state, url=url)
