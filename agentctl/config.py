@@ -136,6 +136,27 @@ class ProcessesSettings(_Section):
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
+class McpServerSettings(_Section):
+    """One ``[[mcp.servers]]`` entry: an MCP server whose tools become processes (kind ``mcp``)."""
+
+    name: str
+    command: list[str] = []  # started over stdio, once per router actor
+    url: str | None = None  # or reached over streamable HTTP
+    headers: dict[str, str] = {}
+    env: dict[str, str] = {}
+
+
+class McpServeSettings(_Section):
+    """``agentctl mcp serve``: agentctl's processes as an MCP server."""
+
+
+class McpSettings(_Section):
+    """The Model Context Protocol, both ways: other servers' tools as processes, agentctl as a server."""
+
+    servers: list[McpServerSettings] = []
+    serve: McpServeSettings = McpServeSettings()
+
+
 class Settings(_Section):
     """Everything agentctl can be configured with; see config.example.toml."""
 
@@ -147,6 +168,7 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     router: RouterSettings = RouterSettings()
     processes: ProcessesSettings = ProcessesSettings()
+    mcp: McpSettings = McpSettings()
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
 
     @field_validator("data_dir")
