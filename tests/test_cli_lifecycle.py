@@ -48,7 +48,8 @@ def test_a_first_ask_runs_on_its_own_loopback_cluster_and_api_and_leaves_nothing
         stdout, stderr = proc.communicate(timeout=120)
 
     assert proc.returncode == 0, stderr
-    run = json.loads(stdout)["run"]
+    doc = json.loads(stdout)
+    run, request = doc["run"], doc["request_run"]
     assert run["state"] == "Completed"
     assert listening, "found no listening sockets of the session"
     assert [(ip, name) for ip, name in listening if not _loopback(ip)] == []
@@ -63,7 +64,7 @@ def test_a_first_ask_runs_on_its_own_loopback_cluster_and_api_and_leaves_nothing
     # Without a stack or a configured API, runs reads the local history through a temporary server.
     listed = run_cli(env, "runs", "--json")
     assert listed.code == 0, listed.stderr
-    assert [(r["id"], r["state"]) for r in listed.json()] == [(run["id"], "Completed")]
+    assert [(r["id"], r["kind"], r["state"]) for r in listed.json()] == [(request["id"], "request", "Completed")]
     _gone(_alive_with(str(data)))
 
 

@@ -177,6 +177,9 @@ def test_ask_runs_on_the_stack_with_the_callers_settings_and_links_the_run(
 def test_runs_lists_history_and_shows_one_run(stack: dict[str, str], llm: FakeLLM, github: FakeGitHub) -> None:
     github.add_repo("acme/rocket", stars=42, contributors=250)
     llm.script("route", ROUTE)
+    # One-shot requests: each one's process run is its run, listed at the top (tests/test_request_run.py
+    # has requests of several steps, listed as requests).
+    stack = {**stack, "AGENTCTL_ROUTER__MAX_STEPS": "1"}
     asked = run_cli(stack, "ask", "--json", REQUEST).json()
     run_id = asked["run"]["id"]
 
@@ -258,7 +261,8 @@ def test_repl_and_processes_run_use_the_stack_and_leaving_stops_nothing(
     runs = [doc["run"] for doc in _documents(repl.stdout)] + [ran.json()["run"]]
     assert len(runs) == 3 and {r["state"] for r in runs} == {"Completed"}
     # The stack's Prefect API has them (a temporary stack has a server of its own), with its UI's links.
-    listed = {r["id"] for r in run_cli(stack, "runs", "--json", "--limit", "100").json()}
+    of_process = ("--process", "github_repo_info")  # runs of requests are listed under their requests
+    listed = {r["id"] for r in run_cli(stack, "runs", "--json", "--limit", "100", *of_process).json()}
     assert {r["id"] for r in runs} <= listed
     assert all(r["url"].startswith(before["ui_url"]) for r in runs)
     assert "not using the stack" not in repl.stdout + repl.stderr + ran.stdout + ran.stderr
@@ -467,7 +471,7 @@ def _postgres_stack_serves_and_stops(env: dict[str, str], home: Path, llm: FakeL
     llm.script("route", ROUTE)
     asked = run_cli(env, "ask", "--json", REQUEST)
     assert asked.code == 0, asked.stderr
-    assert run_cli(env, "runs", "--json").json()[0]["id"] == asked.json()["run"]["id"]
+    assert run_cli(env, "runs", "--json").json()[0]["id"] == asked.json()["request_run"]["id"]
     result = run_cli(env, "down")
     assert "stopped PostgreSQL" in result.stdout
     assert not (cluster / "data" / "postmaster.pid").exists()
