@@ -4,7 +4,6 @@ real Ray and Prefect: the tool list, a call with its logs and progress, approval
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 import subprocess
@@ -84,7 +83,8 @@ def test_stdio_lists_calls_and_streams(serve_env: dict[str, str], github: FakeGi
 
     assert not result.is_error
     assert result.structured_content is not None
-    assert result.structured_content["result"]["stars"] == 42 and result.structured_content["run"]["state"] == "Completed"
+    assert result.structured_content["result"]["stars"] == 42
+    assert result.structured_content["run"]["state"] == "Completed"
     assert '"stars": 42' in result.content[0].text  # type: ignore[union-attr]
     assert any("acme/rocket has 42 stars" in str(log.data) for log in logs)
     assert any("acme/rocket has 42 stars" in (message or "") for _, message in progress)
@@ -175,9 +175,12 @@ def http_server(serve_env: dict[str, str]) -> Iterator[tuple[str, str, subproces
 
 @asynccontextmanager
 async def over_http(url: str, token: str) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, trust_env=False) as http:
-        async with Client(streamable_http_client(url, http_client=http)) as client:
-            yield client
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, trust_env=False) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        yield client
 
 
 def test_http_needs_the_token(
