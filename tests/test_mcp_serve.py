@@ -208,3 +208,13 @@ def test_http_needs_the_token(
     assert "github_repo_info" in names and "ask" in names
     assert result.structured_content is not None and result.structured_content["result"]["stars"] == 42
     assert server.poll() is None
+
+
+def test_the_mcp_tag_keeps_the_stack_usable() -> None:
+    from agentctl.calls.mcp.serve import tagged
+    from agentctl.config import Settings
+    from agentctl.stack.health import processes_key
+
+    settings = Settings()
+    assert tagged(settings).processes.run_tags == ["mcp"]
+    assert processes_key(tagged(settings)) == processes_key(settings)  # the stack of up serves the server

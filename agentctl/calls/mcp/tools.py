@@ -78,6 +78,8 @@ def _text(document: dict[str, Any]) -> str:
         return f"error: {document['error']['message']}"
     if document["answer"] is not None:
         return str(document["answer"])
+    if document["result"] is None and document.get("note"):
+        return str(document["note"])  # a deployment run whose result Prefect did not persist
     return json.dumps(document["result"], ensure_ascii=False)
 
 
