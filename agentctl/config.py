@@ -147,7 +147,10 @@ class McpServerSettings(_Section):
 
 
 class McpServeSettings(_Section):
-    """``agentctl mcp serve``: agentctl's processes as an MCP server."""
+    """``agentctl mcp serve``: agentctl's processes as an MCP server (on 127.0.0.1 only, with ``--http``)."""
+
+    port: int = Field(default=8765, ge=0, le=65535)  # of --http; 0: any free port, printed at start
+    approval_wait: float = Field(default=300.0, gt=0)  # seconds an approval question waits for the client
 
 
 class McpSettings(_Section):

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from agentctl import __version__, interrupts
-from agentctl.cli.commands import ask, batch, evaluate, processes, repl, runs, stack
+from agentctl.cli.commands import ask, batch, evaluate, mcp, processes, repl, runs, stack
 from agentctl.cli.commands.common import CliState
 from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AgentctlError
 from agentctl.output.emit import print_error
@@ -44,6 +44,7 @@ app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("status")(stack.status)
 app.add_typer(runs.app, name="runs")
+app.add_typer(mcp.app, name="mcp")
 
 
 def _version(value: bool) -> None:

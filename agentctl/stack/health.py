@@ -91,8 +91,10 @@ def keeps_history_for(state: StackState, settings: Settings) -> bool:
 
 
 def processes_key(settings: Settings) -> dict[str, Any]:
-    """What decides which processes the actors load: the processes settings, and where modules come from."""
-    key: dict[str, Any] = anchored(settings).processes.model_dump()
+    """What decides which processes the actors load: the processes settings, and where modules come from.
+
+    Not ``run_tags``: each request brings its own (``agentctl mcp serve`` adds ``mcp``)."""
+    key: dict[str, Any] = anchored(settings).processes.model_dump(exclude={"run_tags"})
     if settings.processes.modules:
         key["import_path"] = import_path(settings)
     return key
