@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from agentctl import prefect_rest
+from agentctl.events import ChatReply, Event, Failed, Paused
 from agentctl.processes.deployments import tool_name
+from agentctl.processes.request_run import Ending
 from tests.conftest import run_cli
 from tests.deployments import Deployed
 from tests.servers import FakeGitHub, FakeLLM, say, tool_call
@@ -170,3 +172,26 @@ def _until_recorded(env: dict[str, str], task_run_id: str) -> dict[str, Any]:
         assert time.monotonic() < deadline, run
         time.sleep(0.2)  # polling the API for a condition, with a deadline
     return run
+
+
+def _final(*events: Event, raised: BaseException | None = None) -> tuple[str, str | None]:
+    """The state (type, message) a request's run ends in, after ``events`` (and ``raised``)."""
+    ending = Ending()
+    for event in events:
+        ending.saw(event, "run-1")
+    if raised is not None:
+        ending.failed(raised)
+    state = ending.state(["sk-secret-1"])
+    return state.type.value, state.message
+
+
+def test_a_requests_run_ends_as_the_request_does() -> None:
+    call_failed = Failed(message="octo/ghost not found", exit_code=1, error="ProcessFailed", call_id="c1")
+    assert _final(call_failed, ChatReply(text="It is gone.")) == ("COMPLETED", "answered")
+    limit = Failed(message="still calling after router.max_steps = 2 steps", exit_code=1, error="StepLimit")
+    assert _final(limit) == ("FAILED", "still calling after router.max_steps = 2 steps")
+    assert _final(raised=RuntimeError("key sk-secret-1 refused")) == ("FAILED", "RuntimeError: key *** refused")
+    assert _final() == ("CANCELLED", "the request was stopped")
+    paused = Paused(messages=[], turn_from=0, step=1, calls=[], usage={})
+    assert _final(paused) == ("PAUSED", "waiting for approval")
+    assert Ending().saw(paused, "run-1").request_run == "run-1"  # type: ignore[union-attr]

@@ -123,7 +123,7 @@ class RequestRun:
 
     async def recorded(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
         """``events`` as they come; the request's run, if it has one, ended as they end."""
-        ending = _Ending()
+        ending = Ending()
         try:
             async for event in events:
                 event = ending.saw(event, self.run_id)
@@ -135,12 +135,11 @@ class RequestRun:
             if self._id is not None:
                 await self._end(ending)
 
-    async def _end(self, ending: _Ending) -> None:
+    async def _end(self, ending: Ending) -> None:
         try:
             async with asyncio.timeout(END_WITHIN):
-                await self._set(ending.state(self._hidden))
-                if ending.answer is not None:
-                    await self._keep(ending.answer)
+                kept = [] if ending.answer is None else [self._keep(ending.answer)]
+                await asyncio.gather(self._set(ending.state(self._hidden)), *kept)
         except Exception as exc:  # the request is over either way; its run stays as it was
             logging.getLogger(__name__).warning("could not record the request's end in Prefect: %s", exc)
 
@@ -163,7 +162,7 @@ class RequestRun:
             await client.create_artifact(artifact=artifact)
 
 
-class _Ending:
+class Ending:
     """How a request ends, from its events: an answer, a failure of the request, a pause, or none
     of them (it was stopped)."""
 
