@@ -6,12 +6,17 @@ too slow, one that crashes under a call; its secrets masked."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from agentctl import prefect_rest
+from agentctl.config import McpServerSettings
+from agentctl.processes.mcp_source import transport
+from agentctl.processes.mcp_tools import asks_first, tool_name, usable
 from tests.conftest import run_cli
 from tests.servers import FakeLLM, say, tool_call
 
@@ -154,3 +159,51 @@ def test_a_call_slower_than_its_timeout_fails_in_transport_after_its_retries(
     assert result.code == 1
     error: dict[str, Any] = result.json()["error"]
     assert error["message"] == "calc_hang ended Failed: MCP server calc did not answer the call: no answer in 1 s"
+
+
+def test_a_server_over_http_is_listed_with_its_headers_masked(env: dict[str, str], tmp_path: Path) -> None:
+    from agentctl.stack.prefect_server import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(CALC), str(port)], stderr=subprocess.DEVNULL)
+    try:
+        _until_listening(port)
+        entry = f'[[mcp.servers]]\nname = "web"\nurl = "http://127.0.0.1:{port}/mcp"\n'
+        entry += 'headers = { Authorization = "Bearer ${CALC_SECRET}" }\n'
+        configured = _configured(env, tmp_path, entry)
+        listed = run_cli(configured, "processes", "list", "--json")
+        shown = run_cli(configured, "processes", "show", "web_add", "--json")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert (listed.code, listed.stderr) == (0, ""), listed.stderr
+    assert {"web_add", "web_divide"} <= {p["name"] for p in listed.json()}
+    assert shown.json()["transport"] == f"HTTP http://127.0.0.1:{port}/mcp; headers Authorization=***"
+
+
+def _until_listening(port: int) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)  # polling for the server's port, with a deadline
+    raise AssertionError(f"the MCP server did not listen on {port}")
+
+
+def test_names_approval_and_transport_as_shown() -> None:
+    long = "t" * 80
+    assert tool_name("my-server", "get.thing") == "my_server_get_thing"
+    assert len(tool_name("s", long)) == 64 and tool_name("s", long) != tool_name("s", long + "x")
+    plain = McpServerSettings(name="s", url="https://user:pw@example.com/mcp?key=abc")
+    assert (asks_first(plain, {"readOnlyHint": True}), asks_first(plain, {"destructiveHint": False})) == (False, True)
+    assert asks_first(plain.model_copy(update={"confirm": True}), {"readOnlyHint": True})
+    assert transport(plain) == "HTTP https://***@example.com/mcp?***"
+    both = McpServerSettings(name="b", url="http://x", command=["y"])
+    assert usable([plain, both, plain]) == (
+        [plain],
+        [
+            "MCP server b needs exactly one of command (stdio) or url (HTTP): left out",
+            "two [[mcp.servers]] entries are named s: the second is left out",
+        ],
+    )
