@@ -49,6 +49,19 @@ def _starts(tmp_path: Path) -> list[int]:
     return [int(line) for line in path.read_text().split()] if path.exists() else []
 
 
+def _task_run(env: dict[str, str], run_id: str, state: str) -> dict[str, Any]:
+    """The task run as the Prefect API records it, once it has its final ``state``: the server records
+    an in-actor task run from its events, after the call has returned."""
+    deadline = time.monotonic() + DEADLINE
+    with prefect_rest.client(env["PREFECT_API_URL"], timeout=30) as http:
+        while time.monotonic() < deadline:
+            response = http.get(f"/task_runs/{run_id}")
+            if response.status_code == 200 and (response.json().get("state") or {}).get("type") == state:
+                return dict(response.json())
+            time.sleep(0.1)  # polling the API for a condition, with a deadline
+    raise AssertionError(f"task run {run_id} never reached {state} in the Prefect API")
+
+
 def _gone(pid: int) -> bool:
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
@@ -99,8 +112,7 @@ def test_processes_run_calls_a_tool_as_a_prefect_task_run_and_the_server_stops_w
     document = result.json()
     assert document["result"] == {"result": 5}
     assert (document["run"]["kind"], document["run"]["state"]) == ("task", "Completed")
-    with prefect_rest.client(env["PREFECT_API_URL"], timeout=30) as http:
-        recorded = http.get(f"/task_runs/{document['run']['id']}").raise_for_status().json()
+    recorded = _task_run(env, document["run"]["id"], "COMPLETED")
     assert "process:calc_add" in recorded["tags"]
     *_, actors_server = _starts(tmp_path)  # the CLI's listing started one too, and stopped it
     assert _gone(actors_server)  # the call's actor is gone, and its server with it
@@ -144,8 +156,7 @@ def test_a_tool_error_fails_the_call_at_once_with_the_secret_masked(env: dict[st
         == "calc_whisper ended Failed: Error executing tool whisper: the token is ***"
     )
     assert SECRET not in whispered.stdout + whispered.stderr
-    with prefect_rest.client(env["PREFECT_API_URL"], timeout=30) as http:
-        run = http.get(f"/task_runs/{whispered.json()['run']['id']}").raise_for_status().json()
+    run = _task_run(env, whispered.json()["run"]["id"], "FAILED")
     assert SECRET not in str(run["state"]["message"]) and "***" in str(run["state"]["message"])
 
 

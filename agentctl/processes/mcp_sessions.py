@@ -127,11 +127,6 @@ class McpSessions:
         for key in [k for k, s in self._sessions.items() if s is session]:
             del self._sessions[key]
 
-    def close(self) -> None:
-        """Stop every session."""
-        for session in list(self._sessions.values()):
-            self._drop(session)
-
 
 def _key(server: McpServerSettings, environ: Mapping[str, str]) -> str:
     """The entry with its ``${VAR}`` values: another caller's other token is another session."""
