@@ -9,6 +9,7 @@ them, and ``secret()`` reads them when needed.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -137,13 +138,39 @@ class ProcessesSettings(_Section):
 
 
 class McpServerSettings(_Section):
-    """One ``[[mcp.servers]]`` entry: an MCP server whose tools become processes (kind ``mcp``)."""
+    """One ``[[mcp.servers]]`` entry: an MCP server whose tools become processes (kind ``mcp``).
 
-    name: str
+    Values of ``headers`` and ``env`` are secrets, masked in every output: write them as ``${VAR}``
+    references, read from the environment when the server is reached (literal values are masked too).
+    """
+
+    name: str = Field(min_length=1, max_length=40)
     command: list[str] = []  # started over stdio, once per router actor
     url: str | None = None  # or reached over streamable HTTP
     headers: dict[str, str] = {}
     env: dict[str, str] = {}
+    cwd: str | None = None  # where the command starts; default: the directory agentctl was run from
+    # (exactly one of command and url; a wrong entry is one warning line naming it, the others still work)
+    timeout: float = Field(default=10.0, gt=0)  # seconds to start the server and list its tools
+    call_timeout: float = Field(default=60.0, gt=0)  # seconds one tool call may take
+    retries: int = Field(default=1, ge=0, le=10)  # of a call that failed in transport (never a tool's own error)
+    retry_delay_seconds: float = Field(default=1.0, ge=0)
+    confirm: bool | None = None  # None: read-only tools run at once, the others ask; true: all ask; false: none
+
+    def secret_names(self) -> set[str]:
+        """The environment variables its ``${VAR}`` references in headers and env name."""
+        return {m for value in self._secret_texts() for m in SECRET_REFERENCE.findall(value)}
+
+    def literal_secrets(self) -> list[str]:
+        """Values of headers and env written out in the config: secrets too, masked like the others."""
+        return [value for value in self._secret_texts() if value and not SECRET_REFERENCE.search(value)]
+
+    def _secret_texts(self) -> list[str]:
+        return [*self.headers.values(), *self.env.values()]
+
+
+# ``${VAR}`` in an MCP server's headers and env: the value of VAR in the environment.
+SECRET_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class McpServeSettings(_Section):
@@ -158,6 +185,10 @@ class McpSettings(_Section):
 
     servers: list[McpServerSettings] = []
     serve: McpServeSettings = McpServeSettings()
+
+    def secret_names(self) -> set[str]:
+        """The variables the servers' headers and env refer to."""
+        return {name for server in self.servers for name in server.secret_names()}
 
 
 class Settings(_Section):
@@ -193,13 +224,16 @@ class Settings(_Section):
         """Environment variables that hold secrets this configuration may use."""
         return frozenset(
             {self.llm.key_env(), self.github.token_env, "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", PREFECT_KEY_ENV}
+            | self.mcp.secret_names()
         )
 
     def secret_values(self, environ: Mapping[str, str] | None = None) -> list[str]:
         """Values of every secret this configuration refers to in ``environ`` (default: the
         environment), for redaction."""
         env = os.environ if environ is None else environ
-        return [v for v in (env.get(n, "") for n in self.secret_names()) if v] + _url_password(self.database.url)
+        literal = [value for server in self.mcp.servers for value in server.literal_secrets()]
+        named = [v for v in (env.get(n, "") for n in self.secret_names()) if v]
+        return named + _url_password(self.database.url) + literal
 
 
 # Prefect Cloud's API key, as Prefect itself reads it; sent only to the Prefect API, never shown.

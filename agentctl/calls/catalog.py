@@ -1,4 +1,6 @@
-"""The processes a call can use: the registered ones and the user's Prefect deployments, listed once.
+"""The processes a call can use: the registered ones, the user's Prefect deployments, listed once, and
+the tools of the configured MCP servers (listed here for the commands that run nothing; the router
+actors list them on their own sessions).
 
 The deployments come from the Prefect API in use: the configured one (``PREFECT_API_URL`` /
 ``prefect.api_url``), else the stack's of ``agentctl up``. A session's own temporary API is never
@@ -13,7 +15,7 @@ from collections.abc import Mapping
 from agentctl.config import PREFECT_KEY_ENV, Settings
 from agentctl.errors import StackError
 from agentctl.processes.deployments import Listing, PrefectAPI, list_deployments
-from agentctl.processes.discovery import Discovered, discover, with_deployments
+from agentctl.processes.discovery import Discovered, discover, with_deployments, with_mcp_tools
 from agentctl.stack.state import read_state
 
 NO_API = (
@@ -48,7 +50,10 @@ def list_for(settings: Settings) -> Listing:
 
 
 def catalog(settings: Settings, listing: Listing) -> Discovered:
-    """The registered processes plus those of ``listing``; every problem of both, one line each."""
+    """The registered processes plus those of ``listing`` and the tools of the configured MCP servers
+    (each asked here, with a short-lived session); every problem of them all, one line each."""
+    from agentctl.processes.mcp_listing import list_tools
+
     found = with_deployments(discover(settings), listing.deployments, settings.processes.disable)
     found.problems.extend(listing.problems)
-    return found
+    return with_mcp_tools(found, list_tools(settings), settings.processes.disable)

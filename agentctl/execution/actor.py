@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,8 @@ from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Pause
 from agentctl.processes.approval import NOTHING, Approved, needs_approval
 from agentctl.processes.deployment_source import check_detachable
 from agentctl.processes.deployments import from_records
-from agentctl.processes.discovery import Discovered, discover, with_deployments
+from agentctl.processes.discovery import Discovered, discover, with_deployments, with_mcp_tools
+from agentctl.processes.mcp_sessions import SESSIONS
 from agentctl.processes.params import validated
 from agentctl.processes.prefect_client import SharedClient
 from agentctl.processes.python_run import run_logs
@@ -142,7 +143,7 @@ class RouterActor:
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, model)
-        found = self._found(deployments)
+        found = await self._found(deployments, settings, self._environ(settings, secrets, caller))
         paused = None if resume is None else Paused.model_validate(resume)
         hidden = self._hidden(secrets)
         one_shot = agent.is_one_shot(settings.router, detach)
@@ -183,7 +184,7 @@ class RouterActor:
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, None)
-        found = self._found(deployments)
+        found = await self._found(deployments, settings, self._environ(settings, secrets, caller))
         async for event in self._guarded(
             self._run(name, arguments, chat, found.registry, _Gate(settings, approved, detach)),
             settings,
@@ -196,10 +197,20 @@ class RouterActor:
         """The secrets no output may carry: the actor's own and the caller's."""
         return [*self._secrets, *(v for v in secrets.values() if v)]
 
-    def _found(self, deployments: Records) -> Discovered:
-        """This actor's processes, plus the request's deployments when it brings any."""
+    async def _found(self, deployments: Records, settings: Settings, environ: Mapping[str, str]) -> Discovered:
+        """This actor's processes, plus the request's deployments when it brings any, plus the tools of
+        the request's MCP servers on this actor's sessions with them (started on first use)."""
         own = Discovered(self.registry, self._problems)
-        return with_deployments(own, from_records(deployments), self.settings.processes.disable) if deployments else own
+        disabled = self.settings.processes.disable
+        found = with_deployments(own, from_records(deployments), disabled) if deployments else own
+        if not settings.mcp.servers:
+            return found
+        return with_mcp_tools(found, await SESSIONS.listing(settings.mcp.servers, environ), disabled)
+
+    def _environ(self, settings: Settings, secrets: dict[str, str], caller: Caller | None) -> Mapping[str, str]:
+        """The environment a request sees: its caller's secrets in place of any this process holds."""
+        # Without a caller the actor serves with what it was constructed with, already in os.environ.
+        return os.environ if caller is None else runtime.request_environ(settings, secrets)
 
     def _caller(self, caller: Caller | None) -> tuple[Settings, dict[str, str]]:
         if caller is None:
@@ -210,9 +221,7 @@ class RouterActor:
         self, settings: Settings, secrets: dict[str, str], caller: Caller | None, name: str | None
     ) -> llm.ChatModel:
         """The request's chat model: its settings and secrets, ``name`` or their model, a new count."""
-        # Without a caller the actor serves with what it was constructed with, already in os.environ.
-        environ = os.environ if caller is None else runtime.request_environ(settings, secrets)
-        return llm.ChatModel.of(settings, environ, self._clients, name)
+        return llm.ChatModel.of(settings, self._environ(settings, secrets, caller), self._clients, name)
 
     async def _guarded(
         self, events: AsyncIterator[Event], settings: Settings, secrets: dict[str, str], problems: list[str]
@@ -243,7 +252,8 @@ class RouterActor:
         usage = chat.usage
         try:
             with runtime.serving(settings, secrets):  # the log records redacted with the caller's secrets
-                decision = await router.decide(request, self._found(deployments).registry, chat, settings.router)
+                found = await self._found(deployments, settings, self._environ(settings, secrets, caller))
+                decision = await router.decide(request, found.registry, chat, settings.router)
         except AgentctlError as exc:
             hidden = self._hidden(secrets)
             return {

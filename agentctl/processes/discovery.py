@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import shutil
 import sys
 import sysconfig
 import types
@@ -26,6 +27,7 @@ from agentctl.config import Settings
 from agentctl.processes.declare import declaration, function_of
 from agentctl.processes.deployment_source import Deployment
 from agentctl.processes.deployments import as_process
+from agentctl.processes.mcp_tools import McpListing
 from agentctl.processes.python_source import to_process
 from agentctl.processes.registry import Process, Registry
 
@@ -70,6 +72,17 @@ def with_deployments(found: Discovered, deployments: Iterable[Deployment], disab
             continue
         if process.name not in hidden:
             _add(combined, process, f"the Prefect deployment {deployment.full_name}")
+    return combined
+
+
+def with_mcp_tools(found: Discovered, listing: McpListing, disabled: Iterable[str] = ()) -> Discovered:
+    """``found`` plus the MCP servers' tools of ``listing`` not ``disabled``, in a registry of its own; its
+    problems and clashes are problems, as between other processes."""
+    combined = Discovered(Registry(found.registry), [*found.problems, *listing.problems])
+    hidden = set(disabled)
+    for process in listing.processes:
+        if process.name not in hidden:
+            _add(combined, process, f"the MCP tool {process.entrypoint}")
     return combined
 
 
@@ -173,7 +186,24 @@ def shipped(settings: Settings) -> Settings:
     files = [p for p in settings.processes.paths if p.endswith(".py")]
     modules = [*settings.processes.modules, *(file_module(Path(f)) for f in files)]
     processes = settings.processes.model_copy(update={"modules": modules, "paths": []})
-    return settings.model_copy(update={"processes": processes})
+    return settings.model_copy(update={"processes": processes, "mcp": _anchored_mcp(settings)})
+
+
+def _anchored_mcp(settings: Settings) -> Any:
+    """The MCP servers as this directory and PATH see them: the actors start their commands there
+    (a bare command name is the one this PATH finds, a server's cwd by default this directory)."""
+    servers = [
+        server.model_copy(
+            update={
+                "cwd": str(Path(server.cwd or ".").expanduser().resolve()),
+                "command": [shutil.which(server.command[0]) or server.command[0], *server.command[1:]],
+            }
+        )
+        if server.command
+        else server
+        for server in settings.mcp.servers
+    ]
+    return settings.mcp.model_copy(update={"servers": servers})
 
 
 def to_ship(settings: Settings) -> tuple[list[Path], dict[str, Path]]:

@@ -97,10 +97,25 @@ async def run(
     process makes (the text-processing task's) use ``model`` and count in its usage.
     """
     target = prefect_callable(process, source)
-    native = _native(process, arguments)
-    created = await _created(process, source, target, native, placement)
-    capture = _Capture(asyncio.get_running_loop(), str(created.id), source.kind)
-    call = _start(target, created, native, source.tags, model, capture)
+    ran = run_in_actor(process, target, source.kind, source.tags, _native(process, arguments), model, placement)
+    async for event in ran:
+        yield event
+
+
+async def run_in_actor(
+    process: Process,
+    target: Any,
+    kind: str,
+    tags: tuple[str, ...],
+    parameters: dict[str, Any],
+    model: ChatModel | None = None,
+    placement: Placement | None = None,
+) -> AsyncIterator[Event]:
+    """Run ``target``, the Prefect flow or task (``kind``) that carries out ``process``, in this actor
+    with ``parameters``: its logs as they are emitted, then its Result or Failed (any in-actor source)."""
+    created = await _created(process, kind, tags, target, parameters, placement)
+    capture = _Capture(asyncio.get_running_loop(), str(created.id), kind)
+    call = _start(target, created, parameters, tags, model, capture)
     try:
         while (log := await capture.queue.get()) is not None:
             yield log
@@ -110,11 +125,16 @@ async def run(
     state = await call
     if run_logs.alone():
         await run_logs.flush()
-    yield await _outcome(process, source.kind, state, capture)
+    yield await _outcome(process, kind, state, capture)
 
 
 async def _created(
-    process: Process, source: PythonSource, target: Any, native: dict[str, Any], placement: Placement | None
+    process: Process,
+    kind: str,
+    own_tags: tuple[str, ...],
+    target: Any,
+    native: dict[str, Any],
+    placement: Placement | None,
 ) -> Any:
     """The process's Prefect run, created before it starts with agentctl's tags and its place in a
     request's tree: its id is known from the start, and written nowhere else.
@@ -125,8 +145,8 @@ async def _created(
     """
     from prefect.client.orchestration import get_client
 
-    tags = list(run_tags_of(process, source))
-    if source.kind == "task":
+    tags = [*runtime.run_tags(process.name), *own_tags]
+    if kind == "task":
         task_run = await target.create_local_run(parameters=native)
         task_run.tags = sorted({*task_run.tags, *tags})
         if placement is not None:  # in the API at once, not when its events are recorded: the tree is whole

@@ -10,7 +10,7 @@ from agentctl.config import Settings
 
 def secrets_of(settings: Settings) -> dict[str, str]:
     """The secrets the router actors need, from the environment variables the settings name."""
-    names = {settings.llm.key_env(), settings.github.token_env}
+    names = {settings.llm.key_env(), settings.github.token_env, *settings.mcp.secret_names()}
     return {n: os.environ[n] for n in names if os.environ.get(n)}
 
 
