@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 # How agentctl's runs are found again in Prefect (``agentctl runs``): their tags and result artifact.
 RUN_TAG = "agentctl"
 PROCESS_TAG = "process:"
-REQUEST_TAG = "request"  # a request's own flow run, the parent of its process runs
+REQUEST_TAG = "agentctl:request"  # a request's own flow run, the parent of its process runs
 RESULT_ARTIFACT = "agentctl result"
 
 

@@ -258,3 +258,21 @@ def test_a_served_deployment_waits_for_its_serving_process_not_a_pool() -> None:
     assert [log.message for log in follower._worker_wait()] == [
         "waiting for the process that serves this deployment (flow.serve): is it running?"
     ]
+
+
+def test_a_refused_run_in_a_request_leaves_nothing_under_the_requests_run(deployed: Deployed) -> None:
+    from agentctl.processes.request_run import RequestRun
+
+    process = _process(quiet, deployed.ready["held"])  # an argument model that lets `gate` out
+    tree = RequestRun("run held without its gate", [])
+
+    async def scenario() -> None:
+        placement, _ = await tree.place()
+        async for _ in process.source.run(process, {}, None, placement):
+            pass
+
+    with _serving(deployed.api_url), pytest.raises(UsageError):
+        asyncio.run(scenario())
+    with prefect_rest.client(deployed.api_url, timeout=30) as http:
+        under = http.post("/task_runs/filter", json={"task_runs": {"flow_run_id": {"any_": [tree.run_id]}}})
+    assert under.raise_for_status().json() == []  # its stand-in was taken back with the run not created

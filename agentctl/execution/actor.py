@@ -164,8 +164,9 @@ class RouterActor:
 
     async def _recorded(self, tree: RequestRun, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
         """``events``, the request's run ended with them (through the actor's Prefect client)."""
-        async with self._prefect.bound():
-            async for event in tree.recorded(events):
+        recording = tree.recorded(events)
+        async with self._prefect.bound(), contextlib.aclosing(recording) as recorded:  # type: ignore[type-var]
+            async for event in recorded:
                 yield event
 
     async def run(

@@ -23,10 +23,10 @@ from agentctl.errors import AgentctlError, ProcessFailed, UsageError
 from agentctl.events import Event, Failed, Log, Result, RunInfo, Started
 from agentctl.processes.python_run import run_url
 from agentctl.processes.registry import Process
+from agentctl.processes.request_run import Placement, standing
 
 if TYPE_CHECKING:
     from agentctl.processes.deployment_source import Deployment
-    from agentctl.processes.request_run import Placement
 
 # Two small API reads per poll: a first log line within ~0.5 s of reaching the API, ~4 requests/s.
 POLL_SECONDS = 0.5
@@ -63,10 +63,10 @@ async def _start(
 
     tags = runtime.run_tags(process.name)
     try:
-        parent = await placement.stand_in(deployment.full_name, tags) if placement else None
-        return await client.create_flow_run_from_deployment(
-            UUID(deployment.id), parameters=arguments, tags=tags, parent_task_run_id=parent
-        )
+        async with standing(placement, deployment.full_name) as parent:
+            return await client.create_flow_run_from_deployment(
+                UUID(deployment.id), parameters=arguments, tags=tags, parent_task_run_id=parent
+            )
     except PrefectHTTPStatusError as exc:
         status = exc.response.status_code
         if status == 404:

@@ -24,11 +24,11 @@ from agentctl.events import RESULT_ARTIFACT, Event, Failed, Log, Result, RunInfo
 from agentctl.llm import ChatModel
 from agentctl.processes.prefect_client import RunLogs
 from agentctl.processes.registry import Process
+from agentctl.processes.request_run import Placement, standing
 from agentctl.secrecy import masked
 
 if TYPE_CHECKING:
     from agentctl.processes.python_source import PythonSource
-    from agentctl.processes.request_run import Placement
 
 _sink: contextvars.ContextVar[Callable[[logging.LogRecord], None] | None] = contextvars.ContextVar(
     "agentctl_log_sink", default=None
@@ -137,35 +137,36 @@ async def _created(
     placement: Placement | None,
 ) -> Any:
     """The process's Prefect run, created before it starts with agentctl's tags and its place in a
-    request's tree: its id is known from the start, and written nowhere else.
-
-    A flow run is created through the API, as Prefect's engine would; a task run locally, as Prefect's
-    engine does too (the server records it from its state events), and in the API as well when it
-    belongs to a request's run.
-    """
-    from prefect.client.orchestration import get_client
-
+    request's tree: its id is known from the start, and written nowhere else."""
     tags = [*runtime.run_tags(process.name), *own_tags]
     if kind == "task":
-        task_run = await target.create_local_run(parameters=native)
-        task_run.tags = sorted({*task_run.tags, *tags})
-        if placement is not None:  # in the API at once, not when its events are recorded: the tree is whole
-            task_run.flow_run_id = placement.flow_run_id
-            async with get_client() as client:
-                await client.create_task_run(
-                    target,
-                    placement.flow_run_id,
-                    task_run.dynamic_key,
-                    id=task_run.id,
-                    name=task_run.name,
-                    extra_tags=tags,
-                )
-        return task_run
-    parent = await placement.stand_in(target.name, tags) if placement else None
-    async with get_client() as client:
-        return await client.create_flow_run(
-            target, parameters=target.serialize_parameters(native), tags=tags, parent_task_run_id=parent
-        )
+        return await _task_run(target, native, tags, placement)
+    return await _flow_run(target, native, tags, placement)
+
+
+async def _task_run(target: Any, native: dict[str, Any], tags: list[str], placement: Placement | None) -> Any:
+    """A task run made locally, as Prefect's engine makes it (the server records it from its state
+    events); in the API at once as well when it belongs to a request, so that the request's tree is whole."""
+    from prefect.client.orchestration import get_client
+
+    task_run = await target.create_local_run(parameters=native)
+    task_run.tags = sorted({*task_run.tags, *tags})
+    if placement is not None:
+        task_run.flow_run_id = placement.flow_run_id
+        async with get_client() as client:
+            await client.create_task_run(
+                target, placement.flow_run_id, task_run.dynamic_key, id=task_run.id, name=task_run.name, extra_tags=tags
+            )
+    return task_run
+
+
+async def _flow_run(target: Any, native: dict[str, Any], tags: list[str], placement: Placement | None) -> Any:
+    """A flow run made through the API, as Prefect's engine would; under its stand-in in a request."""
+    from prefect.client.orchestration import get_client
+
+    parameters = target.serialize_parameters(native)
+    async with standing(placement, target.name) as parent, get_client() as client:
+        return await client.create_flow_run(target, parameters=parameters, tags=tags, parent_task_run_id=parent)
 
 
 def _start(
@@ -210,10 +211,14 @@ async def _cancel(call: asyncio.Future[Any], capture: _Capture) -> None:
     """
     call.cancel()
     await asyncio.wait([call], timeout=CANCEL_GRACE)
-    if capture.run_id is not None:
+    try:
         # The API may be what died: Prefect's client would retry it for a minute.
         async with asyncio.timeout(CANCEL_GRACE):
             await _mark_cancelled(capture)
+    except Exception as exc:  # the request is being stopped: this must not replace why
+        logging.getLogger(__name__).warning(
+            "could not mark the run Cancelled in Prefect: %s", exc or type(exc).__name__
+        )
 
 
 async def _mark_cancelled(capture: _Capture) -> None:
@@ -279,14 +284,15 @@ async def _call(target: Any, created: Any, native: dict[str, Any], tags: tuple[s
 def _outside_any_flow() -> None:
     """Say, in this run's context, that no flow run encloses it.
 
-    Prefect's events worker attaches to each event the flow run of the context the event was sent
-    from, over the worker's own context where that one has none; the worker's own holds the flow run
-    that was running when the worker started. Without this, a task run's events would name that
+    Prefect's events worker attaches to each event the flow and task run of the context the event was
+    sent from, over the worker's own context where that one has none; the worker's own holds the runs
+    that were running when the worker started. Without this, a task run's events would name that
     flow run, and the server would record the task run as that flow run's.
     """
-    from prefect.context import FlowRunContext
+    from prefect.context import FlowRunContext, TaskRunContext
 
     FlowRunContext.__var__.set(None)  # type: ignore[arg-type]
+    TaskRunContext.__var__.set(None)  # type: ignore[arg-type]
 
 
 def _engine(target: Any, created: Any, native: dict[str, Any]) -> Any:
@@ -294,7 +300,7 @@ def _engine(target: Any, created: Any, native: dict[str, Any]) -> Any:
     from prefect.flow_engine import run_flow
     from prefect.task_engine import run_task
 
-    if created.__class__.__name__ == "TaskRun":
+    if hasattr(created, "task_key"):  # a TaskRun (flow runs have none)
         return run_task(target, task_run=created, parameters=native, return_type="state")
     return run_flow(target, flow_run=created, parameters=native, return_type="state")
 

@@ -15,6 +15,7 @@ state with the child's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from agentctl import runtime
-from agentctl.errors import redact
+from agentctl.errors import StackError, redact
 from agentctl.events import (
     REQUEST_TAG,
     RESULT_ARTIFACT,
@@ -38,6 +39,8 @@ from agentctl.events import (
 
 FLOW_NAME = "agentctl-request"
 NAME_CHARS = 80  # of the request, in its run's name
+REQUEST_CHARS = 10_000  # of the request, in its run's parameter (the API refuses large bodies)
+PAUSE_EXPIRY = 3600  # seconds a request's run stays Paused for an approval before Prefect fails it
 END_WITHIN = 4.0  # seconds for the API to record the request's end (it may be what failed)
 
 
@@ -47,25 +50,45 @@ class Placement:
 
     flow_run_id: UUID
 
-    async def stand_in(self, name: str, tags: list[str]) -> UUID:
-        """A task run in the request's flow run standing for a child flow run named ``name``: its id
-        is the child's ``parent_task_run_id``."""
+    async def stand_in(self, name: str) -> UUID:
+        """A task run named ``name`` in the request's flow run (untagged: ``runs`` lists the child)."""
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.actions import TaskRunCreate
         from prefect.states import Pending, to_state_create
 
+        task_key, dynamic_key = f"{FLOW_NAME}.{name}", uuid4().hex
         created = TaskRunCreate(
-            id=uuid4(),
-            name=name,
-            flow_run_id=self.flow_run_id,
-            task_key=f"{FLOW_NAME}.{name}",
-            dynamic_key=uuid4().hex,
-            tags=tags,
-            state=to_state_create(Pending()),
+            id=uuid4(), name=name, flow_run_id=self.flow_run_id, task_key=task_key, dynamic_key=dynamic_key
         )
+        created.state = to_state_create(Pending())
         async with get_client() as client:
             await client.request("POST", "/task_runs/", json=created.model_dump(mode="json"))
         return created.id  # type: ignore[return-value]
+
+
+@contextlib.asynccontextmanager
+async def standing(placement: Placement | None, name: str) -> AsyncIterator[UUID | None]:
+    """The id of a task run in the request's flow run that stands for the child flow run the body
+    creates (None outside a request); the stand-in is deleted when the child is not created."""
+    if placement is None:
+        yield None
+        return
+    stand_in = await placement.stand_in(name)
+    try:
+        yield stand_in
+    except BaseException:
+        await _deleted(stand_in)
+        raise
+
+
+async def _deleted(task_run_id: UUID) -> None:
+    from prefect.client.orchestration import get_client
+
+    try:
+        async with asyncio.timeout(END_WITHIN), get_client() as client:
+            await client.delete_task_run(task_run_id)
+    except Exception as exc:  # the child's own failure is what the caller reports
+        logging.getLogger(__name__).warning("could not delete the stand-in of a run not created: %s", exc)
 
 
 class RequestRun:
@@ -89,27 +112,20 @@ class RequestRun:
         async with self._creating:
             if self._id is not None and not self._resumed:
                 return Placement(self._id), None
-            started = await (self._reopen() if self._resumed else self._create())
+            try:
+                started = await (self._reopen() if self._resumed else self._create())
+            except Exception as exc:  # the API's or its client's: the request cannot place its runs
+                raise StackError(f"the Prefect API did not record the request's run: {exc}") from None
             self._resumed = False
             return Placement(self._id), started  # type: ignore[arg-type]
 
     async def _create(self) -> RequestStarted:
+        """The request's flow run, created Running."""
         from prefect.client.orchestration import get_client
-        from prefect.client.schemas.actions import FlowRunCreate
-        from prefect.states import Running, to_state_create
 
         async with get_client() as client:
-            flow_id = await client.create_flow_from_name(FLOW_NAME)
-            created = FlowRunCreate(
-                flow_id=flow_id,
-                name=_run_name(self._request),
-                parameters={"request": self._request},
-                tags=[*runtime.run_tags(None), REQUEST_TAG],
-                state=to_state_create(Running()),
-            )
-            response = await client.request(
-                "POST", "/flow_runs/", json=created.model_dump(mode="json", exclude_unset=True)
-            )
+            created = _creation(await client.create_flow_from_name(FLOW_NAME), self._request)
+            response = await client.request("POST", "/flow_runs/", json=created)
         run = response.json()
         self._id = UUID(run["id"])
         return RequestStarted(run=_info(run["id"], run["name"], "Running"))
@@ -125,9 +141,10 @@ class RequestRun:
         """``events`` as they come; the request's run, if it has one, ended as they end."""
         ending = Ending()
         try:
-            async for event in events:
-                event = ending.saw(event, self.run_id)
-                yield event
+            # Closed early, the request's calls are stopped before its run is ended.
+            async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
+                async for event in stream:
+                    yield ending.saw(event, self.run_id)
         except BaseException as exc:
             ending.failed(exc)
             raise
@@ -194,10 +211,22 @@ class Ending:
         if self._failure is not None:
             return Failed(message=redact(self._failure, hidden))
         if self._paused:
-            return Paused(message="waiting for approval")
+            return Paused(message="waiting for approval", timeout_seconds=PAUSE_EXPIRY)
         if self.answer is not None:
             return Completed(message="answered")
         return Cancelled(message="the request was stopped")
+
+
+def _creation(flow_id: UUID, request: str) -> dict[str, Any]:
+    """The body that creates the request's flow run: named after it, with it as parameter, Running."""
+    from prefect.client.schemas.actions import FlowRunCreate
+    from prefect.states import Running, to_state_create
+
+    parameters = {"request": request[:REQUEST_CHARS]}
+    tags = [*runtime.run_tags(None), REQUEST_TAG]
+    state = to_state_create(Running())
+    created = FlowRunCreate(flow_id=flow_id, name=_run_name(request), parameters=parameters, tags=tags, state=state)
+    return created.model_dump(mode="json", exclude_unset=True)
 
 
 def _run_name(request: str) -> str:
