@@ -1,4 +1,4 @@
-"""A request of several steps is one tree in Prefect: its own flow run ("agentctl-request"), every
+"""A request of several steps is one tree in Prefect: its own flow run ("agentctl request"), every
 process run it makes a child of it, read back from the real Prefect API and through ``agentctl runs``.
 """
 
@@ -69,6 +69,8 @@ def test_a_request_of_several_calls_is_one_run_with_its_process_runs_under_it(
         "RAY has more stars.",
     )
     assert shown["parameters"] == {"request": COMPARE}
+    flow_id = _api(env, "/flow_runs/" + request["id"])["flow_id"]
+    assert _api(env, f"/flows/{flow_id}")["name"] == "agentctl request"
     children = shown["children"]
     ids = [call["run"]["id"] for call in calls]  # the two calls of step 1 started at once: in either order
     assert {c["id"] for c in children[:2]} == set(ids[:2]) and children[2]["id"] == ids[2]

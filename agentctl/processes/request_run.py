@@ -1,4 +1,4 @@
-"""A request's own Prefect flow run ("agentctl-request"), parent of every process run the request
+"""A request's own Prefect flow run ("agentctl request"), parent of every process run the request
 makes, so that the Prefect UI shows the request as one tree and ``agentctl runs`` lists requests.
 
 It is created through the API at the request's first call, already Running (a request the model
@@ -37,7 +37,7 @@ from agentctl.events import (
     run_page,
 )
 
-FLOW_NAME = "agentctl-request"
+FLOW_NAME = "agentctl request"
 NAME_CHARS = 80  # of the request, in its run's name
 REQUEST_CHARS = 10_000  # of the request, in its run's parameter (the API refuses large bodies)
 PAUSE_EXPIRY = 3600  # seconds a request's run stays Paused for an approval before Prefect fails it
