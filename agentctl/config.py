@@ -191,6 +191,14 @@ class McpSettings(_Section):
         return {name for server in self.servers for name in server.secret_names()}
 
 
+class GatewaySettings(_Section):
+    """The stack's gateway: one long-lived process of ``agentctl up`` serving an HTTP API on 127.0.0.1."""
+
+    enabled: bool = True  # false: up starts no gateway and every call goes through Ray, as before
+    port: int = Field(default=0, ge=0, le=65535)  # 0: a free port, recorded in the stack's state
+    startup_timeout: float = Field(default=60.0, gt=0)  # seconds up waits for it to answer
+
+
 class Settings(_Section):
     """Everything agentctl can be configured with; see config.example.toml."""
 
@@ -203,6 +211,7 @@ class Settings(_Section):
     router: RouterSettings = RouterSettings()
     processes: ProcessesSettings = ProcessesSettings()
     mcp: McpSettings = McpSettings()
+    gateway: GatewaySettings = GatewaySettings()
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
 
     @field_validator("data_dir")

@@ -248,6 +248,14 @@ class StackDown(View):
     versions: dict[str, str]
 
 
+class GatewayStatus(BaseModel):
+    """The stack's gateway: its HTTP API, its process, whether it answers."""
+
+    url: str | None
+    pid: int | None
+    alive: bool
+
+
 class StackUp(View):
     """A ready stack: ``up`` unless a piece is in ``dead``."""
 
@@ -258,6 +266,7 @@ class StackUp(View):
     ray: RayStatus
     prefect: PrefectStatus
     actors: list[ActorStatus]
+    gateway: GatewayStatus | None = None  # None: disabled (gateway.enabled = false)
     versions: dict[str, str]
 
 

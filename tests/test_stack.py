@@ -672,7 +672,8 @@ def test_up_uses_a_configured_ray_and_prefect_and_down_leaves_them_running(
         asked = run_cli(env, "ask", REQUEST)
         assert asked.code == 0 and "not using the stack" not in asked.stdout + asked.stderr
         stopped = run_cli(env, "down")
-        assert stopped.stdout.strip() == "stopped router actors agentctl-router-0"
+        assert stopped.stdout.strip().splitlines()[-1] == "stopped router actors agentctl-router-0"
+        assert stopped.stdout.startswith("stopped gateway (pid ")  # the stack's own, before the actors
         _gone(routers)  # the actors went (ray.kill returns before they exit), the head stays
         assert proctree.ray_pids(head)
         assert httpx.get(f"{prefect_api}/health", trust_env=False).status_code == 200

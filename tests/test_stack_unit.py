@@ -181,7 +181,17 @@ def test_status_of_a_stack_with_a_dead_actor(settings: Settings) -> None:
     assert "alive, 1 busy" in text and "router actor, pid 42, node 9f3e" in text
     assert "dead: r-1. agentctl up restarts them" in text
     document = _up(["r-1"], actors).document()
-    assert list(document) == ["up", "dead", "state_file", "started_at", "ray", "prefect", "actors", "versions"]
+    assert list(document) == [
+        "up",
+        "dead",
+        "state_file",
+        "started_at",
+        "ray",
+        "prefect",
+        "actors",
+        "gateway",
+        "versions",
+    ]
     assert document["actors"][0]["node"] == "9f3e"
     assert document["actors"][1] == {"name": "r-1", "alive": False, "busy": None, "pid": None, "node": None}
     assert document["prefect"] == {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +55,14 @@ class Pool:
         self._caller = caller  # the CLI call's settings and secrets, for actors started by another call
         self.deployments: list[dict[str, Any]] = []  # the session's listing, handed with each request
         self.on_crash: Crashed = lambda run_id, kind: False
+
+    def for_caller(self, settings: Settings, secrets: dict[str, str]) -> Pool:
+        """This pool for another caller (the gateway's callers): the same actors and busy counts,
+        each request bringing ``settings`` and ``secrets`` (kept by the view alone, never written)."""
+        view = copy.copy(self)  # shallow: the actors, the counts and their lock stay shared
+        view._caller = {"settings": shipped(settings).model_dump_json(exclude={"database"}), "secrets": secrets}
+        view.deployments = []
+        return view
 
     @property
     def size(self) -> int:

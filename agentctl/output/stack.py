@@ -13,6 +13,7 @@ from agentctl.stack.state import StackState
 from agentctl.views import StackDown, StackUp, StatusView
 
 DEAD_FIX = "agentctl up restarts them (the whole stack when Ray, Prefect or PostgreSQL died)"
+GATEWAY_TOKEN = "<data_dir>/gateway_token"
 
 
 def describe(state: StackState) -> str:
@@ -21,6 +22,8 @@ def describe(state: StackState) -> str:
     if state.ui_url:
         lines.append(f"Prefect UI: {state.ui_url}")
     lines.append(f"router actors: {', '.join(state.actors)}")
+    if state.gateway_url:
+        lines.append(f"gateway: {state.gateway_url} (token in {GATEWAY_TOKEN})")
     return "\n".join(lines)
 
 
@@ -54,6 +57,10 @@ def _up_rows(table: Table, view: StackUp) -> None:
     for actor in view.actors:
         where = f"router actor, pid {actor.pid}, node {actor.node}" if actor.alive else "router actor"
         table.add_row(*cells(actor.name, _state(actor.alive, f"alive, {actor.busy} busy"), where))
+    if view.gateway is not None:
+        gateway = view.gateway
+        where = f"{gateway.url}, pid {gateway.pid}" if gateway.url else "not started"
+        table.add_row(*cells("gateway", _state(gateway.alive, "answering"), where))
 
 
 def _state(ok: bool, good: str, bad: str = "dead") -> Text:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from agentctl import interrupts
 from agentctl.config import Settings
 from agentctl.errors import StackError, UsageError
-from agentctl.stack import start, stop
+from agentctl.stack import gateway, start, stop
 from agentctl.stack.health import Unusable, keeps_history_for, processes_key, unusable_for
 from agentctl.stack.state import StackState, forget_state, locked, read_state, write_state
 
@@ -105,6 +105,7 @@ class Stack:
         try:
             stack._start_pieces(postgres)
             stack.start_actors(secrets)
+            stack.start_gateway()
             interrupts.check()
         except BaseException:
             stack.stop()
@@ -137,10 +138,19 @@ class Stack:
         finally:
             ray_cluster.shutdown()
 
+    def start_gateway(self) -> None:
+        """Start the gateway when it is enabled and does not run (the first ``up``, or one that died)."""
+        if not self.settings.gateway.enabled or gateway.runs(self.state):
+            return
+        process = gateway.launch(self.settings, self.state)
+        self._recorded()  # before the wait: a failed up must find it to stop it
+        gateway.wait_ready(self.settings, self.state, process)
+
     def stop(self) -> list[str]:
         """Stop what the state records as started by up, then forget it; say what stopped."""
         state = self.state
-        stopped = stop.ray_head(state.ray_temp_dir) if state.ray_temp_dir else self._stop_actors()
+        stopped = gateway.stop(state)  # first: it is a Ray driver, and its requests are cancelled in the actors
+        stopped += stop.ray_head(state.ray_temp_dir) if state.ray_temp_dir else self._stop_actors()
         stopped += stop.prefect(state) + stop.postgres(self.settings, state)
         forget_state(self.settings)
         return stopped
@@ -160,6 +170,7 @@ def up(
         stack = Stack.load(settings)
         if stack is not None and _reusable(stack, settings, postgres):
             stack.start_actors(secrets)
+            stack.start_gateway()
             return stack, True
         if stack is not None:
             stack.stop()  # a stack that crashed or whose up failed: clean up what is left

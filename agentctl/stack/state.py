@@ -29,6 +29,8 @@ class StackState(BaseModel):
     postgres_pid: int | None = None  # set when up started PostgreSQL
     postgres_data: str | None = None  # its data directory, which its command line names
     actors: list[str] = []
+    gateway_url: str | None = None  # the gateway's HTTP API, set when up started it
+    gateway_pid: int | None = None
     processes: dict[str, Any] = {}  # the process sources the actors were started with
     started_at: float
     ready: bool = True  # False while up starts it (and left so if that up died); older files lack it

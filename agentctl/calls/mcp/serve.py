@@ -13,7 +13,6 @@ import hmac
 import io
 import json
 import os
-import secrets
 import socket
 import warnings
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from agentctl.calls.session import Session
 from agentctl.config import Settings
 from agentctl.errors import UsageError, redact
 from agentctl.execution.pool import CANCEL_WAIT
-from agentctl.private import private_dir
+from agentctl.private import kept_token
 
 Say = Callable[[str], None]  # a line for the person who started the server (stderr)
 TOKEN_FILE = "mcp_token"
@@ -149,17 +148,12 @@ def _listen(port: int) -> socket.socket:
 
 def http_token(data_dir: Path, say: Say) -> str:
     """The server's bearer token: the one kept in the data dir, else a new one, printed this once."""
-    path = private_dir(data_dir) / TOKEN_FILE
-    token = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
-    if token:
-        path.chmod(0o600)
+    path = data_dir / TOKEN_FILE
+    token, made = kept_token(path)
+    if made:
+        say(f"token (shown this once, kept in {path}): {token}")
+    else:
         say(f"token: the one in {path} (send Authorization: Bearer <token>)")
-        return token
-    token = secrets.token_urlsafe(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        file.write(token + "\n")
-    say(f"token (shown this once, kept in {path}): {token}")
     return token
 
 
