@@ -59,7 +59,9 @@ def _task_run(env: dict[str, str], run_id: str, state: str) -> dict[str, Any]:
             if response.status_code == 200 and (response.json().get("state") or {}).get("type") == state:
                 return dict(response.json())
             time.sleep(0.1)  # polling the API for a condition, with a deadline
-    raise AssertionError(f"task run {run_id} never reached {state} in the Prefect API")
+    raise AssertionError(
+        f"task run {run_id} never reached {state} in the Prefect API: {response.status_code} {response.text[:600]}"
+    )
 
 
 def _gone(pid: int) -> bool:

@@ -224,6 +224,8 @@ class Session:
 
     def close(self) -> None:
         """Stop what this session started, and nothing else."""
+        if self._pool is not None and self._stack is None:  # its own actors go with it
+            self._pool.flush()
         if self._ray_connected and (self._ray_started or not self._last):
             ray_cluster.shutdown()  # stops the cluster only when this session started it
             self._ray_started = self._ray_connected = False

@@ -26,7 +26,7 @@ from agentctl.processes.deployments import from_records
 from agentctl.processes.discovery import Discovered, discover, with_deployments, with_mcp_tools
 from agentctl.processes.mcp_sessions import SESSIONS
 from agentctl.processes.params import validated
-from agentctl.processes.prefect_client import SharedClient
+from agentctl.processes.prefect_client import SharedClient, flush_all
 from agentctl.processes.python_run import run_logs
 from agentctl.processes.registry import Process, Registry
 from agentctl.processes.request_run import RequestRun
@@ -114,6 +114,11 @@ class RouterActor:
         import ray
 
         return {"busy": self._in_flight, "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+
+    async def flushed(self) -> bool:
+        """Send Prefect every event and log line this actor holds (before it is stopped)."""
+        await flush_all()
+        return True
 
     async def ready(self) -> bool:
         """Wait until Prefect and the processes are imported and the Prefect API answers."""

@@ -38,6 +38,9 @@ class Died(StackError):
         self.what, self.fix, self.api_dead, self.ray_dead = what, fix, api_dead, ray_dead
 
 
+FLUSH_WITHIN = 5.0  # seconds a session waits for its actors to send Prefect their events and logs
+
+
 class Pool:
     """A fixed set of router actors; each request goes to the least busy one.
 
@@ -232,6 +235,16 @@ class Pool:
             )
 
         return self._streamed(call, check)
+
+    def flush(self, timeout: float = FLUSH_WITHIN) -> None:
+        """Wait (at most ``timeout`` seconds) until every actor has sent Prefect what it holds: before
+        the actors go, or a task run's last states, which travel only as events, would be lost."""
+        import contextlib
+
+        import ray
+
+        with contextlib.suppress(ray.exceptions.RayError):  # an actor gone has nothing left to send
+            ray.wait([actor.flushed.remote() for actor in self._actors], num_returns=len(self._actors), timeout=timeout)
 
     def warm(self) -> None:
         """Wait until every actor has Prefect imported and sees the Prefect API."""

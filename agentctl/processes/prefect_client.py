@@ -87,6 +87,15 @@ class RunLogs:
         await _flush()
 
 
+async def flush_all() -> None:
+    """Return once every event and log line of this process has reached the API (its queue services
+    drained: they start again on their next item)."""
+    from prefect.events.worker import EventsWorker
+
+    # drain_all drains every queue service of the process (they share one registry): logs too.
+    await EventsWorker.drain_all(at_exit=False)  # type: ignore[misc]
+
+
 async def _flush() -> None:
     from prefect.logging.handlers import APILogWorker
 
@@ -95,3 +104,27 @@ async def _flush() -> None:
     drained = APILogWorker.instance().drain()
     if not isinstance(drained, bool):  # an awaitable, on a running loop
         await drained
+
+
+BUSY_ATTEMPTS = 6  # over ~1.5 s, where Prefect's client waits 2 s before its first retry
+
+
+async def busy_retried(client: Any, path: str, body: dict[str, Any]) -> Any:
+    """POST ``body`` to ``path`` with Prefect's ``client``, tried again soon while the server answers
+    503; the answer's JSON.
+
+    A Prefect server on SQLite answers 503 when a write meets another (its own event and log writes
+    included), and Prefect's client then waits 2 s (even with no retries left) before it tries again:
+    the calls of one step, created at once, would each wait that long. A 503 rolled the write back,
+    so trying again is safe. Prefect's HTTP client is used without its retrying ``send``.
+    """
+    import httpx
+
+    http = client._client  # Prefect's httpx client, whose own send would wait the 2 s
+    for attempt in range(BUSY_ATTEMPTS):
+        response = await httpx.AsyncClient.send(http, http.build_request("POST", path, json=body))
+        if response.status_code != 503 or attempt == BUSY_ATTEMPTS - 1:
+            response.raise_for_status()
+            return response.json()
+        await asyncio.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")

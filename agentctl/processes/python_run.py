@@ -22,7 +22,7 @@ from agentctl import runtime
 from agentctl.errors import AgentctlError, ProcessFailed, redact
 from agentctl.events import RESULT_ARTIFACT, Event, Failed, Log, Result, RunInfo, run_page
 from agentctl.llm import ChatModel
-from agentctl.processes.prefect_client import RunLogs
+from agentctl.processes.prefect_client import RunLogs, busy_retried
 from agentctl.processes.registry import Process
 from agentctl.processes.request_run import Placement, standing
 from agentctl.secrecy import masked
@@ -139,9 +139,11 @@ async def _created(
     """The process's Prefect run, created before it starts with agentctl's tags and its place in a
     request's tree: its id is known from the start, and written nowhere else."""
     tags = [*runtime.run_tags(process.name), *own_tags]
-    if kind == "task":
-        return await _task_run(target, native, tags, placement)
-    return await _flow_run(target, native, tags, placement)
+    make = _task_run if kind == "task" else _flow_run
+    created = await make(target, native, tags, placement)
+    if placement is not None:
+        await placement.settled()
+    return created
 
 
 async def _task_run(target: Any, native: dict[str, Any], tags: list[str], placement: Placement | None) -> Any:
@@ -153,11 +155,20 @@ async def _task_run(target: Any, native: dict[str, Any], tags: list[str], placem
     task_run.tags = sorted({*task_run.tags, *tags})
     if placement is not None:
         task_run.flow_run_id = placement.flow_run_id
-        async with get_client() as client:
-            await client.create_task_run(
-                target, placement.flow_run_id, task_run.dynamic_key, id=task_run.id, name=task_run.name, extra_tags=tags
-            )
+        async with placement.adding(), get_client() as client:
+            await busy_retried(client, "/task_runs/", _task_run_body(target, task_run))
     return task_run
+
+
+def _task_run_body(target: Any, task_run: Any) -> dict[str, Any]:
+    """What Prefect's ``create_task_run`` sends for ``task_run`` of task ``target``."""
+    from prefect.client.schemas.actions import TaskRunCreate
+    from prefect.client.schemas.objects import TaskRunPolicy
+
+    policy = TaskRunPolicy(retries=target.retries, retry_jitter_factor=target.retry_jitter_factor)
+    fields = task_run.model_dump(include={"id", "name", "flow_run_id", "task_key", "dynamic_key", "tags"})
+    created = TaskRunCreate(**fields, task_version=target.version, empirical_policy=policy, task_inputs={})
+    return created.model_dump(mode="json")
 
 
 async def _flow_run(target: Any, native: dict[str, Any], tags: list[str], placement: Placement | None) -> Any:
@@ -165,8 +176,27 @@ async def _flow_run(target: Any, native: dict[str, Any], tags: list[str], placem
     from prefect.client.orchestration import get_client
 
     parameters = target.serialize_parameters(native)
+    if placement is None:
+        async with get_client() as client:
+            return await client.create_flow_run(target, parameters=parameters, tags=tags)
     async with standing(placement, target.name) as parent, get_client() as client:
-        return await client.create_flow_run(target, parameters=parameters, tags=tags, parent_task_run_id=parent)
+        return await _placed_flow_run(client, target, {"parameters": parameters, "tags": tags}, parent)
+
+
+async def _placed_flow_run(client: Any, target: Any, fields: dict[str, Any], parent: Any) -> Any:
+    """What Prefect's ``create_flow_run`` does, through ``busy_retried``: the runs of a step are made
+    at once, and a write that meets another would wait 2 s in Prefect's client."""
+    from prefect.client.schemas.actions import FlowRunCreate
+    from prefect.client.schemas.objects import FlowRun, FlowRunPolicy
+    from prefect.states import Pending, to_state_create
+
+    flow = await busy_retried(client, "/flows/", {"name": target.name})
+    policy = FlowRunPolicy(retries=target.retries, retry_delay=int(target.retry_delay_seconds or 0))
+    created = FlowRunCreate(
+        **fields, flow_id=flow["id"], flow_version=target.version, parent_task_run_id=parent,
+        state=to_state_create(Pending()), empirical_policy=policy,
+    )  # fmt: skip
+    return FlowRun.model_validate(await busy_retried(client, "/flow_runs/", created.model_dump(mode="json")))
 
 
 def _start(

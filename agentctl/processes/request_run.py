@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -36,6 +36,7 @@ from agentctl.events import (
     RunInfo,
     run_page,
 )
+from agentctl.processes.prefect_client import busy_retried
 
 FLOW_NAME = "agentctl request"
 NAME_CHARS = 80  # of the request, in its run's name
@@ -44,11 +45,37 @@ PAUSE_EXPIRY = 3600  # seconds a request's run stays Paused for an approval befo
 END_WITHIN = 4.0  # seconds for the API to record the request's end (it may be what failed)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Placement:
-    """Where a process run goes in its request's tree: into the request's flow run."""
+    """Where a process run goes in its request's tree: into the request's flow run.
+
+    Runs are added under it one at a time (``adding``), and a call starts its run only once every
+    run being added is there (``settled``): on SQLite, two writes at once make the server answer 503,
+    on which Prefect's client waits 2 s, and the calls of a step start together.
+    """
 
     flow_run_id: UUID
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _adding: int = 0
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @contextlib.asynccontextmanager
+    async def adding(self) -> AsyncIterator[None]:
+        """Add a run under the request's run, after those being added already."""
+        self._adding += 1
+        self._idle.clear()
+        try:
+            async with self._lock:
+                yield
+        finally:
+            self._adding -= 1
+            if not self._adding:
+                self._idle.set()
+
+    async def settled(self) -> None:
+        """Wait until no run is being added (the other calls of the step are all created)."""
+        if self._adding:
+            await self._idle.wait()
 
     async def stand_in(self, name: str) -> UUID:
         """A task run named ``name`` in the request's flow run (untagged: ``runs`` lists the child)."""
@@ -61,24 +88,27 @@ class Placement:
             id=uuid4(), name=name, flow_run_id=self.flow_run_id, task_key=task_key, dynamic_key=dynamic_key
         )
         created.state = to_state_create(Pending())
+        body = created.model_dump(mode="json")
         async with get_client() as client:
-            await client.request("POST", "/task_runs/", json=created.model_dump(mode="json"))
+            await busy_retried(client, "/task_runs/", body)
         return created.id  # type: ignore[return-value]
 
 
 @contextlib.asynccontextmanager
 async def standing(placement: Placement | None, name: str) -> AsyncIterator[UUID | None]:
     """The id of a task run in the request's flow run that stands for the child flow run the body
-    creates (None outside a request); the stand-in is deleted when the child is not created."""
+    creates (None outside a request), added in turn (``Placement.adding``); the stand-in is deleted
+    when the child is not created."""
     if placement is None:
         yield None
         return
-    stand_in = await placement.stand_in(name)
-    try:
-        yield stand_in
-    except BaseException:
-        await _deleted(stand_in)
-        raise
+    async with placement.adding():
+        stand_in = await placement.stand_in(name)
+        try:
+            yield stand_in
+        except BaseException:
+            await _deleted(stand_in)
+            raise
 
 
 async def _deleted(task_run_id: UUID) -> None:
@@ -98,8 +128,8 @@ class RequestRun:
         self._request = redact(request, hidden)  # the request text goes into Prefect: its name, a parameter
         self._hidden = hidden
         self._id = UUID(run_id) if run_id else None
-        self._resumed = run_id is not None
         self._creating = asyncio.Lock()
+        self._placement: Placement | None = None  # once its run exists (again, for a resumed request)
 
     @property
     def run_id(self) -> str | None:
@@ -107,26 +137,25 @@ class RequestRun:
         return str(self._id) if self._id else None
 
     async def place(self) -> tuple[Placement, RequestStarted | None]:
-        """Where the next process run goes, creating the request's run first if need be; the event
-        that announces a new one."""
+        """Where the next process run goes, creating the request's run first (or making a paused
+        one Running again) if need be; the event that announces it."""
         async with self._creating:
-            if self._id is not None and not self._resumed:
-                return Placement(self._id), None
+            if self._placement is not None:
+                return self._placement, None
             try:
-                started = await (self._reopen() if self._resumed else self._create())
+                started = await (self._reopen() if self._id else self._create())
             except Exception as exc:  # the API's or its client's: the request cannot place its runs
                 raise StackError(f"the Prefect API did not record the request's run: {exc}") from None
-            self._resumed = False
-            return Placement(self._id), started  # type: ignore[arg-type]
+            self._placement = Placement(self._id)  # type: ignore[arg-type]
+            return self._placement, started
 
     async def _create(self) -> RequestStarted:
         """The request's flow run, created Running."""
         from prefect.client.orchestration import get_client
 
         async with get_client() as client:
-            created = _creation(await client.create_flow_from_name(FLOW_NAME), self._request)
-            response = await client.request("POST", "/flow_runs/", json=created)
-        run = response.json()
+            flow = await busy_retried(client, "/flows/", {"name": FLOW_NAME})
+            run = await busy_retried(client, "/flow_runs/", _creation(UUID(flow["id"]), self._request))
         self._id = UUID(run["id"])
         return RequestStarted(run=_info(run["id"], run["name"], "Running"))
 
