@@ -206,7 +206,8 @@ def runs_table(view: RunsOutput) -> FittedTable:
     for row in view.runs:
         started = (row.started or "")[5:16].replace("T", " ")
         duration = f"{row.duration:.2f}s" if row.duration is not None else ""
-        table.add_row(row.id, started, _run_state(row.state), duration, row.process, f"{row.name} ({row.kind})")
+        what = row.process or ("request" if row.kind == "request" else None)  # on a narrow terminal, run is dropped
+        table.add_row(row.id, started, _run_state(row.state), duration, what, f"{row.name} ({row.kind})")
     return table
 
 

@@ -175,7 +175,8 @@ class BearerToken:
 
 
 async def _unauthorized(send: Any) -> None:
-    body = json.dumps({"error": "invalid_token", "error_description": "send Authorization: Bearer <token>"}).encode()
+    said = "send Authorization: Bearer <token>, the token agentctl mcp serve --http keeps in <data_dir>/mcp_token"
+    body = json.dumps({"error": "invalid_token", "error_description": said}).encode()
     headers = [(b"content-type", b"application/json"), (b"www-authenticate", b'Bearer error="invalid_token"')]
     await send({"type": "http.response.start", "status": 401, "headers": headers})
     await send({"type": "http.response.body", "body": body})
