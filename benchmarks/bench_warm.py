@@ -26,7 +26,7 @@ from pathlib import Path
 
 from local import REQUEST, local_servers
 
-from tests.servers import FakeGitHub, FakeLLM, tool_call
+from tests.servers import FakeGitHub, FakeLLM, say, tool_call
 
 
 def main() -> None:
@@ -67,7 +67,8 @@ def main() -> None:
 def gateway(runs: int) -> None:
     """The table of ``--gateway``: whole CLI processes, then one request over HTTP vs in a Ray driver."""
     llm, github, _, env = local_servers()
-    llm.responder = lambda body: tool_call("github_repo_info", {"repo": "acme/rocket"})
+    route = tool_call("github_repo_info", {"repo": "acme/rocket"})
+    llm.responder = lambda body: say("done") if body["messages"][-1]["role"] == "tool" else route
     cli(env, "up")
     try:
         cli(env, "ask", REQUEST)  # the first ask warms the actors: not in the medians
