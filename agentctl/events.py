@@ -165,6 +165,7 @@ class Failed(BaseModel):
     run: RunInfo | None = None
     detail: str | None = None
     call_id: str | None = None  # set: one call of a step failed and the request goes on
+    raised: bool = False  # the caller's side raised it (the pool, the stack), not the actor: a client raises it again
 
 
 class Usage(BaseModel):

@@ -179,13 +179,16 @@ class Pool:
         def placed(index: int, **named: Any) -> Any:
             return actor.options(**options, **named, **placement.on_node(ray, nodes[index % len(nodes)]))
 
+        # Each actor's own deadline: one started in a dead one's place by a long-lived caller (the
+        # gateway) gets as long as the first ones had, not a deadline that passed long ago.
+        wait = api_deadline - time.time()
         if names is None:
-            return cls(lambda i: placed(i).remote(config, secrets, api_deadline), len(nodes))
+            return cls(lambda i: placed(i).remote(config, secrets, time.time() + wait), len(nodes))
 
         def named(index: int) -> Any:
             # Actors that outlive this call keep no secrets: every request brings its caller's.
             detached = placed(index, name=names[index], lifetime="detached", get_if_exists=True)
-            return detached.remote(config, {}, api_deadline)
+            return detached.remote(config, {}, time.time() + wait)
 
         return cls(named, len(names), {"settings": config, "secrets": secrets})
 

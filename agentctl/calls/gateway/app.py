@@ -104,8 +104,17 @@ def _streamed(
     events: Callable[[Check], Iterator[Event]], secrets: dict[str, str], gateway: Gateway
 ) -> StreamingResponse:
     """The events as NDJSON, produced in a thread of their own (Ray's waits block)."""
-    job = Job(lambda approval, check: events(check), NOTHING, NO_ONE, 0.0)
+    job = Job(lambda approval, check: _raised(events(check)), NOTHING, NO_ONE, 0.0)
     return StreamingResponse(_lines(job, list(secrets.values()), gateway), media_type=NDJSON)
+
+
+def _raised(events: Iterator[Event]) -> Iterator[Event]:
+    """``events``; an error raised here (the pool, the stack) ends them as a ``Failed`` marked ``raised``,
+    so that a client raises it as a call through Ray would."""
+    try:
+        yield from events
+    except AgentctlError as exc:
+        yield Failed(message=str(exc), exit_code=exc.exit_code, error=type(exc).__name__, raised=True)
 
 
 async def _lines(job: Job, secrets: list[str], gateway: Gateway) -> AsyncIterator[bytes]:
@@ -117,7 +126,7 @@ async def _lines(job: Job, secrets: list[str], gateway: Gateway) -> AsyncIterato
                 break
             yield _line(item, secrets)  # type: ignore[arg-type]  # no Question: these events never ask
         if gateway.stopping:
-            yield _line(Failed(message=STOPPED, error="StackError"), secrets)
+            yield _line(Failed(message=STOPPED, error="StackError", raised=True), secrets)
     finally:  # a client that went away lands here too (cancelled): its request is cancelled in its actor
         job.stop()
         gateway.jobs.discard(job)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from agentctl.calls.catalog import catalog, list_for
 from agentctl.calls.gateway.wire import AskBody, Call, RunBody
 from agentctl.config import Settings
-from agentctl.errors import ConfigError, UsageError
+from agentctl.errors import ActorDied, ConfigError, UsageError
 from agentctl.events import Event, Log
 from agentctl.execution.pool import Pool
 from agentctl.processes.approval import Approved, needs_approval
@@ -59,21 +59,25 @@ class Callers:
         """The events of ``body``'s request; ``stop`` raises once its client has gone."""
         pool, problems, check = self._ready(body, settings, stop)
         yield from _warnings(problems)
-        yield from pool.ask(
-            body.request,
-            body.model or settings.llm.model,
-            check=check,
-            approved=approved(body),
-            detach=body.detach,
-            resume=body.resume,
-            history=body.history,
+        yield from _again_if_dead(
+            lambda: pool.ask(
+                body.request,
+                body.model or settings.llm.model,
+                check=check,
+                approved=approved(body),
+                detach=body.detach,
+                resume=body.resume,
+                history=body.history,
+            )
         )
 
     def run(self, name: str, body: RunBody, settings: Settings, stop: Check) -> Iterator[Event]:
         """The events of a run of process ``name``; ``stop`` as for ``ask``."""
         pool, problems, check = self._ready(body, settings, stop)
         yield from _warnings(problems)
-        yield from pool.run(name, body.arguments, check=check, approved=approved(body), detach=body.detach)
+        yield from _again_if_dead(
+            lambda: pool.run(name, body.arguments, check=check, approved=approved(body), detach=body.detach)
+        )
 
     def _ready(self, call: Call, settings: Settings, stop: Check) -> tuple[Pool, list[str], Check]:
         """The pool's view for this caller, with its deployments listed, and the request's check."""
@@ -114,6 +118,20 @@ class Callers:
 
     def _mark_crashed(self, run_id: str, kind: str) -> bool:
         return mark_crashed(self.stack.state.prefect_url, run_id, kind, "the router actor running it died (agentctl)")
+
+
+def _again_if_dead(events: Callable[[], Iterator[Event]]) -> Iterator[Event]:
+    """``events``, once more when their actor was found dead before the first one (it died between
+    requests: the pool has put a new one in its place, as a CLI's own pool would have at attach)."""
+    started = False
+    try:
+        for event in events():
+            started = True
+            yield event
+    except ActorDied:
+        if started:
+            raise
+        yield from events()
 
 
 def _warnings(problems: list[str]) -> Iterator[Log]:

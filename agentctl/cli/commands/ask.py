@@ -103,7 +103,7 @@ def _dry_run(config: Settings, text: str) -> Iterator[Event]:
 def _events(
     config: Settings, text: str, standalone: bool, approved: Approval, detach: bool, joined: Conversation
 ) -> Iterator[Event]:
-    from agentctl.calls.session import ask_once
+    from agentctl.calls.gateway.warm import ask_once
 
     history = joined.window(config.router.history_tokens)
     return ask_once(config, text, standalone, approved, detach=detach, history=history)

@@ -75,7 +75,7 @@ def run(
 
     `agentctl processes run github_repo_info --param repo=PrefectHQ/prefect`
     """
-    from agentctl.calls.session import run_once
+    from agentctl.calls.gateway.warm import run_once
     from agentctl.cli.approve import approval
     from agentctl.output.stream import renderer
     from agentctl.processes.deployment_source import check_detachable

@@ -6,12 +6,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
 from agentctl.cli.commands.common import consoles, redactor, settings
 from agentctl.output.emit import emit
+from agentctl.output.untrusted import literal
 
 if TYPE_CHECKING:
-    from agentctl.calls.history import History
+    from agentctl.calls.gateway.warm import Warn
+    from agentctl.config import Settings
     from agentctl.views import View
 
 app = typer.Typer(help="Recent runs from the Prefect API: name, process, state, duration, started.")
@@ -34,13 +37,12 @@ def runs(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from agentctl.calls.history import history, recent, state_type
-    from agentctl.views import RunsOutput
+    from agentctl.calls.gateway.warm import runs as read
+    from agentctl.calls.history import state_type
 
     config = settings(ctx)
     chosen = state_type(state) if state else None  # a bad --state fails before any server starts
-    with history(config) as h:
-        view = RunsOutput(runs=recent(h, limit, chosen, process), api_url=h.api_url)
+    view = read(config, limit, chosen, process, _warner(ctx))
     emit(view, json=json_output, out=consoles(ctx)[0], redact=redactor(config))
 
 
@@ -51,7 +53,7 @@ def show(
     json_output: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Show one run: its parameters, result, state history and logs, and its Prefect UI page."""
-    from agentctl.calls.history import show as read
+    from agentctl.calls.gateway.warm import show as read
 
     _on_one_run(ctx, run_id, json_output, read)
 
@@ -69,16 +71,19 @@ def cancel(
     A run that has already ended is left as it is: one line says how it ended, exit 0. An id the
     Prefect API does not know: exit 2.
     """
-    from agentctl.calls.history import cancel as cancel_run
+    from agentctl.calls.gateway.warm import cancel as cancel_run
 
     _on_one_run(ctx, run_id, json_output, cancel_run)
 
 
-def _on_one_run(ctx: typer.Context, run_id: str, json_output: bool, act: Callable[[History, str], View]) -> None:
-    """Open the run history (the stack's API, or a temporary one), ``act`` on one run, emit its view."""
-    from agentctl.calls.history import history
-
+def _on_one_run(ctx: typer.Context, run_id: str, json_output: bool, act: Callable[[Settings, str, Warn], View]) -> None:
+    """``act`` on one run (through the stack's gateway, or the run history here), emit its view."""
     config = settings(ctx)
-    with history(config) as h:
-        view = act(h, run_id)
+    view = act(config, run_id, _warner(ctx))
     emit(view, json=json_output, out=consoles(ctx)[0], redact=redactor(config))
+
+
+def _warner(ctx: typer.Context) -> Warn:
+    """One warning line on stderr (stdout stays the view's)."""
+    err = consoles(ctx)[1]
+    return lambda line: err.print(Text.assemble(("warning: ", "yellow"), literal(line)), highlight=False)

@@ -60,7 +60,7 @@ def status(
 
     Exits 0 when everything is up, 1 when no stack is up or a piece of it died.
     """
-    from agentctl.calls.status import status as read
+    from agentctl.calls.gateway.warm import status as read
     from agentctl.output.emit import emit
 
     view = read(settings(ctx))
