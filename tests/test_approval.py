@@ -256,7 +256,7 @@ def test_yes_approves_everything_of_the_call_and_a_pipe_has_nobody_to_ask(
         given.append(positional[-1])
         yield Usage()
 
-    monkeypatch.setattr(f"agentctl.calls.session.{call}", recorded)
+    monkeypatch.setattr(f"agentctl.calls.gateway.warm.{call}", recorded)  # what the commands call
     monkeypatch.setattr("sys.stdin", io.StringIO())  # not a terminal
     assert _run([*args, "--yes"]) == 0 and _run([*args, "-y"]) == 0 and _run(args) == 0
     assert [(a.approved, a.ask) for a in given] == [(EVERYTHING, None), (EVERYTHING, None), (NOTHING, None)]
