@@ -11,9 +11,9 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -28,6 +28,8 @@ from tests.test_stack import _down, _up
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
 UP_KEY = "sk-up-time-key-not-the-callers"
 SECRETS = {"OPENAI_API_KEY": API_KEY}
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -199,16 +201,7 @@ def test_concurrent_clients_stay_apart(stack: dict[str, str], llm: FakeLLM, gith
         github.add_repo(name, stars=stars, contributors=1)
     llm.responder = _route_to_named_repo
     github.meet(*(f"/repos/{name}" for name in repos))  # each waits until all three are in flight
-    found: dict[str, list[Any]] = {}
-
-    def client(name: str) -> None:
-        found[name] = _ask(stack, f"stars of {name}")
-
-    threads = [threading.Thread(target=client, args=(name,)) for name in repos]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=180)
+    found = at_once(lambda name: _ask(stack, f"stars of {name}"), list(repos))
     assert github.met
     for name, stars in repos.items():
         results = [e for e in found[name] if isinstance(e, Result)]
@@ -252,3 +245,18 @@ def _gone(pid: int) -> bool:
     while proctree.alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     return not proctree.alive(pid)
+
+
+def at_once(work: Callable[[str], T], names: list[str]) -> dict[str, T]:
+    """``work`` for each name, each in a thread of its own, all started before any is waited for."""
+    found: dict[str, T] = {}
+
+    def one(name: str) -> None:
+        found[name] = work(name)
+
+    threads = [threading.Thread(target=one, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    return found

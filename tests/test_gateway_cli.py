@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 
 from tests.conftest import AGENTCTL, CLIResult, base_env, run_cli
 from tests.servers import FakeGitHub, FakeLLM, say, tool_call
-from tests.test_gateway import _gone, _route_to_named_repo, _state
+from tests.test_gateway import _gone, _route_to_named_repo, _state, at_once
 from tests.test_stack import _down, _up
 
 REQUEST = "Give me the stars and contributors for acme/rocket"
@@ -193,16 +192,7 @@ def test_concurrent_clis_stay_apart(stack: dict[str, str], llm: FakeLLM, github:
         github.add_repo(name, stars=stars, contributors=1)
     llm.responder = _route_to_named_repo
     github.meet(*(f"/repos/{name}" for name in repos))  # each waits until all three are in flight
-    found: dict[str, CLIResult] = {}
-
-    def cli(name: str) -> None:
-        found[name] = run_cli(stack, "ask", "--yes", "--json", f"stars of {name}")
-
-    threads = [threading.Thread(target=cli, args=(name,)) for name in repos]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=180)
+    found = at_once(lambda name: run_cli(stack, "ask", "--yes", "--json", f"stars of {name}"), list(repos))
     assert github.met
     for name, stars in repos.items():
         calls = [c for step in found[name].json()["steps"] for c in step["calls"]]
