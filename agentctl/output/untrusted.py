@@ -60,8 +60,14 @@ def cells(*values: RenderableType | None) -> list[RenderableType]:
     return [literal(value or "") if value is None or isinstance(value, str) else value for value in values]
 
 
+# What markdown could make something of: markup characters, line breaks, edge spaces, a list's start.
+_MARKDOWN = re.compile(r"[\n\r*_`\[\]<>!&\\~|#]|^\s|\s$|^([-+=]|\d+[.)])")
+
+
 def markdown(text: str) -> RenderableType:
     """``text`` rendered as markdown, never as console markup: a link shows its target, control characters escaped."""
+    if not _MARKDOWN.search(text):  # one plain line shows as itself: no parser to import (~20 ms)
+        return literal(text)
     from rich.markdown import Markdown  # markdown-it is not worth importing for commands that print no answer
 
     return _Escaped(Markdown(printable(text), hyperlinks=False))

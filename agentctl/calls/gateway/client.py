@@ -1,7 +1,8 @@
-"""The CLI's client of the stack's gateway: httpx, pydantic and the events only, so that a call on
-the warm path never imports Ray, Prefect or openai.
+"""The CLI's client of the stack's gateway: the standard library's ``http.client``, pydantic and the
+events only, so that a call on the warm path never imports Ray, Prefect or openai.
 
-httpx's errors are translated here, once:
+Not httpx: importing it (with httpcore and h2) and building its client cost ~75 ms of every warm call,
+which is plain HTTP/1.1 to 127.0.0.1. Transport errors are translated here, once:
 
     GatewayDown       the gateway did not take the request (no answer, refused, 401, 409): nothing
                       ran, the caller goes through Ray instead
@@ -12,10 +13,12 @@ httpx's errors are translated here, once:
 
 from __future__ import annotations
 
+import http.client
+import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from agentctl import errors
@@ -23,9 +26,10 @@ from agentctl.errors import AgentctlError, StackError
 from agentctl.events import Event, Failed
 
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
-# A stream may be quiet for as long as a process runs: no read timeout; connecting is local and fast.
-STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=None)
+CONNECT_TIMEOUT = 5.0  # the gateway is local: connecting is fast, or it is not there
+CALL_TIMEOUT = 30.0  # a read (GET /v1/runs...) answers in well under a second
 NOT_OURS = {401, 409}  # another process on the port, or settings the gateway will not serve: go through Ray
+TRANSPORT = (OSError, http.client.HTTPException)  # socket errors and timeouts are OSErrors
 
 
 class GatewayDown(Exception):
@@ -45,67 +49,88 @@ class Refused(AgentctlError):
 
 
 class Client:
-    """The gateway at ``url``, called with its bearer ``token``."""
+    """The gateway at ``url``, called with its bearer ``token``; one connection per request."""
 
     def __init__(self, url: str, token: str) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
-        # trust_env=False: a proxy from the environment must never see loopback calls or the token.
-        # verify=False: the gateway speaks plain HTTP on 127.0.0.1 only; loading the CA bundle for a
-        # TLS that never happens costs ~50 ms of every warm call.
-        self._http = httpx.Client(base_url=url, headers=headers, timeout=STREAM_TIMEOUT, trust_env=False, verify=False)
+        parts = urlsplit(url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._open: list[http.client.HTTPConnection] = []
         self.url = url
 
     def close(self) -> None:
         """Close the connections."""
-        self._http.close()
+        for connection in self._open:
+            connection.close()
+        self._open.clear()
 
     def stream(self, path: str, body: dict[str, Any]) -> Iterator[Event]:
         """POST ``body`` and the events the gateway streams back; ``GatewayDown`` before any event when
         it did not take the request (raised at once: the stream is open when this returns)."""
-        request = self._http.build_request("POST", path, json=body)
-        try:
-            response = self._http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise GatewayDown(f"it does not answer ({_reason(exc)})") from None
-        if response.status_code != 200:
-            try:
-                response.read()
-            finally:
-                response.close()
+        response = self._send("POST", path, json.dumps(body).encode())
+        if response.status != 200:
             raise _refused(response)
         return _events(response)
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``path``: its JSON document."""
-        return self._call("GET", path, params)
+        return self._call("GET", f"{path}?{urlencode(params)}" if params else path)
 
     def post(self, path: str) -> Any:
         """POST ``path`` with no body: its JSON document."""
-        return self._call("POST", path, None)
+        return self._call("POST", path)
 
-    def _call(self, method: str, path: str, params: dict[str, Any] | None) -> Any:
+    def _call(self, method: str, path: str) -> Any:
+        response = self._send(method, path, None, CALL_TIMEOUT)
         try:
-            response = self._http.request(method, path, params=params)
-        except httpx.HTTPError as exc:
+            if response.status != 200:
+                raise _refused(response)
+            return json.loads(response.read())
+        except TRANSPORT as exc:
             raise GatewayDown(f"it does not answer ({_reason(exc)})") from None
-        if response.status_code != 200:
-            raise _refused(response)
-        return response.json()
+        finally:
+            response.close()
+
+    def _send(
+        self, method: str, path: str, body: bytes | None, timeout: float | None = None
+    ) -> http.client.HTTPResponse:
+        """The response's status and headers, read; ``GatewayDown`` when there are none."""
+        connection = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT)
+        self._open.append(connection)
+        headers = {**self._headers, "Content-Type": "application/json"} if body is not None else self._headers
+        try:
+            connection.connect()
+            connection.sock.settimeout(timeout)  # a stream may be quiet for as long as a process runs
+            connection.request(method, path, body, headers)
+            return connection.getresponse()
+        except TRANSPORT as exc:
+            connection.close()
+            raise GatewayDown(f"it does not answer ({_reason(exc)})") from None
 
 
-def _events(response: httpx.Response) -> Iterator[Event]:
+def _events(response: http.client.HTTPResponse) -> Iterator[Event]:
     """The response's lines as events; the response is closed however the iteration ends (the
     gateway then cancels the request if it had not ended: Ctrl-C, an error here)."""
     try:
-        for line in response.iter_lines():
-            if line:
+        while line := response.readline():
+            if line.strip():
                 yield _event(EVENTS.validate_json(line))
-    except httpx.HTTPError as exc:
+        if _cut(response):
+            raise http.client.IncompleteRead(b"")
+    except TRANSPORT as exc:
         raise GatewayLost(f"the stack's gateway went away mid-request ({_reason(exc)})") from None
     except ValidationError:
         raise GatewayLost("the stack's gateway sent a line that is no event") from None
     finally:
         response.close()
+
+
+def _cut(response: http.client.HTTPResponse) -> bool:
+    """Whether the body ended before its end: ``readline`` reads a connection closed mid-stream as
+    the end of the body, where the last chunk (or the announced length) never came."""
+    if response.chunked:
+        return response.chunk_left is not None  # None once the last chunk was read
+    return response.length not in (None, 0)
 
 
 def _event(event: Event) -> Event:
@@ -118,17 +143,19 @@ def _event(event: Event) -> Event:
     return event
 
 
-def _refused(response: httpx.Response) -> Exception:
+def _refused(response: http.client.HTTPResponse) -> Exception:
     """The error for a response other than 200: ``GatewayDown`` when the request is not its to serve."""
+    text = response.read().decode(errors="replace")
+    response.close()
     try:
-        body = response.json()
+        body = json.loads(text)
         message, code = str(body["message"]), int(body["exit_code"])
     except (ValueError, KeyError, TypeError):
-        message, code = f"HTTP {response.status_code}", 1
-    if response.status_code in NOT_OURS or response.status_code >= 500 and "exit_code" not in response.text:
-        return GatewayDown(f"it answered {response.status_code}: {message}")
+        message, code = f"HTTP {response.status}", 1
+    if response.status in NOT_OURS or response.status >= 500 and "exit_code" not in text:
+        return GatewayDown(f"it answered {response.status}: {message}")
     return Refused(message, code)
 
 
-def _reason(exc: httpx.HTTPError) -> str:
+def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
