@@ -36,6 +36,68 @@ Caller = dict[str, Any]  # {"settings": Settings JSON, "secrets": {variable: val
 Records = list[dict[str, Any]] | None  # Prefect deployments as processes.deployments.to_records makes them
 
 
+OWNER_CHECK_EVERY = 1.0  # seconds between two asks whether a request's caller still lives
+
+
+class _Owners:
+    """The requests in flight of each caller (its Ray job), and one watch per caller that cancels
+    them once its job has ended, as a caller's own cancel would (their runs end Cancelled).
+
+    Ray lets a streaming call run on when its caller dies: its events go nowhere, and a run it ends
+    Completed would replace the Crashed mark the caller's client set.
+    """
+
+    def __init__(self) -> None:
+        self._requests: dict[str, set[asyncio.Task[Any]]] = {}
+        self._watches: dict[str, asyncio.Task[None]] = {}
+
+    @contextlib.asynccontextmanager
+    async def watching(self, owner: str | None) -> AsyncIterator[None]:
+        """The request running in this task is cancelled if ``owner``'s job ends before it does."""
+        task = asyncio.current_task()
+        if owner is None or task is None:  # a caller that sent no job (an older client): not watched
+            yield
+            return
+        self._requests.setdefault(owner, set()).add(task)
+        if owner not in self._watches:
+            self._watches[owner] = asyncio.create_task(self._watch(owner))
+        try:
+            yield
+        finally:
+            self._forget(owner, task)
+
+    def _forget(self, owner: str, task: asyncio.Task[Any]) -> None:
+        requests = self._requests.get(owner, set())
+        requests.discard(task)
+        if not requests:
+            self._requests.pop(owner, None)
+            self._watches.pop(owner).cancel()
+
+    async def _watch(self, owner: str) -> None:
+        while not await _ended(owner):
+            await asyncio.sleep(OWNER_CHECK_EVERY)
+        for task in self._requests.get(owner, set()):
+            task.cancel()
+
+
+async def _ended(job: str) -> bool:
+    """Whether Ray's job ``job`` has ended (its driver exited or died); not when it cannot be told."""
+    import ray
+
+    # Ray's own client of its control store: no public call reads one job without the dashboard.
+    worker: Any = ray._private.worker.global_worker
+    try:
+        jobs = await worker.gcs_client.async_get_all_job_info(
+            job_or_submission_id=job,
+            skip_submission_job_info_field=True,
+            skip_is_running_tasks_field=True,
+            timeout=10 * OWNER_CHECK_EVERY,
+        )
+    except Exception:  # the control store busy or restarting: ask again later, never stop a request on it
+        return False
+    return any(info.is_dead for info in jobs.values())
+
+
 def _preload(registry: Registry) -> None:
     """Make every process ready to run (for the in-actor source: import Prefect and its flow or task)."""
     for process in registry:
@@ -104,6 +166,7 @@ class RouterActor:
         self._api_deadline = api_deadline
         self._api_ready = False
         self._in_flight = 0
+        self._owners = _Owners()
         self._prefect = SharedClient()  # one Prefect client for every run of this actor
         # Prefect's import (~1 s) overlaps with the first routing call instead of following it.
         self._preload = threading.Thread(target=_preload, args=(self.registry,), daemon=True)
@@ -136,6 +199,7 @@ class RouterActor:
         detach: bool = False,
         resume: dict[str, Any] | None = None,
         history: list[dict[str, Any]] | None = None,
+        owner: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Carry out ``request`` (with ``model``, if given) step by step (``routing.agent``); yield events as dicts.
 
@@ -145,6 +209,7 @@ class RouterActor:
         ``Paused`` holds what ``resume`` (with the ids of the calls approved) takes to go on.
         ``detach``: end at ``Started``, leaving a deployment's run to its worker (one step only).
         ``history``: earlier turns' messages, between the instructions and the request.
+        ``owner``: the caller's Ray job; the request is cancelled if it ends first (the caller died).
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, model)
@@ -164,7 +229,7 @@ class RouterActor:
             resume=paused,
         )
         recorded = events if tree is None else self._recorded(tree, events)
-        async for event in self._guarded(recorded, settings, secrets, found.problems):
+        async for event in self._guarded(recorded, settings, secrets, found.problems, owner):
             yield event
 
     async def _recorded(self, tree: RequestRun, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
@@ -182,11 +247,12 @@ class RouterActor:
         deployments: Records = None,
         approved: Approved = NOTHING,
         detach: bool = False,
+        owner: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Run process ``name`` with ``arguments``, no LLM involved; yield events as JSON-able dicts.
 
         A process that needs approval and is not ``approved`` runs not: ``ApprovalNeeded`` says so.
-        ``detach`` as for ``handle``.
+        ``detach`` and ``owner`` as for ``handle``.
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, None)
@@ -196,6 +262,7 @@ class RouterActor:
             settings,
             secrets,
             found.problems,
+            owner,
         ):
             yield event
 
@@ -230,16 +297,22 @@ class RouterActor:
         return llm.ChatModel.of(settings, self._environ(settings, secrets, caller), self._clients, name)
 
     async def _guarded(
-        self, events: AsyncIterator[Event], settings: Settings, secrets: dict[str, str], problems: list[str]
+        self,
+        events: AsyncIterator[Event],
+        settings: Settings,
+        secrets: dict[str, str],
+        problems: list[str],
+        owner: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         for problem in problems:
             yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=problem).model_dump(mode="json")
         hidden = self._hidden(secrets)
         self._in_flight += 1
         try:
-            with runtime.serving(settings, secrets), run_logs.serving():
-                async for event in events:
-                    yield event.model_dump(mode="json")
+            async with self._owners.watching(owner):
+                with runtime.serving(settings, secrets), run_logs.serving():
+                    async for event in events:
+                        yield event.model_dump(mode="json")
         except AgentctlError as exc:
             yield self._failed(str(exc), exc.exit_code, type(exc).__name__, hidden)
         except Exception as exc:  # the boundary: anything else is reported, never raised into Ray

@@ -9,17 +9,20 @@ are JSON: ``{"error", "message", "exit_code"}``.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agentctl.calls.gateway.callers import Callers, Check, NotServed
 from agentctl.calls.gateway.wire import NDJSON, AskBody, RunBody
-from agentctl.calls.mcp.job import End, Job
+from agentctl.calls.mcp.job import End, Item, Job
 from agentctl.errors import AgentctlError, NotFound, StackError, UsageError, redact
 from agentctl.events import Event, Failed
 from agentctl.processes.approval import NOTHING
@@ -33,6 +36,10 @@ SCHEME = HTTPBearer(auto_error=False, description="The token in <data_dir>/gatew
 Credentials = Annotated[
     HTTPAuthorizationCredentials | None, Depends(SCHEME)
 ]  # module-level: FastAPI resolves it by name
+# A quiet stream (a long run) gets an empty line this often, which NDJSON readers skip: a client
+# whose read times out (gateway.read_timeout, a few times this) knows the gateway hangs or is gone.
+KEEPALIVE = 1.0
+KEPT_ALIVE = b"\n"
 NO_ONE = "the gateway asks no one"  # approval: the stream ends at ``paused``; the caller asks, then resumes
 
 
@@ -121,15 +128,38 @@ async def _lines(job: Job, secrets: list[str], gateway: Gateway) -> AsyncIterato
     gateway.jobs.add(job)
     job.start()
     try:
-        async for item in job.items:
+        async for item in _kept_alive(job.items):
             if isinstance(item, End):
                 break
-            yield _line(item, secrets)  # type: ignore[arg-type]  # no Question: these events never ask
+            # no Question: these events never ask
+            yield KEPT_ALIVE if item is None else _line(item, secrets)  # type: ignore[arg-type]
         if gateway.stopping:
             yield _line(Failed(message=STOPPED, error="StackError", raised=True), secrets)
     finally:  # a client that went away lands here too (cancelled): its request is cancelled in its actor
         job.stop()
         gateway.jobs.discard(job)
+
+
+async def _kept_alive(items: MemoryObjectReceiveStream[Item]) -> AsyncIterator[Item | None]:
+    """``items`` as they come, and None after every ``KEEPALIVE`` seconds without one.
+
+    The receive is never cancelled for the keep-alive (a cancelled one may drop the item it was
+    handed): the same one is awaited again, and cancelled only when the stream ends.
+    """
+    pending = asyncio.ensure_future(items.receive())
+    try:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE)
+            if not done:
+                yield None
+                continue
+            try:
+                yield pending.result()
+            except anyio.EndOfStream:
+                return
+            pending = asyncio.ensure_future(items.receive())
+    finally:
+        pending.cancel()
 
 
 STOPPED = "the stack's gateway stopped (agentctl down, or a new up) while the request ran: it was cancelled"

@@ -3,9 +3,11 @@ the warm path never imports Ray, Prefect or openai.
 
 httpx's errors are translated here, once:
 
-    GatewayDown       the gateway did not take the request (no answer, refused, 401, 409): nothing
+    GatewayDown       the gateway did not take the request (refused, no answer within ``read_timeout``,
+                      401, 409): nothing
                       ran, the caller goes through Ray instead
-    GatewayLost       the gateway went away while it streamed a request (a StackError, exit 1)
+    GatewayLost       the gateway went away, or sent nothing for ``read_timeout`` seconds, while it
+                      streamed a request (a StackError, exit 1)
     AgentctlError     the gateway refused the request as the Ray path would (400, 404, 503): its
                       message and exit code, as it sent them
 """
@@ -23,8 +25,9 @@ from agentctl.errors import AgentctlError, StackError
 from agentctl.events import Event, Failed
 
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
-# A stream may be quiet for as long as a process runs: no read timeout; connecting is local and fast.
-STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=None)
+# Connecting is local and fast. Reads wait ``read_timeout``: a stream quiet for as long as a process
+# runs still gets the gateway's keep-alive lines (an empty line a second).
+READ_TIMEOUT = 10.0
 NOT_OURS = {401, 409}  # another process on the port, or settings the gateway will not serve: go through Ray
 
 
@@ -45,15 +48,17 @@ class Refused(AgentctlError):
 
 
 class Client:
-    """The gateway at ``url``, called with its bearer ``token``."""
+    """The gateway at ``url``, called with its bearer ``token``; it counts as hung once it has sent
+    nothing for ``read_timeout`` seconds."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, read_timeout: float = READ_TIMEOUT) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         # trust_env=False: a proxy from the environment must never see loopback calls or the token.
         # verify=False: the gateway speaks plain HTTP on 127.0.0.1 only; loading the CA bundle for a
         # TLS that never happens costs ~50 ms of every warm call.
-        self._http = httpx.Client(base_url=url, headers=headers, timeout=STREAM_TIMEOUT, trust_env=False, verify=False)
-        self.url = url
+        timeout = httpx.Timeout(30.0, connect=5.0, read=read_timeout)
+        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout, trust_env=False, verify=False)
+        self.url, self.read_timeout = url, read_timeout
 
     def close(self) -> None:
         """Close the connections."""
@@ -66,14 +71,14 @@ class Client:
         try:
             response = self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
-            raise GatewayDown(f"it does not answer ({_reason(exc)})") from None
+            raise GatewayDown(f"it does not answer ({self._reason(exc)})") from None
         if response.status_code != 200:
             try:
                 response.read()
             finally:
                 response.close()
             raise _refused(response)
-        return _events(response)
+        return _events(response, self.read_timeout)
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``path``: its JSON document."""
@@ -87,19 +92,28 @@ class Client:
         try:
             response = self._http.request(method, path, params=params)
         except httpx.HTTPError as exc:
-            raise GatewayDown(f"it does not answer ({_reason(exc)})") from None
+            raise GatewayDown(f"it does not answer ({self._reason(exc)})") from None
         if response.status_code != 200:
             raise _refused(response)
         return response.json()
 
+    def _reason(self, exc: httpx.HTTPError) -> str:
+        if isinstance(exc, httpx.ReadTimeout):
+            return f"nothing within {self.read_timeout:g} s"
+        return _reason(exc)
 
-def _events(response: httpx.Response) -> Iterator[Event]:
-    """The response's lines as events; the response is closed however the iteration ends (the
-    gateway then cancels the request if it had not ended: Ctrl-C, an error here)."""
+
+def _events(response: httpx.Response, read_timeout: float) -> Iterator[Event]:
+    """The response's lines as events (its empty keep-alive lines skipped); the response is closed
+    however the iteration ends (the gateway then cancels the request if it had not ended: Ctrl-C, an
+    error here, a gateway silent for ``read_timeout`` seconds)."""
     try:
         for line in response.iter_lines():
             if line:
                 yield _event(EVENTS.validate_json(line))
+    except httpx.ReadTimeout:
+        silent = f"nothing for {read_timeout:g} s"
+        raise GatewayLost(f"the stack's gateway stopped answering mid-request ({silent})") from None
     except httpx.HTTPError as exc:
         raise GatewayLost(f"the stack's gateway went away mid-request ({_reason(exc)})") from None
     except ValidationError:
