@@ -292,12 +292,13 @@ class Pool:
         return [results[i] for i in range(len(requests))]
 
 
-def _ray_job() -> str:
+def _ray_job() -> str | None:
     """This process's Ray job, sent with each request: the actor stops a request whose caller's job
     ended (its process died: Ray would let the request run on, its events going nowhere)."""
     import ray
 
-    return str(ray.get_runtime_context().get_job_id())
+    # Asked of a process not connected, the runtime context would start a Ray cluster of its own.
+    return str(ray.get_runtime_context().get_job_id()) if ray.is_initialized() else None
 
 
 def _in_progress(run: Run | None, event: Event) -> Run | None:
