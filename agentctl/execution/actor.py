@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -19,7 +20,18 @@ from typing import Any
 from agentctl import llm, runtime, secrecy
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, StackError, UsageError, redact, redact_all
-from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Paused, Result, Routed, Started
+from agentctl.events import (
+    ApprovalNeeded,
+    ChatReply,
+    Event,
+    Failed,
+    Log,
+    Paused,
+    RequestStarted,
+    Result,
+    Routed,
+    Started,
+)
 from agentctl.processes.approval import NOTHING, Approved, needs_approval
 from agentctl.processes.deployment_source import check_detachable
 from agentctl.processes.deployments import from_records
@@ -37,6 +49,7 @@ Records = list[dict[str, Any]] | None  # Prefect deployments as processes.deploy
 
 
 OWNER_CHECK_EVERY = 1.0  # seconds between two asks whether a request's caller still lives
+CALLER_DIED = "its caller (a CLI, or the stack's gateway) died while it ran: stopped by agentctl"
 
 
 class _Owners:
@@ -50,6 +63,7 @@ class _Owners:
     def __init__(self) -> None:
         self._requests: dict[str, set[asyncio.Task[Any]]] = {}
         self._watches: dict[str, asyncio.Task[None]] = {}
+        self.gone: set[str] = set()  # the callers whose job ended while their requests ran
 
     @contextlib.asynccontextmanager
     async def watching(self, owner: str | None) -> AsyncIterator[None]:
@@ -72,12 +86,42 @@ class _Owners:
         if not requests:
             self._requests.pop(owner, None)
             self._watches.pop(owner).cancel()
+            self.gone.discard(owner)
 
     async def _watch(self, owner: str) -> None:
         while not await _ended(owner):
             await asyncio.sleep(OWNER_CHECK_EVERY)
+        self.gone.add(owner)
         for task in self._requests.get(owner, set()):
             task.cancel()
+
+
+def _follow(runs: dict[str, str], event: Event) -> None:
+    """The runs in progress after ``event`` (id: kind): the request's, and those logging until their outcome."""
+    if isinstance(event, RequestStarted) and event.run.id:
+        runs[event.run.id] = event.run.kind
+    elif isinstance(event, Log) and event.run_id:
+        runs[event.run_id] = event.run_kind or "flow"
+    elif isinstance(event, Result | Failed) and event.run is not None and event.run.id:
+        runs.pop(event.run.id, None)
+
+
+async def _crashed(runs: dict[str, str]) -> None:
+    """Mark ``runs`` Crashed, over the Cancelled their sources set as they stopped: their caller died
+    (and its client, if it lived on, said so: "marked Crashed")."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    state: Any = Crashed(message=CALLER_DIED)
+    try:
+        async with asyncio.timeout(10 * OWNER_CHECK_EVERY), get_client() as client:
+            for run_id, kind in runs.items():
+                setter = client.set_flow_run_state if kind == "flow" else client.set_task_run_state
+                await setter(UUID(run_id), state, force=True)
+    except Exception as exc:  # the request is over either way; its runs stay Cancelled
+        logging.getLogger(__name__).warning("could not mark the runs of a dead caller Crashed: %s", exc)
 
 
 async def _ended(job: str) -> bool:
@@ -309,10 +353,9 @@ class RouterActor:
         hidden = self._hidden(secrets)
         self._in_flight += 1
         try:
-            async with self._owners.watching(owner):
-                with runtime.serving(settings, secrets), run_logs.serving():
-                    async for event in events:
-                        yield event.model_dump(mode="json")
+            with runtime.serving(settings, secrets), run_logs.serving():
+                async for event in self._watched(events, owner):
+                    yield event.model_dump(mode="json")
         except AgentctlError as exc:
             yield self._failed(str(exc), exc.exit_code, type(exc).__name__, hidden)
         except Exception as exc:  # the boundary: anything else is reported, never raised into Ray
@@ -320,6 +363,20 @@ class RouterActor:
             yield {**failed, "detail": redact(traceback.format_exc(), hidden)}
         finally:
             self._in_flight -= 1
+
+    async def _watched(self, events: AsyncIterator[Event], owner: str | None) -> AsyncIterator[Event]:
+        """``events``, stopped if ``owner``'s job ends first; the runs they leave are then marked Crashed
+        (once they have stopped: closing ``events`` ends them first)."""
+        runs: dict[str, str] = {}
+        async with self._owners.watching(owner):
+            try:
+                async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
+                    async for event in stream:
+                        _follow(runs, event)
+                        yield event
+            finally:
+                if owner in self._owners.gone and runs:
+                    await _crashed(runs)
 
     async def route(
         self, request: str, model: str | None = None, caller: Caller | None = None, deployments: Records = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agentctl.calls.gateway.callers import Callers, Check, NotServed
-from agentctl.calls.gateway.wire import NDJSON, AskBody, RunBody
+from agentctl.calls.gateway.wire import NDJSON, AskBody, Call, RunBody
 from agentctl.calls.mcp.job import End, Item, Job
 from agentctl.errors import AgentctlError, NotFound, StackError, UsageError, redact
 from agentctl.events import Event, Failed
@@ -95,16 +96,25 @@ def _streams(callers: Callers, gateway: Gateway) -> APIRouter:
     @router.post("/ask", response_class=StreamingResponse, responses=STREAMED)
     async def ask(body: AskBody) -> StreamingResponse:
         """Carry out a plain-language request; stream its events."""
+        _not_expired(body)
         settings = callers.settings(body)
         return _streamed(lambda stop: callers.ask(body, settings, stop), body.secrets, gateway)
 
     @router.post("/processes/{name}/runs", response_class=StreamingResponse, responses=STREAMED)
     async def run(name: str, body: RunBody) -> StreamingResponse:
         """Run process ``name`` with ``arguments``, without the LLM; stream its events."""
+        _not_expired(body)
         settings = callers.settings(body)
         return _streamed(lambda stop: callers.run(name, body, settings, stop), body.secrets, gateway)
 
     return router
+
+
+def _not_expired(call: Call) -> None:
+    """Nothing when ``call``'s caller still waits; else NotServed: a gateway that hung (stopped, stuck)
+    and goes on reads requests whose callers gave up on it and went through Ray: not run twice."""
+    if call.expires is not None and time.time() > call.expires:
+        raise NotServed("the caller stopped waiting before the gateway read this request: it was not started")
 
 
 def _streamed(

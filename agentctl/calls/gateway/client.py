@@ -14,6 +14,7 @@ httpx's errors are translated here, once:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,8 +67,12 @@ class Client:
 
     def stream(self, path: str, body: dict[str, Any]) -> Iterator[Event]:
         """POST ``body`` and the events the gateway streams back; ``GatewayDown`` before any event when
-        it did not take the request (raised at once: the stream is open when this returns)."""
-        request = self._http.build_request("POST", path, json=body)
+        it did not take the request (raised at once: the stream is open when this returns).
+
+        The request expires when this stops waiting for its answer: a gateway that reads it later
+        (it hung, then went on) does not start it, as the call has gone through Ray meanwhile."""
+        expires = time.time() + self.read_timeout
+        request = self._http.build_request("POST", path, json={**body, "expires": expires})
         try:
             response = self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
