@@ -124,6 +124,7 @@ def test_a_gateway_killed_mid_request_leaves_its_run_marked_once_the_actor_is_id
         gateway = _state(healthy)["gateway_pid"]
         os.kill(gateway, signal.SIGKILL)
         _, stderr = asking.communicate(timeout=60)
+        _idle(healthy)  # while GitHub still holds the run: only a request stopped in its actor ends
     finally:
         gate.set()  # GitHub answers: an actor still running the request would now complete its run
         if asking.poll() is None:
@@ -131,7 +132,6 @@ def test_a_gateway_killed_mid_request_leaves_its_run_marked_once_the_actor_is_id
     line = _one_line(asking, stderr)
     assert line.startswith("error: the stack's gateway went away mid-request") and "agentctl up" in line
     assert "marked Crashed" in line and _gone(gateway)
-    _idle(healthy)
     states = _run_states(healthy, line)
     assert states and set(states.values()) == {"CRASHED"}, states  # not the Completed of a request run on
 
@@ -154,6 +154,7 @@ def test_a_gateway_that_hangs_mid_request_is_one_line_and_up_replaces_it(
         _, stderr = asking.communicate(timeout=60)
         line = _one_line(asking, stderr)
         healed = run_cli(healthy, "up", timeout=240)  # while it still hangs
+        _idle(healthy)  # GitHub still holds the run: the actor stopped the request of the gateway up replaced
     finally:
         gate.set()
         if asking.poll() is None:
@@ -164,7 +165,6 @@ def test_a_gateway_that_hangs_mid_request_is_one_line_and_up_replaces_it(
     assert "marked Crashed" in line and line.endswith("agentctl up restarts it")
     assert healed.code == 0 and "already up" in healed.stdout, healed.stderr
     assert _gone(gateway) and _state(healthy)["gateway_pid"] != gateway and _answers(healthy)
-    _idle(healthy)
     states = _run_states(healthy, line)
     assert states and set(states.values()) == {"CRASHED"}, states  # not the Completed of a request run on
 
