@@ -10,9 +10,10 @@ are JSON: ``{"error", "message", "exit_code"}``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
 import anyio
@@ -138,11 +139,12 @@ async def _lines(job: Job, secrets: list[str], gateway: Gateway) -> AsyncIterato
     gateway.jobs.add(job)
     job.start()
     try:
-        async for item in _kept_alive(job.items):
-            if isinstance(item, End):
-                break
-            # no Question: these events never ask
-            yield KEPT_ALIVE if item is None else _line(item, secrets)  # type: ignore[arg-type]
+        async with contextlib.aclosing(_kept_alive(job.items)) as items:
+            async for item in items:
+                if isinstance(item, End):
+                    break
+                # no Question: these events never ask
+                yield KEPT_ALIVE if item is None else _line(item, secrets)  # type: ignore[arg-type]
         if gateway.stopping:
             yield _line(Failed(message=STOPPED, error="StackError", raised=True), secrets)
     finally:  # a client that went away lands here too (cancelled): its request is cancelled in its actor
@@ -150,7 +152,7 @@ async def _lines(job: Job, secrets: list[str], gateway: Gateway) -> AsyncIterato
         gateway.jobs.discard(job)
 
 
-async def _kept_alive(items: MemoryObjectReceiveStream[Item]) -> AsyncIterator[Item | None]:
+async def _kept_alive(items: MemoryObjectReceiveStream[Item]) -> AsyncGenerator[Item | None, None]:
     """``items`` as they come, and None after every ``KEEPALIVE`` seconds without one.
 
     The receive is never cancelled for the keep-alive (a cancelled one may drop the item it was
