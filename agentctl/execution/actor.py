@@ -54,7 +54,8 @@ CALLER_DIED = "its caller (a CLI, or the stack's gateway) died while it ran: sto
 
 class _Owners:
     """The requests in flight of each caller (its Ray job), and one watch per caller that cancels
-    them once its job has ended, as a caller's own cancel would (their runs end Cancelled).
+    them once its job has ended, as a caller's own cancel would (their runs then marked Crashed:
+    ``RouterActor._watched``).
 
     Ray lets a streaming call run on when its caller dies: its events go nowhere, and a run it ends
     Completed would replace the Crashed mark the caller's client set.
