@@ -219,7 +219,7 @@ def test_a_gateway_killed_mid_request_is_one_line_its_run_is_marked_and_up_heals
         gateway = _state(stack)["gateway_pid"]
         os.kill(gateway, signal.SIGKILL)
         _, stderr = asking.communicate(timeout=60)
-        # Checked while GitHub still holds the run: the actor is not told its caller died (see README).
+        # Checked while GitHub still holds the run (test_gateway_robust: it stays marked once it is released).
         runs = run_cli(stack, "runs", "--json", "--limit", "5")
     finally:
         gate.set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -19,7 +20,18 @@ from typing import Any
 from agentctl import llm, runtime, secrecy
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, StackError, UsageError, redact, redact_all
-from agentctl.events import ApprovalNeeded, ChatReply, Event, Failed, Log, Paused, Result, Routed, Started
+from agentctl.events import (
+    ApprovalNeeded,
+    ChatReply,
+    Event,
+    Failed,
+    Log,
+    Paused,
+    RequestStarted,
+    Result,
+    Routed,
+    Started,
+)
 from agentctl.processes.approval import NOTHING, Approved, needs_approval
 from agentctl.processes.deployment_source import check_detachable
 from agentctl.processes.deployments import from_records
@@ -34,6 +46,101 @@ from agentctl.routing import agent, router
 
 Caller = dict[str, Any]  # {"settings": Settings JSON, "secrets": {variable: value}}
 Records = list[dict[str, Any]] | None  # Prefect deployments as processes.deployments.to_records makes them
+
+
+OWNER_CHECK_EVERY = 1.0  # seconds between two asks whether a request's caller still lives
+CALLER_DIED = "its caller (a CLI, or the stack's gateway) died while it ran: stopped by agentctl"
+
+
+class _Owners:
+    """The requests in flight of each caller (its Ray job), and one watch per caller that cancels
+    them once its job has ended, as a caller's own cancel would (their runs then marked Crashed:
+    ``RouterActor._watched``).
+
+    Ray lets a streaming call run on when its caller dies: its events go nowhere, and a run it ends
+    Completed would replace the Crashed mark the caller's client set.
+    """
+
+    def __init__(self) -> None:
+        self._requests: dict[str, set[asyncio.Task[Any]]] = {}
+        self._watches: dict[str, asyncio.Task[None]] = {}
+        self.gone: set[str] = set()  # the callers whose job ended while their requests ran
+
+    @contextlib.asynccontextmanager
+    async def watching(self, owner: str | None) -> AsyncIterator[None]:
+        """The request running in this task is cancelled if ``owner``'s job ends before it does."""
+        task = asyncio.current_task()
+        if owner is None or task is None:  # a caller that sent no job (an older client): not watched
+            yield
+            return
+        self._requests.setdefault(owner, set()).add(task)
+        if owner not in self._watches:
+            self._watches[owner] = asyncio.create_task(self._watch(owner))
+        try:
+            yield
+        finally:
+            self._forget(owner, task)
+
+    def _forget(self, owner: str, task: asyncio.Task[Any]) -> None:
+        requests = self._requests.get(owner, set())
+        requests.discard(task)
+        if not requests:
+            self._requests.pop(owner, None)
+            self._watches.pop(owner).cancel()
+            self.gone.discard(owner)
+
+    async def _watch(self, owner: str) -> None:
+        while not await _ended(owner):
+            await asyncio.sleep(OWNER_CHECK_EVERY)
+        self.gone.add(owner)
+        for task in self._requests.get(owner, set()):
+            task.cancel()
+
+
+def _follow(runs: dict[str, str], event: Event) -> None:
+    """The runs in progress after ``event`` (id: kind): the request's, and those logging until their outcome."""
+    if isinstance(event, RequestStarted) and event.run.id:
+        runs[event.run.id] = event.run.kind
+    elif isinstance(event, Log) and event.run_id:
+        runs[event.run_id] = event.run_kind or "flow"
+    elif isinstance(event, Result | Failed) and event.run is not None and event.run.id:
+        runs.pop(event.run.id, None)
+
+
+async def _crashed(runs: dict[str, str]) -> None:
+    """Mark ``runs`` Crashed, over the Cancelled their sources set as they stopped: their caller died
+    (and its client, if it lived on, said so: "marked Crashed")."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    state: Any = Crashed(message=CALLER_DIED)
+    try:
+        async with asyncio.timeout(10 * OWNER_CHECK_EVERY), get_client() as client:
+            for run_id, kind in runs.items():
+                setter = client.set_flow_run_state if kind == "flow" else client.set_task_run_state
+                await setter(UUID(run_id), state, force=True)
+    except Exception as exc:  # the request is over either way; its runs stay Cancelled
+        logging.getLogger(__name__).warning("could not mark the runs of a dead caller Crashed: %s", exc)
+
+
+async def _ended(job: str) -> bool:
+    """Whether Ray's job ``job`` has ended (its driver exited or died); not when it cannot be told."""
+    import ray
+
+    # Ray's own client of its control store: no public call reads one job without the dashboard.
+    worker: Any = ray._private.worker.global_worker
+    try:
+        jobs = await worker.gcs_client.async_get_all_job_info(
+            job_or_submission_id=job,
+            skip_submission_job_info_field=True,
+            skip_is_running_tasks_field=True,
+            timeout=10 * OWNER_CHECK_EVERY,
+        )
+    except Exception:  # the control store busy or restarting: ask again later, never stop a request on it
+        return False
+    return any(info.is_dead for info in jobs.values())
 
 
 def _preload(registry: Registry) -> None:
@@ -104,6 +211,7 @@ class RouterActor:
         self._api_deadline = api_deadline
         self._api_ready = False
         self._in_flight = 0
+        self._owners = _Owners()
         self._prefect = SharedClient()  # one Prefect client for every run of this actor
         # Prefect's import (~1 s) overlaps with the first routing call instead of following it.
         self._preload = threading.Thread(target=_preload, args=(self.registry,), daemon=True)
@@ -136,6 +244,7 @@ class RouterActor:
         detach: bool = False,
         resume: dict[str, Any] | None = None,
         history: list[dict[str, Any]] | None = None,
+        owner: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Carry out ``request`` (with ``model``, if given) step by step (``routing.agent``); yield events as dicts.
 
@@ -145,6 +254,7 @@ class RouterActor:
         ``Paused`` holds what ``resume`` (with the ids of the calls approved) takes to go on.
         ``detach``: end at ``Started``, leaving a deployment's run to its worker (one step only).
         ``history``: earlier turns' messages, between the instructions and the request.
+        ``owner``: the caller's Ray job; the request is cancelled if it ends first (the caller died).
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, model)
@@ -164,7 +274,7 @@ class RouterActor:
             resume=paused,
         )
         recorded = events if tree is None else self._recorded(tree, events)
-        async for event in self._guarded(recorded, settings, secrets, found.problems):
+        async for event in self._guarded(recorded, settings, secrets, found.problems, owner):
             yield event
 
     async def _recorded(self, tree: RequestRun, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
@@ -182,11 +292,12 @@ class RouterActor:
         deployments: Records = None,
         approved: Approved = NOTHING,
         detach: bool = False,
+        owner: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Run process ``name`` with ``arguments``, no LLM involved; yield events as JSON-able dicts.
 
         A process that needs approval and is not ``approved`` runs not: ``ApprovalNeeded`` says so.
-        ``detach`` as for ``handle``.
+        ``detach`` and ``owner`` as for ``handle``.
         """
         settings, secrets = self._caller(caller)
         chat = self._chat_model(settings, secrets, caller, None)
@@ -196,6 +307,7 @@ class RouterActor:
             settings,
             secrets,
             found.problems,
+            owner,
         ):
             yield event
 
@@ -230,7 +342,12 @@ class RouterActor:
         return llm.ChatModel.of(settings, self._environ(settings, secrets, caller), self._clients, name)
 
     async def _guarded(
-        self, events: AsyncIterator[Event], settings: Settings, secrets: dict[str, str], problems: list[str]
+        self,
+        events: AsyncIterator[Event],
+        settings: Settings,
+        secrets: dict[str, str],
+        problems: list[str],
+        owner: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         for problem in problems:
             yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=problem).model_dump(mode="json")
@@ -238,7 +355,7 @@ class RouterActor:
         self._in_flight += 1
         try:
             with runtime.serving(settings, secrets), run_logs.serving():
-                async for event in events:
+                async for event in self._watched(events, owner):
                     yield event.model_dump(mode="json")
         except AgentctlError as exc:
             yield self._failed(str(exc), exc.exit_code, type(exc).__name__, hidden)
@@ -247,6 +364,20 @@ class RouterActor:
             yield {**failed, "detail": redact(traceback.format_exc(), hidden)}
         finally:
             self._in_flight -= 1
+
+    async def _watched(self, events: AsyncIterator[Event], owner: str | None) -> AsyncIterator[Event]:
+        """``events``, stopped if ``owner``'s job ends first; the runs they leave are then marked Crashed
+        (once they have stopped: closing ``events`` ends them first)."""
+        runs: dict[str, str] = {}
+        async with self._owners.watching(owner):
+            try:
+                async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
+                    async for event in stream:
+                        _follow(runs, event)
+                        yield event
+            finally:
+                if owner in self._owners.gone and runs:
+                    await _crashed(runs)
 
     async def route(
         self, request: str, model: str | None = None, caller: Caller | None = None, deployments: Records = None

@@ -213,7 +213,15 @@ class Pool:
 
         def call(actor: Any) -> Any:
             return actor.handle.options(num_returns="streaming").remote(
-                request, model, self._caller, self.deployments, approved, detach, resume=paused, history=history
+                request,
+                model,
+                self._caller,
+                self.deployments,
+                approved,
+                detach,
+                resume=paused,
+                history=history,
+                owner=_ray_job(),
             )
 
         return self._streamed(call, check)
@@ -234,7 +242,7 @@ class Pool:
 
         def call(actor: Any) -> Any:
             return actor.run.options(num_returns="streaming").remote(
-                name, arguments, self._caller, self.deployments, approved, detach
+                name, arguments, self._caller, self.deployments, approved, detach, owner=_ray_job()
             )
 
         return self._streamed(call, check)
@@ -282,6 +290,15 @@ class Pool:
             except ray.exceptions.RayActorError as exc:
                 raise StackError(f"a router actor died during the evaluation: {first_line(exc.error_msg)}") from None
         return [results[i] for i in range(len(requests))]
+
+
+def _ray_job() -> str | None:
+    """This process's Ray job, sent with each request: the actor stops a request whose caller's job
+    ended (its process died: Ray would let the request run on, its events going nowhere)."""
+    import ray
+
+    # Asked of a process not connected, the runtime context would start a Ray cluster of its own.
+    return str(ray.get_runtime_context().get_job_id()) if ray.is_initialized() else None
 
 
 def _in_progress(run: Run | None, event: Event) -> Run | None:

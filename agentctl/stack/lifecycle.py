@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from agentctl import interrupts
 from agentctl.config import Settings
 from agentctl.errors import StackError, UsageError
-from agentctl.stack import gateway, start, stop
+from agentctl.stack import gateway, proctree, start, stop
 from agentctl.stack.health import Unusable, keeps_history_for, processes_key, unusable_for
 from agentctl.stack.state import StackState, forget_state, locked, read_state, write_state
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from agentctl.execution.pool import Pool
 
 ACTOR_PREFIX = "agentctl-router-"
+HUNG_WAIT = 2.0  # seconds a gateway that hangs gets to end on SIGTERM before SIGKILL
 
 
 class Stack:
@@ -139,9 +140,16 @@ class Stack:
             ray_cluster.shutdown()
 
     def start_gateway(self) -> None:
-        """Start the gateway when it is enabled and does not run (the first ``up``, or one that died)."""
-        if not self.settings.gateway.enabled or gateway.runs(self.state):
+        """Start the gateway when it is enabled and does not run or does not answer (the first ``up``,
+        or one that died or hangs)."""
+        if not self.settings.gateway.enabled:
             return
+        if gateway.runs(self.state):
+            if gateway.answers(self.settings, self.state):
+                return
+            assert self.state.gateway_pid is not None
+            # It hangs (stopped, stuck): it may never handle SIGTERM, and its requests are lost anyway.
+            proctree.stop_group(self.state.gateway_pid, timeout=HUNG_WAIT)
         process = gateway.launch(self.settings, self.state)
         self._recorded()  # before the wait: a failed up must find it to stop it
         gateway.wait_ready(self.settings, self.state, process)

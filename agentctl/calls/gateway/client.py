@@ -4,9 +4,10 @@ events only, so that a call on the warm path never imports Ray, Prefect or opena
 Not httpx: importing it (with httpcore and h2) and building its client cost ~75 ms of every warm call,
 which is plain HTTP/1.1 to 127.0.0.1. Transport errors are translated here, once:
 
-    GatewayDown       the gateway did not take the request (no answer, refused, 401, 409): nothing
-                      ran, the caller goes through Ray instead
-    GatewayLost       the gateway went away while it streamed a request (a StackError, exit 1)
+    GatewayDown       the gateway did not take the request (refused, no answer within ``read_timeout``,
+                      401, 409): nothing ran, the caller goes through Ray instead
+    GatewayLost       the gateway went away, or sent nothing for ``read_timeout`` seconds, while it
+                      streamed a request (a StackError, exit 1)
     AgentctlError     the gateway refused the request as the Ray path would (400, 404, 503): its
                       message and exit code, as it sent them
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -28,6 +30,9 @@ from agentctl.events import Event, Failed
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
 CONNECT_TIMEOUT = 5.0  # the gateway is local: connecting is fast, or it is not there
 CALL_TIMEOUT = 30.0  # a read (GET /v1/runs...) answers in well under a second
+# Reads of a stream wait ``read_timeout``: one quiet for as long as a process runs still gets the
+# gateway's keep-alive lines (an empty line a second).
+READ_TIMEOUT = 10.0
 NOT_OURS = {401, 409}  # another process on the port, or settings the gateway will not serve: go through Ray
 TRANSPORT = (OSError, http.client.HTTPException)  # socket errors and timeouts are OSErrors
 
@@ -49,14 +54,15 @@ class Refused(AgentctlError):
 
 
 class Client:
-    """The gateway at ``url``, called with its bearer ``token``; one connection per request."""
+    """The gateway at ``url``, called with its bearer ``token``, one connection per request; it counts
+    as hung once it has sent nothing for ``read_timeout`` seconds."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, read_timeout: float = READ_TIMEOUT) -> None:
         parts = urlsplit(url)
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
         self._headers = {"Authorization": f"Bearer {token}"}
         self._open: list[http.client.HTTPConnection] = []
-        self.url = url
+        self.url, self.read_timeout = url, read_timeout
 
     def close(self) -> None:
         """Close the connections."""
@@ -66,11 +72,15 @@ class Client:
 
     def stream(self, path: str, body: dict[str, Any]) -> Iterator[Event]:
         """POST ``body`` and the events the gateway streams back; ``GatewayDown`` before any event when
-        it did not take the request (raised at once: the stream is open when this returns)."""
-        response = self._send("POST", path, json.dumps(body).encode())
+        it did not take the request (raised at once: the stream is open when this returns).
+
+        The request expires when this stops waiting for its answer: a gateway that reads it later
+        (it hung, then went on) does not start it, as the call has gone through Ray meanwhile."""
+        expires = time.time() + self.read_timeout
+        response = self._send("POST", path, json.dumps({**body, "expires": expires}).encode(), self.read_timeout)
         if response.status != 200:
             raise _refused(response)
-        return _events(response)
+        return _events(response, self.read_timeout)
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``path``: its JSON document."""
@@ -91,32 +101,39 @@ class Client:
         finally:
             response.close()
 
-    def _send(
-        self, method: str, path: str, body: bytes | None, timeout: float | None = None
-    ) -> http.client.HTTPResponse:
+    def _send(self, method: str, path: str, body: bytes | None, timeout: float) -> http.client.HTTPResponse:
         """The response's status and headers, read; ``GatewayDown`` when there are none."""
         connection = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT)
         self._open.append(connection)
         headers = {**self._headers, "Content-Type": "application/json"} if body is not None else self._headers
         try:
             connection.connect()
-            connection.sock.settimeout(timeout)  # a stream may be quiet for as long as a process runs
+            connection.sock.settimeout(timeout)
             connection.request(method, path, body, headers)
             return connection.getresponse()
         except TRANSPORT as exc:
             connection.close()
-            raise GatewayDown(f"it does not answer ({_reason(exc)})") from None
+            raise GatewayDown(f"it does not answer ({self._reason(exc)})") from None
+
+    def _reason(self, exc: BaseException) -> str:
+        if isinstance(exc, TimeoutError):
+            return f"nothing within {self.read_timeout:g} s"
+        return _reason(exc)
 
 
-def _events(response: http.client.HTTPResponse) -> Iterator[Event]:
-    """The response's lines as events; the response is closed however the iteration ends (the
-    gateway then cancels the request if it had not ended: Ctrl-C, an error here)."""
+def _events(response: http.client.HTTPResponse, read_timeout: float) -> Iterator[Event]:
+    """The response's lines as events (its empty keep-alive lines skipped); the response is closed
+    however the iteration ends (the gateway then cancels the request if it had not ended: Ctrl-C, an
+    error here, a gateway silent for ``read_timeout`` seconds)."""
     try:
         while line := response.readline():
             if line.strip():
                 yield _event(EVENTS.validate_json(line))
         if _cut(response):
             raise http.client.IncompleteRead(b"")
+    except TimeoutError:
+        silent = f"nothing for {read_timeout:g} s"
+        raise GatewayLost(f"the stack's gateway stopped answering mid-request ({silent})") from None
     except TRANSPORT as exc:
         raise GatewayLost(f"the stack's gateway went away mid-request ({_reason(exc)})") from None
     except ValidationError:

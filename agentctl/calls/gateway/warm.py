@@ -51,7 +51,7 @@ def choose(settings: Settings) -> Warm:
         return Warm()
     if state.gateway_url is None or not gateway.runs(state):
         return Warm(state=state, notice=down("it is not running"))
-    return Warm(Client(state.gateway_url, gateway.token(settings)), state)
+    return Warm(Client(state.gateway_url, gateway.token(settings), settings.gateway.read_timeout), state)
 
 
 def down(why: str, instead: str = "goes through Ray") -> str:

@@ -34,6 +34,11 @@ class Call(BaseModel):
     )
     approved: Approvals = Approvals()
     detach: bool = Field(default=False, description="For a deployment: end once its flow run exists.")
+    expires: float | None = Field(
+        default=None,
+        description="Unix time after which the caller no longer waits for the answer (it went another "
+        "way): a request read later is not started (409). The gateway and its callers share a host's clock.",
+    )
 
 
 class AskBody(Call):
