@@ -267,6 +267,7 @@ class StackUp(View):
     prefect: PrefectStatus
     actors: list[ActorStatus]
     gateway: GatewayStatus | None = None  # None: disabled (gateway.enabled = false)
+    mcp_url: str | None = None  # the gateway's MCP endpoint (streamable HTTP, the gateway's token)
     versions: dict[str, str]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from agentctl.config import Settings
 from agentctl.stack import gateway
+from agentctl.stack.gateway import mcp_url as gateway_mcp_url
 from agentctl.stack.health import dead_pieces, unready
 from agentctl.stack.lifecycle import Stack
 from agentctl.stack.prefect_server import healthy_api
@@ -56,6 +57,7 @@ def _ready(settings: Settings, stack: Stack, connected: Any) -> StackUp:
         ),
         actors=actors,
         gateway=gateway,
+        mcp_url=None if gateway is None else gateway_mcp_url(state),
         versions=versions(),
     )
 
