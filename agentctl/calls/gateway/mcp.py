@@ -28,7 +28,7 @@ from agentctl.calls.mcp.job import Job
 from agentctl.calls.mcp.serve import HOST, BearerToken, mcp_server, tagged
 from agentctl.calls.mcp.server import Check, Handlers
 from agentctl.config import Settings
-from agentctl.errors import ConfigError, UsageError, redact
+from agentctl.errors import MissingCredential, UsageError, redact
 from agentctl.events import Event, Paused
 from agentctl.processes.approval import Approved
 from agentctl.stack.gateway import MCP_PATH
@@ -75,10 +75,10 @@ def header_secrets(headers: Any, settings: Settings) -> tuple[dict[str, str], st
     for key, value in headers:
         if not key.lower().startswith(SECRET_HEADER):
             continue
-        given = key[len(SECRET_HEADER) :]
+        given = key[len(SECRET_HEADER) :].upper()  # headers arrive lowercased; variables are named in capitals
         if given.lower() not in known:
             names = ", ".join(sorted(known.values()))
-            return {}, f"header {key}: {given} is no secret the stack's settings use (they use {names})"
+            return {}, f"header Agentctl-Secret-{given}: {given} is no secret the stack's settings use ({names})"
         secrets[known[given.lower()]] = value.strip()
     return secrets, None
 
@@ -94,9 +94,9 @@ class StackRuns:
         self._refuse_bad_headers()
         try:
             self._settings.api_key(self._secrets)
-        except ConfigError:
+        except MissingCredential:
             variable = self._settings.llm.key_env()
-            raise ConfigError(
+            raise MissingCredential(
                 f"no LLM API key: the gateway keeps none; send the header Agentctl-Secret-{variable} "
                 "with the MCP client's requests"
             ) from None
