@@ -92,14 +92,7 @@ class StackRuns:
     def ask(self, request: str, approval: Approval, check: Check) -> Iterator[Event]:
         """The request's events; without an LLM key among the secrets, an error that names the header."""
         self._refuse_bad_headers()
-        try:
-            self._settings.api_key(self._secrets)
-        except MissingCredential:
-            variable = self._settings.llm.key_env()
-            raise MissingCredential(
-                f"no LLM API key: the gateway keeps none; send the header Agentctl-Secret-{variable} "
-                "with the MCP client's requests"
-            ) from None
+        self._need_key()
         body = AskBody(request=request, secrets=self._secrets, approved=_approvals(approval.approved))
 
         def resume(paused: Paused, approved: Approved) -> Iterator[Event]:
@@ -112,7 +105,8 @@ class StackRuns:
     def run(self, name: str, arguments: dict[str, Any], approval: Approval, check: Check) -> Iterator[Event]:
         """The run's events."""
         self._refuse_bad_headers()
-        return approved_events(self._by_name(check)(name, arguments, approval.approved), approval, self._by_name(check))
+        by_name = self._by_name(check)
+        return approved_events(by_name(name, arguments, approval.approved), approval, by_name)
 
     def _by_name(self, check: Check) -> Callable[[str, dict[str, Any], Approved], Iterator[Event]]:
         """How a process runs by name (the approved run of a question answered yes, too)."""
@@ -122,6 +116,17 @@ class StackRuns:
             return self._callers.run(name, body, self._settings, check)
 
         return run
+
+    def _need_key(self) -> None:
+        """The LLM key must be among the request's secrets: the gateway has none of its own to fall back on."""
+        try:
+            self._settings.api_key(self._secrets)
+        except MissingCredential:
+            variable = self._settings.llm.key_env()
+            raise MissingCredential(
+                f"no LLM API key: the gateway keeps none; send the header Agentctl-Secret-{variable} "
+                "with the MCP client's requests"
+            ) from None
 
     def _refuse_bad_headers(self) -> None:
         if self._problem is not None:
