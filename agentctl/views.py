@@ -254,6 +254,7 @@ class GatewayStatus(BaseModel):
     url: str | None
     pid: int | None
     alive: bool
+    mcp_url: str | None = None  # its MCP endpoint (streamable HTTP, the same token)
 
 
 class StackUp(View):
@@ -267,7 +268,6 @@ class StackUp(View):
     prefect: PrefectStatus
     actors: list[ActorStatus]
     gateway: GatewayStatus | None = None  # None: disabled (gateway.enabled = false)
-    mcp_url: str | None = None  # the gateway's MCP endpoint (streamable HTTP, the gateway's token)
     versions: dict[str, str]
 
 

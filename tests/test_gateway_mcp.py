@@ -252,7 +252,7 @@ def test_an_ask_on_the_gateway_needs_the_key_by_header(stack: dict[str, str]) ->
 def test_status_and_mcp_serve_name_the_gateways_endpoint(stack: dict[str, str]) -> None:
     url = f"{_state(stack)['gateway_url']}/mcp"
     status = run_cli(stack, "status", "--json")
-    assert status.code == 0 and status.json()["mcp_url"] == url
+    assert status.code == 0 and status.json()["gateway"]["mcp_url"] == url
     shown = run_cli(stack, "status")
     assert url in shown.stdout and _token(stack) not in shown.stdout + shown.stderr
     served = run_cli(stack, "mcp", "serve", "--http", "--port", "0", timeout=60)

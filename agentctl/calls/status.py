@@ -8,7 +8,6 @@ from typing import Any
 
 from agentctl.config import Settings
 from agentctl.stack import gateway
-from agentctl.stack.gateway import mcp_url as gateway_mcp_url
 from agentctl.stack.health import dead_pieces, unready
 from agentctl.stack.lifecycle import Stack
 from agentctl.stack.prefect_server import healthy_api
@@ -57,7 +56,6 @@ def _ready(settings: Settings, stack: Stack, connected: Any) -> StackUp:
         ),
         actors=actors,
         gateway=gateway,
-        mcp_url=None if gateway is None else gateway_mcp_url(state),
         versions=versions(),
     )
 
@@ -87,7 +85,8 @@ def _gateway(settings: Settings, state: StackState) -> GatewayStatus | None:
     """The gateway up started (or should have: enabled, and none recorded), and whether it answers."""
     if state.gateway_pid is None and not settings.gateway.enabled:
         return None
-    return GatewayStatus(url=state.gateway_url, pid=state.gateway_pid, alive=gateway.answers(settings, state))
+    alive = gateway.answers(settings, state)
+    return GatewayStatus(url=state.gateway_url, pid=state.gateway_pid, alive=alive, mcp_url=gateway.mcp_url(state))
 
 
 def versions() -> dict[str, str]:

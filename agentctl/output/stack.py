@@ -63,9 +63,9 @@ def _up_rows(table: Table, view: StackUp) -> None:
         gateway = view.gateway
         where = f"{gateway.url}, pid {gateway.pid}" if gateway.url else "not started"
         table.add_row(*cells("gateway", _state(gateway.alive, "answering"), where))
-    if view.mcp_url is not None and view.gateway is not None:
-        where = f"{view.mcp_url} (token in {GATEWAY_TOKEN})"
-        table.add_row(*cells("MCP", _state(view.gateway.alive, "answering"), where))
+        if gateway.mcp_url is not None:
+            where = f"{gateway.mcp_url} (token in {GATEWAY_TOKEN})"
+            table.add_row(*cells("MCP", _state(gateway.alive, "answering"), where))
 
 
 def _state(ok: bool, good: str, bad: str = "dead") -> Text:
