@@ -254,6 +254,7 @@ class GatewayStatus(BaseModel):
     url: str | None
     pid: int | None
     alive: bool
+    mcp_url: str | None = None  # its MCP endpoint (streamable HTTP, the same token)
 
 
 class StackUp(View):

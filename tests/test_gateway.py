@@ -83,6 +83,7 @@ def test_up_starts_the_gateway_on_loopback_with_a_private_token_it_does_not_prin
         "url": state["gateway_url"],
         "pid": state["gateway_pid"],
         "alive": True,
+        "mcp_url": f"{state['gateway_url']}/mcp",
     }
     shown = run_cli(stack, "status")
     assert "gateway" in shown.stdout and _token(stack) not in shown.stdout + shown.stderr

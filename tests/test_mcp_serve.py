@@ -1,6 +1,7 @@
 """``agentctl mcp serve`` through a real MCP client of the SDK, over stdio and streamable HTTP, on the
 real Ray and Prefect: the tool list, a call with its logs and progress, approval asked by elicitation
-(declined) or refused (a client that cannot be asked), cancellation, and the HTTP bearer token."""
+(declined) or refused (a client that cannot be asked), cancellation, and the HTTP bearer token. Over
+HTTP, progress, approval and cancellation are tested with the gateway's ``/mcp`` in test_gateway_mcp."""
 
 from __future__ import annotations
 

@@ -85,7 +85,8 @@ def _gateway(settings: Settings, state: StackState) -> GatewayStatus | None:
     """The gateway up started (or should have: enabled, and none recorded), and whether it answers."""
     if state.gateway_pid is None and not settings.gateway.enabled:
         return None
-    return GatewayStatus(url=state.gateway_url, pid=state.gateway_pid, alive=gateway.answers(settings, state))
+    alive = gateway.answers(settings, state)
+    return GatewayStatus(url=state.gateway_url, pid=state.gateway_pid, alive=alive, mcp_url=gateway.mcp_url(state))
 
 
 def versions() -> dict[str, str]:

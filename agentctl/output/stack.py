@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentctl.output.untrusted import cells, literal, printable
+from agentctl.stack.gateway import mcp_url
 from agentctl.stack.state import StackState
 from agentctl.views import StackDown, StackUp, StatusView
 
@@ -24,6 +25,7 @@ def describe(state: StackState) -> str:
     lines.append(f"router actors: {', '.join(state.actors)}")
     if state.gateway_url:
         lines.append(f"gateway: {state.gateway_url} (token in {GATEWAY_TOKEN})")
+        lines.append(f"MCP: {mcp_url(state)} (streamable HTTP, the gateway's token)")
     return "\n".join(lines)
 
 
@@ -61,6 +63,9 @@ def _up_rows(table: Table, view: StackUp) -> None:
         gateway = view.gateway
         where = f"{gateway.url}, pid {gateway.pid}" if gateway.url else "not started"
         table.add_row(*cells("gateway", _state(gateway.alive, "answering"), where))
+        if gateway.mcp_url is not None:
+            where = f"{gateway.mcp_url} (token in {GATEWAY_TOKEN})"
+            table.add_row(*cells("MCP", _state(gateway.alive, "answering"), where))
 
 
 def _state(ok: bool, good: str, bad: str = "dead") -> Text:

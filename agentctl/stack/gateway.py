@@ -28,6 +28,12 @@ MODULE = "agentctl.calls.gateway"
 TOKEN_FILE = "gateway_token"
 LOG_FILE = "gateway.log"
 HOST = "127.0.0.1"
+MCP_PATH = "/mcp"  # where it serves MCP (streamable HTTP), beside its /v1 API
+
+
+def mcp_url(state: StackState) -> str | None:
+    """The URL of the gateway's MCP endpoint, once it has an address."""
+    return f"{state.gateway_url}{MCP_PATH}" if state.gateway_url else None
 
 
 def token_path(settings: Settings) -> Path:

@@ -4,7 +4,7 @@ Every ``/v1`` route needs ``Authorization: Bearer <token>`` (``<data_dir>/gatewa
 it, or with another, 401 and nothing runs. ``POST /v1/ask`` and ``POST /v1/processes/{name}/runs``
 answer with NDJSON: one event of ``agentctl.events`` a line, sent as it happens; a client that goes
 away cancels its request in its actor (its Prefect run ends Cancelled). Errors before a stream starts
-are JSON: ``{"error", "message", "exit_code"}``.
+are JSON: ``{"error", "message", "exit_code"}``. ``/mcp`` serves MCP (streamable HTTP), see ``gateway.mcp``.
 """
 
 from __future__ import annotations
@@ -62,11 +62,14 @@ class Gateway:
 def make_app(callers: Callers, token: str, gateway: Gateway) -> FastAPI:
     """The API over ``callers``, for requests that carry ``token``."""
     from agentctl import __version__
+    from agentctl.calls.gateway.mcp import mcp_endpoint
 
-    app = FastAPI(title="agentctl gateway", version=__version__, description=__doc__ or "")
+    mcp = mcp_endpoint(callers, token, gateway.jobs)  # MCP streamable HTTP at /mcp, on the same pool
+    app = FastAPI(title="agentctl gateway", version=__version__, description=__doc__ or "", lifespan=mcp.lifespan)
     app.add_exception_handler(AgentctlError, _error)  # type: ignore[arg-type]
     app.include_router(_streams(callers, gateway), dependencies=[Depends(_bearer(token))])
     app.include_router(_reads(callers), dependencies=[Depends(_bearer(token))])
+    app.router.routes.append(mcp.route)
     return app
 
 

@@ -26,18 +26,20 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 
 from agentctl.calls.catalog import catalog, list_for
 from agentctl.calls.mcp.job import Job
-from agentctl.calls.mcp.server import Context, Handlers
+from agentctl.calls.mcp.server import Context, Handlers, SessionRuns
 from agentctl.calls.mcp.tools import ASK
 from agentctl.calls.session import Session
 from agentctl.config import Settings
-from agentctl.errors import UsageError, redact
+from agentctl.errors import StackError, UsageError
 from agentctl.execution.pool import CANCEL_WAIT
 from agentctl.private import kept_token
+from agentctl.stack.gateway import token_path
 
 Say = Callable[[str], None]  # a line for the person who started the server (stderr)
 TOKEN_FILE = "mcp_token"
 HOST = "127.0.0.1"
 RUN_TAG = "mcp"
+ON_GATEWAY = "send secrets as Agentctl-Secret-<VARIABLE> headers; --standalone serves one of its own"
 INSTRUCTIONS = (
     "agentctl runs registered processes (Prefect flows, tasks and deployments) on a pool of router actors. "
     "Call a process's tool with its arguments, or `ask` with a plain-language request."
@@ -45,7 +47,14 @@ INSTRUCTIONS = (
 
 
 def serve(settings: Settings, say: Say, http: bool = False, port: int | None = None, standalone: bool = False) -> int:
-    """Serve agentctl's processes until the client leaves (stdio) or Ctrl-C (HTTP); exit code 0."""
+    """Serve agentctl's processes until the client leaves (stdio) or Ctrl-C (HTTP); exit code 0.
+
+    Over HTTP, with the stack up for ``settings`` and its gateway answering, nothing more is served:
+    the gateway serves the same tools on the stack's pool, and the line said names its endpoint."""
+    if http and not standalone and (url := gateway_endpoint(settings)) is not None:
+        where = f"{url} (token in {token_path(settings)})"
+        say(f"agentctl mcp serve: the stack's gateway serves MCP at {where}; {ON_GATEWAY}")
+        return 0
     warnings.filterwarnings("ignore", category=MCPDeprecationWarning)  # logging: still what clients read
     wire = None if http else _claim_stdio()
     settings = tagged(settings)
@@ -59,13 +68,28 @@ def serve(settings: Settings, say: Say, http: bool = False, port: int | None = N
         session.warm()
         if session.notice:
             say(f"warning: {session.notice}")
-        secret_values = settings.secret_values()
-        handlers = Handlers(session, found.registry, settings, lambda text: redact(text, secret_values))
+        runs = SessionRuns(session, settings)
+        handlers = Handlers(lambda ctx: runs, found.registry, settings)
         try:
-            _run(_server(handlers), settings, wire, port, say)
+            _run(mcp_server(handlers), settings, wire, port, say)
         finally:
             _stop(handlers.jobs)
     return 0
+
+
+def gateway_endpoint(settings: Settings) -> str | None:
+    """The URL of the gateway's MCP endpoint when the stack is up for ``settings`` and its gateway answers."""
+    from agentctl.stack import gateway
+    from agentctl.stack.health import unusable_for
+    from agentctl.stack.state import read_state
+
+    try:
+        state = read_state(settings)
+    except StackError:
+        return None  # the server says why it serves on its own session (Session's notice)
+    if state is None or not settings.gateway.enabled or unusable_for(state, settings) is not None:
+        return None
+    return gateway.mcp_url(state) if gateway.answers(settings, state) else None
 
 
 def tagged(settings: Settings) -> Settings:
@@ -84,7 +108,8 @@ def _claim_stdio() -> tuple[int, int]:
     return wire
 
 
-def _server(handlers: Handlers) -> Server[Any]:
+def mcp_server(handlers: Handlers) -> Server[Any]:
+    """The protocol's server over ``handlers``: tools, calls and the logging level."""
     from agentctl import __version__
 
     server: Server[Any] = Server(
@@ -126,7 +151,7 @@ def _http(server: Server[Any], settings: Settings, port: int, say: Say) -> None:
 
     token = http_token(settings.data_dir, say)
     listening = _listen(port)
-    app = BearerToken(server.streamable_http_app(host=HOST), token)
+    app = BearerToken(server.streamable_http_app(host=HOST), token, UNAUTHORIZED)
     say(f"agentctl mcp serve: http://{HOST}:{listening.getsockname()[1]}/mcp · Ctrl-C to stop")
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[listening])
@@ -157,15 +182,18 @@ def http_token(data_dir: Path, say: Say) -> str:
     return token
 
 
-class BearerToken:
-    """ASGI middleware: an HTTP request without ``Authorization: Bearer <token>`` gets 401."""
+UNAUTHORIZED = "send Authorization: Bearer <token>, the token agentctl mcp serve --http keeps in <data_dir>/mcp_token"
 
-    def __init__(self, app: Any, token: str) -> None:
-        self._app, self._expected = app, f"Bearer {token}".encode()
+
+class BearerToken:
+    """ASGI middleware: an HTTP request without ``Authorization: Bearer <token>`` gets 401, and ``said``."""
+
+    def __init__(self, app: Any, token: str, said: str) -> None:
+        self._app, self._expected, self._said = app, f"Bearer {token}".encode(), said
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not self._allowed(scope):
-            await _unauthorized(send)
+            await _unauthorized(send, self._said)
             return
         await self._app(scope, receive, send)
 
@@ -174,8 +202,7 @@ class BearerToken:
         return hmac.compare_digest(given, self._expected)
 
 
-async def _unauthorized(send: Any) -> None:
-    said = "send Authorization: Bearer <token>, the token agentctl mcp serve --http keeps in <data_dir>/mcp_token"
+async def _unauthorized(send: Any, said: str) -> None:
     body = json.dumps({"error": "invalid_token", "error_description": said}).encode()
     headers = [(b"content-type", b"application/json"), (b"www-authenticate", b'Bearer error="invalid_token"')]
     await send({"type": "http.response.start", "status": 401, "headers": headers})

@@ -11,13 +11,17 @@ that cannot be asked gets the call refused, with the setting that allows it (``a
 
 Cancellation: the SDK cancels a call's handler when the client sends ``notifications/cancelled``;
 the handler then stops its job, which cancels the request in its actor (its run ends Cancelled).
+
+Where a call runs is the ``Runs`` the handlers are given for it: ``mcp serve``'s one warm session
+(``SessionRuns``), or the gateway's pool for the HTTP request that carried the call.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import anyio
 import mcp_types as types
@@ -31,6 +35,7 @@ from agentctl.calls.mcp.job import End, Events, Job, Question
 from agentctl.calls.mcp.tools import ASK, call_result, failed, offered, tool_list
 from agentctl.calls.session import Session
 from agentctl.config import Settings
+from agentctl.errors import redact
 from agentctl.events import ApprovalNeeded, Event, Failed, Log, Result, Routed, Started
 from agentctl.processes.approval import NOTHING
 from agentctl.processes.registry import Registry, describe_validation_error
@@ -44,16 +49,66 @@ APPROVAL_SCHEMA: dict[str, Any] = {
     "required": ["approve"],
 }
 LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "ERROR": "error", "CRITICAL": "critical"}
+Check = Callable[[], None]
+
+
+class Runs(Protocol):
+    """Where a call's events come from, and what of them must never reach the client (its secrets)."""
+
+    def ask(self, request: str, approval: Approval, check: Check) -> Iterator[Event]:
+        """The events of a plain-language request; ``check`` raises once the call is abandoned."""
+        ...
+
+    def run(self, name: str, arguments: dict[str, Any], approval: Approval, check: Check) -> Iterator[Event]:
+        """The events of a run of process ``name`` with validated ``arguments``."""
+        ...
+
+    def redact(self, text: str) -> str:
+        """``text`` without the secrets the call's runs were given."""
+        ...
+
+
+RunsFor = Callable[[Any], Runs]  # the runs of the calls one request context (``Context``) carries
+
+
+class SessionRuns:
+    """``mcp serve``'s calls: on its one warm session, with the secrets of the environment it started in."""
+
+    def __init__(self, session: Session, settings: Settings) -> None:
+        self._session, self._settings = session, settings
+        self._secrets = settings.secret_values()
+
+    def ask(self, request: str, approval: Approval, check: Check) -> Iterator[Event]:
+        """The request's events; a missing LLM key fails the call (not the server)."""
+        self._settings.api_key()
+        return self._session.ask(request, None, approval, check=check)
+
+    def run(self, name: str, arguments: dict[str, Any], approval: Approval, check: Check) -> Iterator[Event]:
+        """The run's events, on the session's pool."""
+        return self._session.run(name, arguments, approval, check=check)
+
+    def redact(self, text: str) -> str:
+        """``text`` without the values of the secrets the settings name."""
+        return redact(text, self._secrets)
+
+
+@dataclass
+class Call:
+    """One call in flight: its job, the record of its events, and how its text is redacted."""
+
+    job: Job
+    record: AskOutput
+    redact: Callable[[str], str]
 
 
 class Handlers:
-    """What the server answers, over one warm session."""
+    """What the server answers; each call runs where ``runs_for`` says for the request that carried it."""
 
-    def __init__(self, session: Session, registry: Registry, settings: Settings, redact: Callable[[str], str]) -> None:
-        self._session, self._settings, self._redact = session, settings, redact
+    def __init__(self, runs_for: RunsFor, registry: Registry, settings: Settings) -> None:
+        self._runs_for, self._settings = runs_for, settings
         self._processes = {process.name: process for process in offered(registry)}
         self._tools = tool_list(list(self._processes.values()), settings)
-        self._waiting: dict[str, tuple[Job, AskOutput]] = {}  # calls awaiting their retry's answer
+        self._waiting: dict[str, Call] = {}  # calls awaiting their retry's answer
         self.jobs: set[Job] = set()
 
     async def list_tools(self, ctx: Context, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
@@ -69,24 +124,23 @@ class Handlers:
         started = self._start(ctx, params.name, params.arguments or {})
         if isinstance(started, types.CallToolResult):
             return started
-        return await self._follow(ctx, *started)
+        return await self._follow(ctx, started)
 
-    def _start(
-        self, ctx: Context, name: str, arguments: dict[str, Any]
-    ) -> tuple[Job, AskOutput] | types.CallToolResult:
-        events = self._events(name, arguments)
+    def _start(self, ctx: Context, name: str, arguments: dict[str, Any]) -> Call | types.CallToolResult:
+        runs = self._runs_for(ctx)
+        events = self._events(runs, name, arguments)
         if isinstance(events, types.CallToolResult):
             return events
         request = arguments.get("request") if name == ASK else ""
         job = Job(events, NOTHING, _cannot_ask(ctx), self._settings.mcp.serve.approval_wait)
         self.jobs.add(job)
         job.start()
-        return job, AskOutput(request=str(request))
+        return Call(job, AskOutput(request=str(request)), runs.redact)
 
-    def _events(self, name: str, arguments: dict[str, Any]) -> Events | types.CallToolResult:
+    def _events(self, runs: Runs, name: str, arguments: dict[str, Any]) -> Events | types.CallToolResult:
         """How the call's events come, or why it cannot start."""
         if name == ASK:
-            return self._ask_events(arguments)
+            return self._ask_events(runs, arguments)
         process = self._processes.get(name)
         if process is None:
             raise MCPError(types.INVALID_PARAMS, f"no tool named {name!r}: tools/list names the tools there are")
@@ -95,42 +149,40 @@ class Handlers:
         except ValidationError as exc:
             return failed(f"bad arguments for {name}: {describe_validation_error(exc)}")
 
-        def run(approval: Approval, check: Callable[[], None]) -> Iterator[Event]:
-            return self._session.run(name, valid, approval, check=check)
+        def run(approval: Approval, check: Check) -> Iterator[Event]:
+            return runs.run(name, valid, approval, check)
 
         return run
 
-    def _ask_events(self, arguments: dict[str, Any]) -> Events | types.CallToolResult:
+    def _ask_events(self, runs: Runs, arguments: dict[str, Any]) -> Events | types.CallToolResult:
         request = arguments.get("request")
         if not isinstance(request, str) or not request.strip() or set(arguments) != {"request"}:
             return failed('ask takes one argument, the request in plain language: {"request": "..."}')
 
-        def ask(approval: Approval, check: Callable[[], None]) -> Iterator[Event]:
-            self._settings.api_key()  # in the call: a missing key fails the call, not the server
-            return self._session.ask(request, None, approval, check=check)
+        def ask(approval: Approval, check: Check) -> Iterator[Event]:
+            return runs.ask(request, approval, check)  # in the job: a missing key fails the call, not the server
 
         return ask
 
-    async def _follow(
-        self, ctx: Context, job: Job, record: AskOutput
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    async def _follow(self, ctx: Context, call: Call) -> types.CallToolResult | types.InputRequiredResult:
         """Pass the job's events on until its end (or a question to ask in the call's retry)."""
         try:
-            async for item in job.items:
+            async for item in call.job.items:
                 if isinstance(item, End):
                     break
                 if isinstance(item, Question):
-                    later = await self._ask(ctx, job, record, item.needed)
+                    later = await self._ask(ctx, call, item.needed)
                     if later is not None:
                         return later
                     continue
-                record.add(item)
-                await self._tell(ctx, job, item)
+                call.record.add(item)
+                await self._tell(ctx, call, item)
         except anyio.get_cancelled_exc_class():
-            job.stop()  # the client cancelled: the request is cancelled in its actor
+            call.job.stop()  # the client cancelled: the request is cancelled in its actor
+            self.jobs.discard(call.job)
             raise
-        self.jobs.discard(job)
-        return call_result(record, self._redact)
+        self.jobs.discard(call.job)
+        return call_result(call.record, call.redact)
 
     async def _resume(
         self, ctx: Context, params: types.CallToolRequestParams
@@ -139,18 +191,15 @@ class Handlers:
         waiting = self._waiting.pop(params.request_state or "", None)
         if waiting is None:
             return failed(f"{params.name}: that approval is no longer awaited (answered, or too late): call it again")
-        job, record = waiting
-        job.answer(_answer((params.input_responses or {}).get(APPROVAL)))
-        return await self._follow(ctx, job, record)
+        waiting.job.answer(_answer((params.input_responses or {}).get(APPROVAL)))
+        return await self._follow(ctx, waiting)
 
-    async def _ask(
-        self, ctx: Context, job: Job, record: AskOutput, needed: ApprovalNeeded
-    ) -> types.InputRequiredResult | None:
+    async def _ask(self, ctx: Context, call: Call, needed: ApprovalNeeded) -> types.InputRequiredResult | None:
         """Ask the client about ``needed``: now (a form request), or in the call's retry."""
-        form = types.ElicitRequestFormParams(message=self._question(needed), requested_schema=APPROVAL_SCHEMA)
+        form = types.ElicitRequestFormParams(message=_question(needed, call.redact), requested_schema=APPROVAL_SCHEMA)
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
             state = secrets.token_urlsafe(16)
-            self._waiting[state] = (job, record)
+            self._waiting[state] = call
             return types.InputRequiredResult(
                 input_requests={APPROVAL: types.ElicitRequest(params=form)}, request_state=state
             )
@@ -158,24 +207,25 @@ class Handlers:
             result = await ctx.session.elicit_form(form.message, APPROVAL_SCHEMA, related_request_id=ctx.request_id)
         except MCPError:
             result = None  # the client could not ask: no yes
-        job.answer(_answer(result))
+        call.job.answer(_answer(result))
         return None
 
-    def _question(self, needed: ApprovalNeeded) -> str:
-        lines = [f"{needed.process} needs your approval before it runs, with:"]
-        lines += [f"  {name} = {value!r}" for name, value in needed.arguments.items()]
-        return self._redact("\n".join([*lines, "Run it?"]))
-
-    async def _tell(self, ctx: Context, job: Job, event: Event) -> None:
+    async def _tell(self, ctx: Context, call: Call, event: Event) -> None:
         """The event as the client sees it while the call runs: a log line, and progress."""
         line = _line(event)
         if line is None:
             return
-        job.told += 1
+        call.job.told += 1
         if isinstance(event, Log):
             level: Any = LEVELS.get(event.level.upper(), "info")
-            await ctx.session.send_log_message(level, self._redact(event.message), event.run_name, ctx.request_id)
-        await ctx.session.report_progress(job.told, None, self._redact(line))
+            await ctx.session.send_log_message(level, call.redact(event.message), event.run_name, ctx.request_id)
+        await ctx.session.report_progress(call.job.told, None, call.redact(line))
+
+
+def _question(needed: ApprovalNeeded, redact: Callable[[str], str]) -> str:
+    lines = [f"{needed.process} needs your approval before it runs, with:"]
+    lines += [f"  {name} = {value!r}" for name, value in needed.arguments.items()]
+    return redact("\n".join([*lines, "Run it?"]))
 
 
 def _line(event: Event) -> str | None:

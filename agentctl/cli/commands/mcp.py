@@ -26,10 +26,12 @@ def serve(
     Over stdio by default, as desktop clients launch servers: stdout carries the protocol alone, and
     everything else goes to stderr. With --http, streamable HTTP at http://127.0.0.1:PORT/mcp; every
     request needs `Authorization: Bearer <token>`, the token made at the first --http start, printed
-    that once and kept in `<data_dir>/mcp_token`. Calls run on the stack of agentctl up when it is up,
-    else on a session the server keeps warm, as Prefect runs tagged agentctl and mcp. A process that
-    asks first (confirm) asks the client (elicitation); a client that cannot be asked gets the call
-    refused, unless the process is in processes.auto_approve.
+    that once and kept in `<data_dir>/mcp_token`. With the stack of agentctl up running and its gateway
+    answering, --http serves nothing more: it names the gateway's MCP endpoint (its /mcp, with the token
+    in `<data_dir>/gateway_token`) and exits 0; --standalone serves one of its own anyway. Calls run on
+    the stack when it is up, else on a session the server keeps warm, as Prefect runs tagged agentctl
+    and mcp. A process that asks first (confirm) asks the client (elicitation); a client that cannot be
+    asked gets the call refused, unless the process is in processes.auto_approve.
     """
     from agentctl.calls.mcp.serve import serve as run_server
 
