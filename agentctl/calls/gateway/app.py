@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from agentctl.calls.gateway.batches import batch_router
 from agentctl.calls.gateway.callers import Callers, Check, NotServed
 from agentctl.calls.gateway.wire import NDJSON, AskBody, RunBody
 from agentctl.calls.mcp.job import End, Job
@@ -36,11 +37,21 @@ Credentials = Annotated[
 NO_ONE = "the gateway asks no one"  # approval: the stream ends at ``paused``; the caller asks, then resumes
 
 
+class Running(Protocol):
+    """A request in flight (a ``Job``, a batch): cancelled in its actors when the gateway stops."""
+
+    def stop(self) -> None:
+        """Cancel it: its stream ends soon after."""
+
+    def join(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, until its cancels have reached the actors."""
+
+
 class Gateway:
     """The requests in flight, so that a stopping gateway cancels them first."""
 
     def __init__(self) -> None:
-        self.jobs: set[Job] = set()
+        self.jobs: set[Running] = set()
         self.stopping = False
 
     def stop(self) -> None:
@@ -58,6 +69,7 @@ def make_app(callers: Callers, token: str, gateway: Gateway) -> FastAPI:
     app.add_exception_handler(AgentctlError, _error)  # type: ignore[arg-type]
     app.include_router(_streams(callers, gateway), dependencies=[Depends(_bearer(token))])
     app.include_router(_reads(callers), dependencies=[Depends(_bearer(token))])
+    app.include_router(batch_router(callers, gateway), dependencies=[Depends(_bearer(token))])
     return app
 
 

@@ -132,3 +132,14 @@ def _refused(response: httpx.Response) -> Exception:
 
 def _reason(exc: httpx.HTTPError) -> str:
     return str(exc) or type(exc).__name__
+
+
+def raised(event: Event) -> Event:
+    """``event``, or the error it carries when the gateway's side raised it (for streams read without
+    ``Client``: a batch's)."""
+    return _event(event)
+
+
+def refusal(status: int, content: bytes) -> Exception:
+    """The error for an answer other than 200 to a request made without ``Client`` (a batch's)."""
+    return _refused(httpx.Response(status, content=content))
