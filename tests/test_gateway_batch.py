@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import API_KEY, base_env, run_cli
 from tests.servers import FakeGitHub, FakeLLM, Reply, say, tool_call
 from tests.test_cli_batch import _asked_for, _flow_runs_of, _records, _wait_for
-from tests.test_gateway import _auth, _idle, _state, _url
+from tests.test_gateway import _auth, _gone, _idle, _state, _url
 from tests.test_gateway_cli import HEAVY, WARNED, _imports
 from tests.test_stack import _down, _up
 
@@ -244,3 +244,24 @@ def test_a_client_that_goes_away_mid_batch_keeps_what_finished_and_its_runs_in_f
     assert sorted(r["id"] for r in _records(out)) == [1, 2]
     assert sorted(r["chat"] for r in _records(out)) == ["Paris.", "Paris."]
     assert _idle(stack)
+
+
+def test_a_dead_gateway_is_one_warning_then_the_batch_goes_through_ray_and_up_heals_it(
+    stack: dict[str, str], llm: FakeLLM, tmp_path: Path
+) -> None:
+    llm.responder = _route_by_repo
+    requests, out = tmp_path / "requests.txt", tmp_path / "results.jsonl"
+    requests.write_text("capital of France?\ncapital of Spain?\n")
+    gateway = _state(stack)["gateway_pid"]
+    os.kill(gateway, signal.SIGKILL)
+    assert _gone(gateway)
+    try:
+        result, modules = _imports(stack, "batch", str(requests), "--out", str(out))
+    finally:
+        healed = run_cli(stack, "up", timeout=240)  # the other tests of this module need it
+    assert result.code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if WARNED in line]
+    assert len(warnings) == 1 and "agentctl up restarts it" in warnings[0], result.stderr
+    assert "ray" in modules  # the CLI became a Ray driver on the same stack
+    assert sorted(r["chat"] for r in _records(out)) == ["Paris.", "Paris."]
+    assert healed.code == 0 and _state(stack)["gateway_pid"] != gateway

@@ -4,10 +4,13 @@
     engine   at most N items in flight, records as they finish, a stop that cancels
     records  stdout, or --out: appended and flushed per record, compacted to one per id at the end
     tally    the count, the summary line and the exit code
+    wire     a batch over the stack's gateway (``POST /v1/batch``), and ``warm`` the CLI's side of it
 
-A batch runs on one session (the stack of ``agentctl up``, else a temporary one), whose pool spreads
-the items over its actors; a dry run routes in this process and starts nothing. What a batch yields:
-warnings (``Log``), malformed lines and records, in the order they happen.
+A batch goes through the stack's gateway when it serves the call (``warm``: this process then
+imports no Ray, Prefect or openai, and the gateway drives the items with ``ask_items``/``run_items``
+on its pool); else it runs on one session (the stack of ``agentctl up``, else a temporary one), whose
+pool spreads the items over its actors. A dry run routes in this process and starts nothing. What a
+batch yields: warnings (``Log``), malformed lines and records, in the order they happen.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing, suppress
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -88,7 +88,7 @@ def _call(header: bytes) -> BatchCall:
 
 def _outcomes(
     callers: Callers, call: BatchCall, settings: Settings, lines: Iterable[str], stop: Check
-) -> Iterator[Outcome | Opened]:
+) -> Generator[Outcome | Opened, None, None]:
     """The batch's outcomes, after the line that says how many run at once (in the job's thread)."""
     served = _Pooled(callers, call, settings, stop)
     options = Options(call.concurrency, yes=call.approved.everything, approve=frozenset(call.approved.names))
@@ -186,6 +186,8 @@ class Body:
             while True:
                 *whole, self._pending = self._pending.split(b"\n")
                 for line in whole:
+                    if self.gone:  # nobody waits for what it sent last
+                        return
                     await self._send.send(line.decode("utf-8", errors="replace"))
                 if self._ended:
                     break
@@ -221,7 +223,7 @@ class Body:
             raise self.error
 
 
-Outcomes = Callable[[Iterable[str], Check], Iterator[Outcome | Opened]]
+Outcomes = Callable[[Iterable[str], Check], Generator[Outcome | Opened, None, None]]
 
 
 class BatchJob:
@@ -252,8 +254,9 @@ class BatchJob:
 
     def _produce(self) -> None:
         try:
-            for outcome in self._outcomes(self._body.lines(self._token), self._check):
-                self._put(_line(outcome))
+            with closing(self._outcomes(self._body.lines(self._token), self._check)) as outcomes:
+                for outcome in outcomes:  # closed however this ends: the items in flight are cancelled
+                    self._put(_line(outcome))
         except Stopped:
             pass
         except AgentctlError as exc:
