@@ -82,8 +82,8 @@ def _call(header: bytes) -> BatchCall:
         return BatchCall.model_validate_json(header)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the first line"
-        raise UsageError(f"the batch's first line: {where}: {first['msg']}") from None
+        where = "".join(f"{part}: " for part in (".".join(str(p) for p in first["loc"]),) if part)
+        raise UsageError(f"the batch's first line: {where}{first['msg']}: send one JSON object, e.g. {{}}") from None
 
 
 def _outcomes(
