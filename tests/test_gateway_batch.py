@@ -109,6 +109,12 @@ def test_a_batch_through_the_gateway_writes_what_the_ray_path_writes(
     assert [r["id"] for r in _records(warm_out)].count("ghost") == 1
     assert {r["id"]: r for r in _records(warm_out)}["ghost"]["result"]["stars"] == 1
 
+    params = tmp_path / "params.jsonl"
+    params.write_text('{"id": "r", "repo": "acme/rocket"}\n{"repo": "acme/engine"}\n')
+    ran, modules = _imports(stack, "processes", "run", "github_repo_info", "--batch", str(params))
+    assert ran.code == 0 and not modules & set(HEAVY), ran.stderr
+    assert {r["id"]: r["result"]["stars"] for r in map(json.loads, ran.stdout.splitlines())} == {"r": 7, 2: 9}
+
 
 class _Batch:
     """A ``POST /v1/batch`` over a plain socket and h11, whose body is sent piece by piece while its

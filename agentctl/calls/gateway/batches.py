@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from agentctl.calls.approval import Approval, approved_events
-from agentctl.calls.batch import Options, Outcome, ask_items, run_items
+from agentctl.calls.batch import PER_ACTOR, Options, Outcome, ask_items, run_items
 from agentctl.calls.batch.engine import Check, Stopped
 from agentctl.calls.batch.reader import Malformed, argument_sets, requests
 from agentctl.calls.batch.wire import BatchCall, MalformedLine, Opened, Recorded
@@ -39,7 +39,7 @@ from agentctl.execution.pool import Pool
 if TYPE_CHECKING:
     from agentctl.calls.gateway.app import Gateway
 
-READ_AHEAD = 256  # item lines received before the batch reads them; then the client's sending waits
+READ_AHEAD = 64  # item lines received before the batch reads them; then the client's sending waits
 MAX_LINE = 1 << 20  # bytes of one body line: a body with no line breaks is refused, not held
 OUT_BUFFER = 64  # lines produced and not yet sent before the batch waits for its client to read
 BODY = {
@@ -82,7 +82,8 @@ def _call(header: bytes) -> BatchCall:
         return BatchCall.model_validate_json(header)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = "".join(f"{part}: " for part in (".".join(str(p) for p in first["loc"]),) if part)
+        loc = ".".join(str(part) for part in first["loc"])
+        where = f"{loc}: " if loc else ""
         raise UsageError(f"the batch's first line: {where}{first['msg']}: send one JSON object, e.g. {{}}") from None
 
 
@@ -91,10 +92,9 @@ def _outcomes(
 ) -> Generator[Outcome | Opened, None, None]:
     """The batch's outcomes, after the line that says how many run at once (in the job's thread)."""
     served = _Pooled(callers, call, settings, stop)
-    options = Options(call.concurrency, yes=call.approved.everything, approve=frozenset(call.approved.names))
-    concurrency = options.concurrency or served.default_concurrency()
+    concurrency = call.concurrency or PER_ACTOR * served.pool_size  # as agentctl batch on this pool
+    options = Options(concurrency, yes=call.approved.everything, approve=frozenset(call.approved.names))
     yield Opened(concurrency=concurrency)
-    options = Options(concurrency, yes=options.yes, approve=options.approve)
     if call.process is not None:
         yield from run_items(served, call.process, argument_sets(lines), options)
     else:
@@ -111,12 +111,6 @@ class _Pooled:
     @property
     def pool_size(self) -> int:
         return self._pool.size
-
-    def default_concurrency(self) -> int:
-        """Items in flight when the caller named no number: as ``agentctl batch`` on this pool."""
-        from agentctl.calls.batch import PER_ACTOR
-
-        return PER_ACTOR * self._pool.size
 
     def notices(self) -> Iterator[Log]:
         for problem in self._problems:
@@ -180,6 +174,7 @@ class Body:
             self.error = exc
         while not self.gone:
             await self._take()
+            self._pending = b""  # past the body's end, or its error: nothing more is an item
 
     async def _received(self) -> None:
         async with self._send:  # closed at the end: the batch's reading ends
