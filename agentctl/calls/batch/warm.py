@@ -89,6 +89,9 @@ class _Batch:
             self._http.send(_encoded(call))
             self._lines = self._http.lines()
             self._opened = _opened(self._lines)
+        except BROKEN as exc:
+            self._http.close()
+            raise GatewayDown(f"it does not answer ({exc})") from None
         except BaseException:
             self._http.close()
             raise
@@ -161,8 +164,8 @@ def _outcome(line: Line, window: threading.Semaphore) -> Outcome:
 
 def _lost(why: str) -> GatewayLost:
     return GatewayLost(
-        f"the stack's gateway went away mid-batch ({why}): the records it sent are kept, "
-        f"agentctl batch --resume runs the rest; {HEAL}"
+        f"the stack's gateway went away mid-batch ({why}): the records it sent are kept "
+        f"(--resume runs the rest); {HEAL}"
     )
 
 
@@ -214,7 +217,11 @@ class _Duplex:
             ("Content-Type", NDJSON),
             ("Transfer-Encoding", "chunked"),
         ]
-        self._event(h11.Request(method="POST", target="/v1/batch", headers=headers))
+        try:
+            self._event(h11.Request(method="POST", target="/v1/batch", headers=headers))
+        except OSError as exc:
+            self.close()
+            raise GatewayDown(f"it does not answer ({exc.strerror or exc})") from None
 
     def send(self, data: bytes) -> None:
         """Send one piece of the body."""
