@@ -17,7 +17,13 @@ processes (``batch_processes.py``, through ``processes.paths``). Rows, medians o
 "seconds" is the batch's own time from its summary line (session attach to last record, 0.1 s
 resolution); "CLI" the whole process's wall time (interpreter, imports, exit included).
 
+With the stack's gateway up, ``agentctl batch`` goes through it. ``--gateway`` measures only the two
+paths side by side instead: the same one-shot batch through the gateway and through Ray
+(``AGENTCTL_GATEWAY__ENABLED=false``: the CLI becomes a Ray driver on the stack), with the instant
+and the slow LLM.
+
     .venv/bin/python benchmarks/bench_batch.py --runs 3 --items 40
+    .venv/bin/python benchmarks/bench_batch.py --runs 5 --items 40 --gateway
 """
 
 from __future__ import annotations
@@ -84,7 +90,10 @@ def main() -> None:
     try:
         state = json.loads((data / "stack.json").read_text())
         print(f"Prefect on {state['database']} ({'up --postgres' if postgres else 'up, no PostgreSQL here'})")
-        table(measure(args, env, route, state["prefect_url"], data), args.latency)
+        if args.gateway:
+            paths_table(both_paths(args, env, route, data))
+        else:
+            table(measure(args, env, route, state["prefect_url"], data), args.latency)
     finally:
         cli(env, "down")
 
@@ -97,6 +106,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--latency", type=float, default=0.5, help="seconds the slow LLM takes to answer")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 8, 16], help="tried for the ceiling")
     parser.add_argument("--batch-concurrency", type=int, help="agentctl batch --concurrency (default: the CLI's)")
+    parser.add_argument("--gateway", action="store_true", help="compare the gateway's path with Ray's, only")
     return parser.parse_args()
 
 
@@ -116,6 +126,40 @@ def measure(args: argparse.Namespace, env: dict[str, str], route: Route, prefect
             runs = [batch(own, data, route, items, concurrency) for _ in range(args.runs)]
             rows.append(Row(f"{label}, LLM {latency:.1f} s", items, [s for s, _ in runs], [w for _, w in runs]))
     return rows
+
+
+def both_paths(args: argparse.Namespace, env: dict[str, str], route: Route, data: Path) -> list[Row]:
+    """One-shot batches through the gateway and through Ray, alternated run by run (the machine's
+    noise falls on both), with the instant and the slow LLM."""
+    one_shot = {**env, "AGENTCTL_ROUTER__MAX_STEPS": "1"}
+    paths = {"through the gateway": one_shot, "through Ray": {**one_shot, "AGENTCTL_GATEWAY__ENABLED": "false"}}
+    options = concurrency_option(args.batch_concurrency)
+    route.process = "bench_echo"
+    for own in paths.values():
+        route.latency = 0.0
+        batch(own, data, route, 8, [])  # a process's first run in each actor pays set-up: not counted
+    rows = []
+    for latency in (0.0, args.latency):
+        route.latency = latency
+        found: dict[str, list[tuple[float, float]]] = {name: [] for name in paths}
+        for _ in range(args.runs):
+            for name, own in paths.items():
+                found[name].append(batch(own, data, route, args.items, options))
+        for name, runs in found.items():
+            seconds, wall = [s for s, _ in runs], [w for _, w in runs]
+            rows.append(Row(f"batch {name}, LLM {latency:.1f} s", args.items, seconds, wall))
+    return rows
+
+
+def paths_table(rows: list[Row]) -> None:
+    """The two paths' table: items/s from the batch's own time, and the CLI's wall time."""
+    print(f"{'':<40} {'items':>5} {'seconds':>8} {'items/s':>8} {'CLI wall':>9} {'items/s (wall)':>15}")
+    for row in rows:
+        wall = statistics.median(row.wall)
+        print(
+            f"{row.name:<40} {row.items:5d} {statistics.median(row.seconds):8.2f} {row.rate:8.2f} "
+            f"{wall:9.2f} {row.items / wall:15.2f}"
+        )
 
 
 def concurrency_option(concurrency: int | None) -> list[str]:

@@ -4,10 +4,13 @@
     engine   at most N items in flight, records as they finish, a stop that cancels
     records  stdout, or --out: appended and flushed per record, compacted to one per id at the end
     tally    the count, the summary line and the exit code
+    wire     a batch over the stack's gateway (``POST /v1/batch``), and ``warm`` the CLI's side of it
 
-A batch runs on one session (the stack of ``agentctl up``, else a temporary one), whose pool spreads
-the items over its actors; a dry run routes in this process and starts nothing. What a batch yields:
-warnings (``Log``), malformed lines and records, in the order they happen.
+A batch goes through the stack's gateway when it serves the call (``warm``: this process then
+imports no Ray, Prefect or openai, and the gateway drives the items with ``ask_items``/``run_items``
+on its pool); else it runs on one session (the stack of ``agentctl up``, else a temporary one), whose
+pool spreads the items over its actors. A dry run routes in this process and starts nothing. What a
+batch yields: warnings (``Log``), malformed lines and records, in the order they happen.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agentctl.calls.approval import Approval
 from agentctl.calls.batch.engine import Check, drive
@@ -25,8 +28,11 @@ from agentctl.calls.batch.records import key
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError
 from agentctl.events import ApprovalNeeded, Event, Log, Routed
-from agentctl.processes.approval import EVERYTHING
+from agentctl.processes.approval import Approved
 from agentctl.views import BatchRecord, ErrorInfo
+
+if TYPE_CHECKING:
+    from agentctl.calls.session import Session
 
 PER_ACTOR = 4  # default items in flight per router actor: enough to hide the LLM's latency
 SQLITE_CONCURRENCY = 4  # above this, Prefect on SQLite answers concurrent runs with 503s and retries
@@ -41,44 +47,123 @@ class Options:
     dry_run: bool = False
     yes: bool = False
     standalone: bool = False
+    approve: frozenset[str] = frozenset()  # processes approved by name (a gateway caller may send them)
+
+    def approval(self) -> Approval:
+        """The batch's approval: nobody is asked, so a run that needs one not given here is refused."""
+        return approval_of(Approved(everything=self.yes, names=self.approve))
+
+
+class Served(Protocol):
+    """Where a batch's items run: a session (through Ray), or the pool of the stack's gateway for one caller."""
+
+    @property
+    def pool_size(self) -> int:
+        """How many router actors serve the batch."""
+
+    @property
+    def on_sqlite(self) -> bool:
+        """Whether the Prefect API keeps its data in SQLite (slow for runs at once)."""
+
+    def notices(self) -> Iterator[Log]:
+        """What the batch should warn about before it starts."""
+
+    def ask(self, request: str, model: str | None, approval: Approval, check: Check) -> Iterator[Event]:
+        """One request's events."""
+
+    def run(self, name: str, arguments: dict[str, Any], approval: Approval, check: Check) -> Iterator[Event]:
+        """One run's events, without the LLM."""
 
 
 def ask_batch(settings: Settings, reads: Iterable[Read], options: Options) -> Iterator[Outcome]:
-    """Route and run every request of ``reads`` (route only, with ``dry_run``)."""
-    approval = _approval(options.yes)
+    """Route and run every request of ``reads`` (route only, with ``dry_run``): through the stack's
+    gateway when it serves the call, else on a session of this process."""
     if options.dry_run:
-        yield from _dry_batch(settings, reads, options, approval)
+        yield from _dry_batch(settings, reads, options, options.approval())
         return
+    settings.api_key()
+    from agentctl.calls.batch.warm import through_gateway
+
+    yield from through_gateway(settings, reads, options, None, [], lambda: _ask_on_session(settings, reads, options))
+
+
+def _ask_on_session(settings: Settings, reads: Iterable[Read], options: Options) -> Iterator[Outcome]:
     from agentctl.calls.session import Session
 
-    settings.api_key()
     with Session(settings, standalone=options.standalone, last=True) as session:
-        concurrency = options.concurrency or PER_ACTOR * session.pool_size
-        yield from _warnings(session.notices(), session.on_sqlite, concurrency)
+        yield from ask_items(_SessionServed(session), settings, reads, options)
 
-        def work(item: Item, check: Check) -> BatchRecord:
-            events = session.ask(item.request, item.model or settings.llm.model, approval, check=check)
-            return _recorded(BatchRecord(id=item.id, request=item.request), events, check)
 
-        yield from drive(reads, work, concurrency)
+def ask_items(served: Served, settings: Settings, reads: Iterable[Read], options: Options) -> Iterator[Outcome]:
+    """The requests of ``reads`` on ``served``, ``options.concurrency`` at a time (default: per actor)."""
+    approval = options.approval()
+    concurrency = options.concurrency or PER_ACTOR * served.pool_size
+    yield from _warnings(served.notices(), served.on_sqlite, concurrency)
+
+    def work(item: Item, check: Check) -> BatchRecord:
+        events = served.ask(item.request, item.model or settings.llm.model, approval, check)
+        return _recorded(BatchRecord(id=item.id, request=item.request), events, check)
+
+    yield from drive(reads, work, concurrency)
 
 
 def run_batch(
     settings: Settings, name: str, reads: Iterable[Read], options: Options, listing: Any
 ) -> Iterator[Outcome]:
-    """Run process ``name`` once per argument set of ``reads``, no LLM; ``listing``: the deployments."""
+    """Run process ``name`` once per argument set of ``reads``, no LLM (through the stack's gateway
+    when it serves the call); ``listing``: the deployments, whose problems the caller warned about."""
+    from agentctl.calls.batch.warm import through_gateway
+
+    warned = listing.problems if listing is not None else []
+    yield from through_gateway(
+        settings, reads, options, name, warned, lambda: _run_on_session(settings, name, reads, options, listing)
+    )
+
+
+def _run_on_session(
+    settings: Settings, name: str, reads: Iterable[Read], options: Options, listing: Any
+) -> Iterator[Outcome]:
     from agentctl.calls.session import Session
 
-    approval = _approval(options.yes)
     with Session(settings, standalone=options.standalone, last=True, listing=listing) as session:
-        concurrency = options.concurrency or PER_ACTOR * session.pool_size
-        yield from _warnings(session.notices(), session.on_sqlite, concurrency)
+        yield from run_items(_SessionServed(session), name, reads, options)
 
-        def work(item: Item, check: Check) -> BatchRecord:
-            events = session.run(name, item.arguments, approval, check=check)
-            return _recorded(BatchRecord(id=item.id, request=f"processes run {name}"), events, check)
 
-        yield from drive(reads, work, concurrency)
+def run_items(served: Served, name: str, reads: Iterable[Read], options: Options) -> Iterator[Outcome]:
+    """A run of process ``name`` per argument set of ``reads`` on ``served``."""
+    approval = options.approval()
+    concurrency = options.concurrency or PER_ACTOR * served.pool_size
+    yield from _warnings(served.notices(), served.on_sqlite, concurrency)
+
+    def work(item: Item, check: Check) -> BatchRecord:
+        events = served.run(name, item.arguments, approval, check)
+        return _recorded(BatchRecord(id=item.id, request=f"processes run {name}"), events, check)
+
+    yield from drive(reads, work, concurrency)
+
+
+class _SessionServed:
+    """A session of this process, as a batch runs on it."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @property
+    def pool_size(self) -> int:
+        return self._session.pool_size
+
+    @property
+    def on_sqlite(self) -> bool:
+        return self._session.on_sqlite
+
+    def notices(self) -> Iterator[Log]:
+        return self._session.notices()
+
+    def ask(self, request: str, model: str | None, approval: Approval, check: Check) -> Iterator[Event]:
+        return self._session.ask(request, model, approval, check=check)
+
+    def run(self, name: str, arguments: dict[str, Any], approval: Approval, check: Check) -> Iterator[Event]:
+        return self._session.run(name, arguments, approval, check=check)
 
 
 def _dry_batch(settings: Settings, reads: Iterable[Read], options: Options, approval: Approval) -> Iterator[Outcome]:
@@ -127,9 +212,9 @@ def _warning(message: str) -> Log:
     return Log(time=time.time(), level="WARNING", run_name="agentctl", message=message)
 
 
-def _approval(yes: bool) -> Approval:
-    # Nobody is asked in a batch: a run that needs approval is refused unless --yes approved them all.
-    return Approval(EVERYTHING) if yes else Approval(nobody="a batch asks no one")
+def approval_of(approved: Approved) -> Approval:
+    """A batch's approval: nobody is asked, so a run that needs one ``approved`` does not cover is refused."""
+    return Approval(approved, nobody="a batch asks no one")
 
 
 def _approval_applied(events: Iterator[Event], approval: Approval) -> Iterator[Event]:

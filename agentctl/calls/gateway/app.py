@@ -14,7 +14,7 @@ import contextlib
 import hmac
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, cast
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from agentctl.calls.gateway.batches import batch_router
 from agentctl.calls.gateway.callers import Callers, Check, NotServed
 from agentctl.calls.gateway.wire import NDJSON, AskBody, Call, RunBody
 from agentctl.calls.mcp.job import End, Item, Job
@@ -45,11 +46,21 @@ KEPT_ALIVE = b"\n"
 NO_ONE = "the gateway asks no one"  # approval: the stream ends at ``paused``; the caller asks, then resumes
 
 
+class Running(Protocol):
+    """A request in flight (a ``Job``, a batch): cancelled in its actors when the gateway stops."""
+
+    def stop(self) -> None:
+        """Cancel it: its stream ends soon after."""
+
+    def join(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, until its cancels have reached the actors."""
+
+
 class Gateway:
     """The requests in flight, so that a stopping gateway cancels them first."""
 
     def __init__(self) -> None:
-        self.jobs: set[Job] = set()
+        self.jobs: set[Running] = set()
         self.stopping = False
 
     def stop(self) -> None:
@@ -64,11 +75,13 @@ def make_app(callers: Callers, token: str, gateway: Gateway) -> FastAPI:
     from agentctl import __version__
     from agentctl.calls.gateway.mcp import mcp_endpoint
 
-    mcp = mcp_endpoint(callers, token, gateway.jobs)  # MCP streamable HTTP at /mcp, on the same pool
+    # MCP streamable HTTP at /mcp, on the same pool; it adds only Jobs to the set of what runs.
+    mcp = mcp_endpoint(callers, token, cast("set[Job]", gateway.jobs))
     app = FastAPI(title="agentctl gateway", version=__version__, description=__doc__ or "", lifespan=mcp.lifespan)
     app.add_exception_handler(AgentctlError, _error)  # type: ignore[arg-type]
     app.include_router(_streams(callers, gateway), dependencies=[Depends(_bearer(token))])
     app.include_router(_reads(callers), dependencies=[Depends(_bearer(token))])
+    app.include_router(batch_router(callers, gateway), dependencies=[Depends(_bearer(token))])
     app.router.routes.append(mcp.route)
     return app
 

@@ -57,9 +57,9 @@ class Callers:
 
     def ask(self, body: AskBody, settings: Settings, stop: Check) -> Iterator[Event]:
         """The events of ``body``'s request; ``stop`` raises once its client has gone."""
-        pool, problems, check = self._ready(body, settings, stop)
+        pool, problems, check = self.ready(body, settings, stop)
         yield from _warnings(problems)
-        yield from _again_if_dead(
+        yield from again_if_dead(
             lambda: pool.ask(
                 body.request,
                 body.model or settings.llm.model,
@@ -73,13 +73,13 @@ class Callers:
 
     def run(self, name: str, body: RunBody, settings: Settings, stop: Check) -> Iterator[Event]:
         """The events of a run of process ``name``; ``stop`` as for ``ask``."""
-        pool, problems, check = self._ready(body, settings, stop)
+        pool, problems, check = self.ready(body, settings, stop)
         yield from _warnings(problems)
-        yield from _again_if_dead(
+        yield from again_if_dead(
             lambda: pool.run(name, body.arguments, check=check, approved=approved(body), detach=body.detach)
         )
 
-    def _ready(self, call: Call, settings: Settings, stop: Check) -> tuple[Pool, list[str], Check]:
+    def ready(self, call: Call, settings: Settings, stop: Check) -> tuple[Pool, list[str], Check]:
         """The pool's view for this caller, with its deployments listed, and the request's check."""
         listing = list_for(settings)
         pool = self._pool.for_caller(settings, call.secrets)
@@ -120,7 +120,7 @@ class Callers:
         return mark_crashed(self.stack.state.prefect_url, run_id, kind, "the router actor running it died (agentctl)")
 
 
-def _again_if_dead(events: Callable[[], Iterator[Event]]) -> Iterator[Event]:
+def again_if_dead(events: Callable[[], Iterator[Event]]) -> Iterator[Event]:
     """``events``, once more when their actor was found dead before the first one (it died between
     requests: the pool has put a new one in its place, as a CLI's own pool would have at attach)."""
     started = False

@@ -161,18 +161,32 @@ def _event(event: Event) -> Event:
 
 
 def _refused(response: http.client.HTTPResponse) -> Exception:
-    """The error for a response other than 200: ``GatewayDown`` when the request is not its to serve."""
-    text = response.read().decode(errors="replace")
-    response.close()
+    """The error for a response other than 200 (read and closed here)."""
+    try:
+        return refusal(response.status, response.read())
+    finally:
+        response.close()
+
+
+def refusal(status: int, content: bytes) -> Exception:
+    """The error for an answer other than 200: ``GatewayDown`` when the request is not the gateway's
+    to serve (also for a request made without ``Client``: a batch's)."""
+    text = content.decode(errors="replace")
     try:
         body = json.loads(text)
         message, code = str(body["message"]), int(body["exit_code"])
     except (ValueError, KeyError, TypeError):
-        message, code = f"HTTP {response.status}", 1
-    if response.status in NOT_OURS or response.status >= 500 and "exit_code" not in text:
-        return GatewayDown(f"it answered {response.status}: {message}")
+        message, code = f"HTTP {status}", 1
+    if status in NOT_OURS or status >= 500 and "exit_code" not in text:
+        return GatewayDown(f"it answered {status}: {message}")
     return Refused(message, code)
 
 
 def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
+
+
+def raised(event: Event) -> Event:
+    """``event``, or the error it carries when the gateway's side raised it (for streams read without
+    ``Client``: a batch's)."""
+    return _event(event)

@@ -1,0 +1,313 @@
+"""``POST /v1/batch``: a batch through the gateway's pool, its items read from the request body as
+they arrive and its records streamed back as they finish (``calls.batch.wire`` says what goes over).
+
+The body is received on the event loop (``Body``); the batch's driver (``calls.batch.drive``: at most
+N items in flight, the next line read only when a slot frees) runs in a thread of its own
+(``BatchJob``), as a CLI's batch would, on a view of the pool with the caller's settings and secrets.
+The client going away stops the batch: no new item starts, and the items in flight are cancelled in
+their actors (their Prefect runs end Cancelled).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing, suppress
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.types import Receive, Scope, Send
+
+from agentctl.calls.approval import Approval, approved_events
+from agentctl.calls.batch import PER_ACTOR, Options, Outcome, ask_items, run_items
+from agentctl.calls.batch.engine import Check, Stopped
+from agentctl.calls.batch.reader import Malformed, argument_sets, requests
+from agentctl.calls.batch.wire import BatchCall, MalformedLine, Opened, Recorded
+from agentctl.calls.gateway.callers import Callers, again_if_dead
+from agentctl.calls.gateway.wire import NDJSON
+from agentctl.config import Settings
+from agentctl.errors import AgentctlError, UsageError, redact
+from agentctl.events import Event, Failed, Log
+from agentctl.execution.pool import Pool
+
+if TYPE_CHECKING:
+    from agentctl.calls.gateway.app import Gateway
+
+READ_AHEAD = 64  # item lines received before the batch reads them; then the client's sending waits
+MAX_LINE = 1 << 20  # bytes of one body line: a body with no line breaks is refused, not held
+OUT_BUFFER = 64  # lines produced and not yet sent before the batch waits for its client to read
+BODY = {
+    "required": True,
+    "content": {
+        NDJSON: {
+            "schema": {"type": "string"},
+            "example": '{"secrets": {"OPENAI_API_KEY": "sk-..."}}\n{"id": "a", "request": "stars for acme/rocket"}\n',
+        }
+    },
+    "description": "NDJSON, sent as it is read: a BatchCall, then one item a line (JSON Lines or text).",
+}
+STREAMED: dict[int | str, dict[str, Any]] = {
+    200: {"content": {NDJSON: {}}, "description": "batch, then log, malformed and record lines as they happen."}
+}
+
+
+def batch_router(callers: Callers, gateway: Gateway) -> APIRouter:
+    """The batch endpoint over ``callers``; ``gateway`` stops its batches with the requests in flight."""
+    router = APIRouter(prefix="/v1")
+
+    @router.post("/batch", response_class=Response, responses=STREAMED, openapi_extra={"requestBody": BODY})
+    async def batch(request: Request) -> Response:
+        """Run a batch: the body's first line is who calls and how, each later line an item; stream
+        back one line per finished item (its record), malformed item line and warning."""
+        body = Body(request.receive)
+        call = _call(await body.header())
+        settings = callers.settings(call)
+        job = BatchJob(lambda lines, stop: _outcomes(callers, call, settings, lines, stop), body, call.secrets)
+        return _Streamed(body, job, gateway)
+
+    return router
+
+
+def _call(header: bytes) -> BatchCall:
+    """The body's first line as a ``BatchCall``; a ``UsageError`` (400) naming what is wrong."""
+    if not header.strip():
+        raise UsageError("the body's first line must be the batch's JSON object, e.g. {\"secrets\": {...}}")
+    try:
+        return BatchCall.model_validate_json(header)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(part) for part in first["loc"])
+        where = f"{loc}: " if loc else ""
+        raise UsageError(f"the batch's first line: {where}{first['msg']}: send one JSON object, e.g. {{}}") from None
+
+
+def _outcomes(
+    callers: Callers, call: BatchCall, settings: Settings, lines: Iterable[str], stop: Check
+) -> Generator[Outcome | Opened, None, None]:
+    """The batch's outcomes, after the line that says how many run at once (in the job's thread)."""
+    served = _Pooled(callers, call, settings, stop)
+    concurrency = call.concurrency or PER_ACTOR * served.pool_size  # as agentctl batch on this pool
+    options = Options(concurrency, yes=call.approved.everything, approve=frozenset(call.approved.names))
+    yield Opened(concurrency=concurrency)
+    if call.process is not None:
+        yield from run_items(served, call.process, argument_sets(lines), options)
+    else:
+        yield from ask_items(served, settings, requests(lines), options)
+
+
+class _Pooled:
+    """The gateway's pool for one caller's batch (``calls.batch.Served``): deployments listed once."""
+
+    def __init__(self, callers: Callers, call: BatchCall, settings: Settings, stop: Check) -> None:
+        self._pool, self._problems, self._check = callers.ready(call, settings, stop)
+        self.on_sqlite = callers.stack.state.database == "sqlite"
+
+    @property
+    def pool_size(self) -> int:
+        return self._pool.size
+
+    def notices(self) -> Iterator[Log]:
+        for problem in self._problems:
+            yield Log(time=time.time(), level="WARNING", run_name="agentctl", message=problem)
+
+    def ask(self, request: str, model: str | None, approval: Approval, check: Check) -> Iterator[Event]:
+        pool, both = self._pool, self._both(check)
+        events = again_if_dead(lambda: pool.ask(request, model, check=both, approved=approval.approved))
+        return approved_events(events, approval, _runner(pool, both))
+
+    def run(self, name: str, arguments: dict[str, Any], approval: Approval, check: Check) -> Iterator[Event]:
+        pool, both = self._pool, self._both(check)
+        events = again_if_dead(lambda: pool.run(name, arguments, check=both, approved=approval.approved))
+        return approved_events(events, approval, _runner(pool, both))
+
+    def _both(self, check: Check) -> Check:
+        def both() -> None:
+            check()
+            self._check()
+
+        return both
+
+
+def _runner(pool: Pool, check: Check) -> Callable[[str, dict[str, Any], Any], Iterator[Event]]:
+    def run(name: str, arguments: dict[str, Any], approved: Any) -> Iterator[Event]:
+        return pool.run(name, arguments, check=check, approved=approved)
+
+    return run
+
+
+class Body:
+    """A request body's lines as they arrive: received on the event loop, read in the batch's thread.
+
+    At most ``READ_AHEAD`` lines wait; while they do, the body is not received and the client's
+    sending waits. ``gone``: the client went away.
+    """
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._pending = b""  # received, not yet a whole line
+        self._ended = False
+        self.gone = False
+        self.error: UsageError | None = None
+        self._went: Callable[[], None] = lambda: None
+        self._send, self._lines = anyio.create_memory_object_stream[str](READ_AHEAD)
+
+    async def header(self) -> bytes:
+        """The body's first line, received before the answer starts."""
+        while b"\n" not in self._pending and not self._ended:
+            await self._take()
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line
+
+    async def pump(self, went: Callable[[], None]) -> None:
+        """Receive the rest of the body into lines until its end, then wait for the client to go;
+        ``went`` as soon as it goes. A line too long ends the batch (``lines`` raises it)."""
+        self._went = went
+        try:
+            await self._received()
+        except UsageError as exc:
+            self.error = exc
+        while not self.gone:
+            await self._take()
+            self._pending = b""  # past the body's end, or its error: nothing more is an item
+
+    async def _received(self) -> None:
+        async with self._send:  # closed at the end: the batch's reading ends
+            while True:
+                *whole, self._pending = self._pending.split(b"\n")
+                for line in whole:
+                    if self.gone:  # nobody waits for what it sent last
+                        return
+                    await self._send.send(line.decode("utf-8", errors="replace"))
+                if self._ended:
+                    break
+                await self._take()
+            if self._pending.strip() and not self.gone:  # a last line without its line break
+                await self._send.send(self._pending.decode("utf-8", errors="replace"))
+
+    async def _take(self) -> None:
+        """One message of the body (or the client's going)."""
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.gone = self._ended = True
+            self._went()
+            return
+        self._pending += message.get("body", b"")
+        self._ended = not message.get("more_body", False)
+        if len(self._pending) > MAX_LINE and b"\n" not in self._pending[-MAX_LINE:]:
+            raise UsageError(f"a line of the batch's body is longer than {MAX_LINE} bytes: send one item a line")
+
+    def lines(self, token: anyio.lowlevel.EventLoopToken) -> Iterator[str]:
+        """In the batch's thread: the item lines, each as it is read; ``Stopped`` once the client went."""
+        while True:
+            try:
+                line = anyio.from_thread.run(self._lines.receive, token=token)
+            except (anyio.EndOfStream, anyio.ClosedResourceError, RuntimeError):
+                break
+            if self.gone:
+                break
+            yield line
+        if self.gone:
+            raise Stopped
+        if self.error is not None:
+            raise self.error
+
+
+Outcomes = Callable[[Iterable[str], Check], Generator[Outcome | Opened, None, None]]
+
+
+class BatchJob:
+    """One batch's outcomes, produced in a thread as NDJSON lines (redacted), received on the loop."""
+
+    def __init__(self, outcomes: Outcomes, body: Body, secrets: dict[str, str]) -> None:
+        self._outcomes, self._body, self._secrets = outcomes, body, list(secrets.values())
+        self._token = anyio.lowlevel.current_token()
+        self._stop = threading.Event()
+        self._send, self.lines = anyio.create_memory_object_stream[bytes](OUT_BUFFER)
+        self._thread = threading.Thread(target=self._produce, name="gateway-batch", daemon=True)
+
+    def start(self) -> None:
+        """Start the batch."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the batch: no new item starts, those in flight are cancelled in their actors."""
+        self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, for the batch's thread (its cancels reaching the actors)."""
+        self._thread.join(timeout)
+
+    def _check(self) -> None:
+        if self._stop.is_set():
+            raise Stopped
+
+    def _produce(self) -> None:
+        try:
+            with closing(self._outcomes(self._body.lines(self._token), self._check)) as outcomes:
+                for outcome in outcomes:  # closed however this ends: the items in flight are cancelled
+                    self._put(_line(outcome))
+        except Stopped:
+            pass
+        except AgentctlError as exc:
+            self._put(_line(Failed(message=str(exc), exit_code=exc.exit_code, error=type(exc).__name__, raised=True)))
+        except Exception as exc:  # the batch fails, the gateway serves on
+            self._put(_line(Failed(message=f"internal error: {type(exc).__name__}: {exc}", raised=True)))
+        finally:
+            with suppress(RuntimeError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                anyio.from_thread.run_sync(self._send.close, token=self._token)
+
+    def _put(self, line: str) -> None:
+        # Waits while the client reads slowly; raises Stopped once nobody reads (the client went).
+        try:
+            anyio.from_thread.run(self._send.send, redact(line, self._secrets).encode(), token=self._token)
+        except (RuntimeError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            raise Stopped from None
+
+
+def _line(outcome: Outcome | Opened | Failed) -> str:
+    """One outcome as a line of the answer (a record without the turn its conversation would keep)."""
+    if isinstance(outcome, Malformed):
+        return MalformedLine(line=outcome.line, reason=outcome.reason).model_dump_json() + "\n"
+    if isinstance(outcome, Log | Opened | Failed):
+        return outcome.model_dump_json() + "\n"
+    return Recorded(record=outcome).model_dump_json(exclude={"record": {"turn"}}) + "\n"
+
+
+class _Streamed(Response):
+    """The batch's answer: its lines as they come, while the body is still received (an ASGI
+    response of its own: Starlette's streaming one would read the body to watch for a disconnect)."""
+
+    def __init__(self, body: Body, job: BatchJob, gateway: Gateway) -> None:
+        super().__init__(media_type=NDJSON)
+        self.raw_headers = [(b"content-type", NDJSON.encode())]  # no content-length: chunked, as it comes
+        self._body, self._job, self._gateway = body, job, gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        self._gateway.jobs.add(self._job)
+        self._job.start()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._body.pump, self._job.stop)
+                await self._relay(send)
+                group.cancel_scope.cancel()
+        finally:  # the client gone, the gateway stopping, or the batch over: nothing more starts
+            self._job.stop()
+            self._job.lines.close()
+            self._gateway.jobs.discard(self._job)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _relay(self, send: Send) -> None:
+        from agentctl.calls.gateway.app import STOPPED
+
+        async for line in self._job.lines:
+            await send({"type": "http.response.body", "body": line, "more_body": True})
+        if self._gateway.stopping:
+            stopped = Failed(message=STOPPED, error="StackError", raised=True)
+            await send({"type": "http.response.body", "body": _line(stopped).encode(), "more_body": True})
