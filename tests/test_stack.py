@@ -64,6 +64,7 @@ def _down(env: dict[str, str]) -> None:
     assert "stopped Ray head" in result.stdout and "stopped Prefect server" in result.stdout
     assert not [p for p in pids if proctree.alive(p)]
     assert not (Path(env["AGENTCTL_DATA_DIR"]) / "stack.json").exists()
+    assert not Path(state["ray_temp_dir"]).parent.exists(), "down leaves the Ray head's temp dir in /tmp"
 
 
 def _up(env: dict[str, str], *flags: str) -> None:

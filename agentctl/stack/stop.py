@@ -4,7 +4,9 @@ started, each named in what is returned."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
+from pathlib import Path
 from typing import Any
 
 from agentctl.config import Settings
@@ -23,9 +25,19 @@ def ray_head(temp_dir: str) -> list[str]:
         for pid in bucket:
             proctree.send(pid, signal.SIGTERM)
         proctree.wait_gone(bucket, timeout=5)
-    for pid in proctree.ray_pids(temp_dir):  # what is left after the grace periods
+    left = proctree.ray_pids(temp_dir)  # what is left after the grace periods
+    for pid in left:
         proctree.send(pid, signal.SIGKILL)
+    proctree.wait_gone(left, timeout=5)
+    _remove(Path(temp_dir))
     return [f"Ray head and its {len(pids)} processes ({temp_dir})"] if pids else []
+
+
+def _remove(temp_dir: Path) -> None:
+    """Remove a stopped head's temp dir, and agentctl's private one around it: its sockets and
+    session logs (a few MB in /tmp) are read by nothing once the head is gone."""
+    mine = temp_dir.parent if temp_dir.parent.name.startswith("agentctl-ray-") else temp_dir
+    shutil.rmtree(mine, ignore_errors=True)
 
 
 def actors(ray: Any, names: list[str]) -> list[str]:
