@@ -218,3 +218,14 @@ Event = Annotated[
     Routed | ApprovalNeeded | RequestStarted | Started | ChatReply | Log | Result | Failed | Usage | Turn | Paused,
     Field(discriminator="kind"),
 ]
+
+
+def follow(runs: dict[str, str], event: Event) -> None:
+    """Keep ``runs`` (id: kind) the runs in progress after ``event``: the request's, and those logging
+    until their outcome (what a caller that loses the request marks Crashed)."""
+    if isinstance(event, RequestStarted) and event.run.id:
+        runs[event.run.id] = event.run.kind
+    elif isinstance(event, Log) and event.run_id:
+        runs[event.run_id] = event.run_kind or "flow"
+    elif isinstance(event, Result | Failed) and event.run is not None and event.run.id:
+        runs.pop(event.run.id, None)

@@ -27,10 +27,10 @@ from agentctl.events import (
     Failed,
     Log,
     Paused,
-    RequestStarted,
     Result,
     Routed,
     Started,
+    follow,
 )
 from agentctl.processes.approval import NOTHING, Approved, needs_approval
 from agentctl.processes.deployment_source import check_detachable
@@ -97,16 +97,6 @@ class _Owners:
             task.cancel()
 
 
-def _follow(runs: dict[str, str], event: Event) -> None:
-    """The runs in progress after ``event`` (id: kind): the request's, and those logging until their outcome."""
-    if isinstance(event, RequestStarted) and event.run.id:
-        runs[event.run.id] = event.run.kind
-    elif isinstance(event, Log) and event.run_id:
-        runs[event.run_id] = event.run_kind or "flow"
-    elif isinstance(event, Result | Failed) and event.run is not None and event.run.id:
-        runs.pop(event.run.id, None)
-
-
 async def _crashed(runs: dict[str, str]) -> None:
     """Mark ``runs`` Crashed, over the Cancelled their sources set as they stopped: their caller died
     (and its client, if it lived on, said so: "marked Crashed")."""
@@ -138,7 +128,9 @@ async def _ended(job: str) -> bool:
             skip_is_running_tasks_field=True,
             timeout=10 * OWNER_CHECK_EVERY,
         )
-    except Exception:  # the control store busy or restarting: ask again later, never stop a request on it
+    except Exception as exc:  # the control store busy or restarting: ask again later, never stop a request on it
+        # In the actor's log, so that a Ray whose API moved shows why callers' deaths go unnoticed.
+        logging.getLogger(__name__).debug("cannot ask Ray whether job %s ended: %r", job, exc)
         return False
     return any(info.is_dead for info in jobs.values())
 
@@ -373,7 +365,7 @@ class RouterActor:
             try:
                 async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
                     async for event in stream:
-                        _follow(runs, event)
+                        follow(runs, event)
                         yield event
             finally:
                 if owner in self._owners.gone and runs:

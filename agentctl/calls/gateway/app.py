@@ -155,6 +155,7 @@ async def _lines(job: Job, secrets: list[str], gateway: Gateway) -> AsyncIterato
     gateway.jobs.add(job)
     job.start()
     try:
+        yield KEPT_ALIVE  # at once: a stream cut before its first event is then told from an empty one
         async with contextlib.aclosing(_kept_alive(job.items)) as items:
             async for item in items:
                 if isinstance(item, End):

@@ -29,7 +29,6 @@ from agentctl.events import Event, Failed
 
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
 CONNECT_TIMEOUT = 5.0  # the gateway is local: connecting is fast, or it is not there
-CALL_TIMEOUT = 30.0  # a read (GET /v1/runs...) answers in well under a second
 # Reads of a stream wait ``read_timeout``: one quiet for as long as a process runs still gets the
 # gateway's keep-alive lines (an empty line a second).
 READ_TIMEOUT = 10.0
@@ -77,9 +76,12 @@ class Client:
         The request expires when this stops waiting for its answer: a gateway that reads it later
         (it hung, then went on) does not start it, as the call has gone through Ray meanwhile."""
         expires = time.time() + self.read_timeout
-        response = self._send("POST", path, json.dumps({**body, "expires": expires}).encode(), self.read_timeout)
+        response = self._send("POST", path, json.dumps({**body, "expires": expires}).encode())
         if response.status != 200:
-            raise _refused(response)
+            try:
+                raise _refused(response)
+            except TRANSPORT as exc:
+                raise GatewayDown(f"it does not answer ({self._reason(exc)})") from None
         return _events(response, self.read_timeout)
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -91,24 +93,24 @@ class Client:
         return self._call("POST", path)
 
     def _call(self, method: str, path: str) -> Any:
-        response = self._send(method, path, None, CALL_TIMEOUT)
+        response = self._send(method, path, None)
         try:
             if response.status != 200:
                 raise _refused(response)
             return json.loads(response.read())
-        except TRANSPORT as exc:
-            raise GatewayDown(f"it does not answer ({_reason(exc)})") from None
+        except (*TRANSPORT, ValueError) as exc:  # ValueError: a body that is no JSON, not the gateway's
+            raise GatewayDown(f"it does not answer ({self._reason(exc)})") from None
         finally:
             response.close()
 
-    def _send(self, method: str, path: str, body: bytes | None, timeout: float) -> http.client.HTTPResponse:
+    def _send(self, method: str, path: str, body: bytes | None) -> http.client.HTTPResponse:
         """The response's status and headers, read; ``GatewayDown`` when there are none."""
         connection = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT)
         self._open.append(connection)
         headers = {**self._headers, "Content-Type": "application/json"} if body is not None else self._headers
         try:
             connection.connect()
-            connection.sock.settimeout(timeout)
+            connection.sock.settimeout(self.read_timeout)
             connection.request(method, path, body, headers)
             return connection.getresponse()
         except TRANSPORT as exc:
@@ -125,11 +127,13 @@ def _events(response: http.client.HTTPResponse, read_timeout: float) -> Iterator
     """The response's lines as events (its empty keep-alive lines skipped); the response is closed
     however the iteration ends (the gateway then cancels the request if it had not ended: Ctrl-C, an
     error here, a gateway silent for ``read_timeout`` seconds)."""
+    read = False
     try:
         while line := response.readline():
+            read = True
             if line.strip():
                 yield _event(EVENTS.validate_json(line))
-        if _cut(response):
+        if _cut(response) or not read:  # the gateway starts every stream with a keep-alive line
             raise http.client.IncompleteRead(b"")
     except TimeoutError:
         silent = f"nothing for {read_timeout:g} s"

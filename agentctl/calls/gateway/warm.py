@@ -18,7 +18,7 @@ from agentctl.calls.approval import Approval, approved_events
 from agentctl.calls.gateway.client import Client, GatewayDown, GatewayLost
 from agentctl.config import Settings
 from agentctl.errors import StackError
-from agentctl.events import Event, Failed, Log, Paused, RequestStarted, Result
+from agentctl.events import Event, Log, Paused, follow
 from agentctl.processes.approval import Approved
 from agentctl.processes.deployments import Listing
 from agentctl.processes.discovery import anchored
@@ -171,7 +171,7 @@ class _Caller:
         runs: dict[str, str] = {}
         try:
             for event in events:
-                _follow(runs, event)
+                follow(runs, event)
                 yield event
         except GatewayLost as exc:
             raise GatewayLost(f"{exc}{self._marked(runs)}: {HEAL}") from None
@@ -184,16 +184,6 @@ class _Caller:
         why = "the stack's gateway went away while it ran (agentctl)"
         marked = [i for i, kind in runs.items() if mark_crashed(self._state.prefect_url, i, kind, why)]
         return f"; its Prefect runs {', '.join(marked)} are marked Crashed" if marked else ""
-
-
-def _follow(runs: dict[str, str], event: Event) -> None:
-    """The runs in progress after ``event`` (id: kind): the request's, and those logging until their outcome."""
-    if isinstance(event, RequestStarted) and event.run.id:
-        runs[event.run.id] = event.run.kind
-    elif isinstance(event, Log) and event.run_id:
-        runs[event.run_id] = event.run_kind or "flow"
-    elif isinstance(event, Result | Failed) and event.run is not None and event.run.id:
-        runs.pop(event.run.id, None)
 
 
 Warn = Callable[[str], None]

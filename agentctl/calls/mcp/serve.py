@@ -49,9 +49,10 @@ INSTRUCTIONS = (
 def serve(settings: Settings, say: Say, http: bool = False, port: int | None = None, standalone: bool = False) -> int:
     """Serve agentctl's processes until the client leaves (stdio) or Ctrl-C (HTTP); exit code 0.
 
-    Over HTTP, with the stack up for ``settings`` and its gateway answering, nothing more is served:
-    the gateway serves the same tools on the stack's pool, and the line said names its endpoint."""
-    if http and not standalone and (url := gateway_endpoint(settings)) is not None:
+    Over HTTP with no ``port`` asked for, with the stack up for ``settings`` and its gateway answering,
+    nothing more is served: the gateway serves the same tools on the stack's pool, and the line said
+    names its endpoint. A ``port`` asked for is served (clients are configured with it)."""
+    if http and port is None and not standalone and (url := gateway_endpoint(settings)) is not None:
         where = f"{url} (token in {token_path(settings)})"
         say(f"agentctl mcp serve: the stack's gateway serves MCP at {where}; {ON_GATEWAY}")
         return 0

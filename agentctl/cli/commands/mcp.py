@@ -27,7 +27,7 @@ def serve(
     everything else goes to stderr. With --http, streamable HTTP at http://127.0.0.1:PORT/mcp; every
     request needs `Authorization: Bearer <token>`, the token made at the first --http start, printed
     that once and kept in `<data_dir>/mcp_token`. With the stack of agentctl up running and its gateway
-    answering, --http serves nothing more: it names the gateway's MCP endpoint (its /mcp, with the token
+    answering, --http without --port serves nothing more: it names the gateway's MCP endpoint (its /mcp, with the token
     in `<data_dir>/gateway_token`) and exits 0; --standalone serves one of its own anyway. Calls run on
     the stack when it is up, else on a session the server keeps warm, as Prefect runs tagged agentctl
     and mcp. A process that asks first (confirm) asks the client (elicitation); a client that cannot be
