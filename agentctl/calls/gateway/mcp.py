@@ -31,6 +31,7 @@ from agentctl.config import Settings
 from agentctl.errors import MissingCredential, UsageError, redact
 from agentctl.events import Event, Paused
 from agentctl.processes.approval import Approved
+from agentctl.processes.registry import Registry
 from agentctl.stack.gateway import MCP_PATH
 
 SECRET_HEADER = "agentctl-secret-"  # + the variable's name: HTTP header names are case-insensitive
@@ -51,8 +52,11 @@ def mcp_endpoint(callers: Callers, token: str, jobs: set[Job]) -> Mounted:
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 
     settings = tagged(callers.stack.settings)
-    found = catalog(settings, list_for(settings))
-    handlers = Handlers(lambda ctx: runs_for(callers, settings, ctx.request), found.registry, settings)
+
+    def registry() -> Registry:  # at the first MCP request: the gateway starts without the user's code
+        return catalog(settings, list_for(settings)).registry
+
+    handlers = Handlers(lambda ctx: runs_for(callers, settings, ctx.request), registry, settings)
     handlers.jobs = jobs
     server = mcp_server(handlers)
     server.streamable_http_app(host=HOST)  # makes the session manager, with the SDK's Host/Origin checks

@@ -38,7 +38,7 @@ from agentctl.config import Settings
 from agentctl.errors import redact
 from agentctl.events import ApprovalNeeded, Event, Failed, Log, Result, Routed, Started
 from agentctl.processes.approval import NOTHING
-from agentctl.processes.registry import Registry, describe_validation_error
+from agentctl.processes.registry import Process, Registry, describe_validation_error
 from agentctl.views import AskOutput
 
 Context = ServerRequestContext[Any, Any]
@@ -104,16 +104,29 @@ class Call:
 class Handlers:
     """What the server answers; each call runs where ``runs_for`` says for the request that carried it."""
 
-    def __init__(self, runs_for: RunsFor, registry: Registry, settings: Settings) -> None:
+    def __init__(self, runs_for: RunsFor, registry: Registry | Callable[[], Registry], settings: Settings) -> None:
         self._runs_for, self._settings = runs_for, settings
-        self._processes = {process.name: process for process in offered(registry)}
-        self._tools = tool_list(list(self._processes.values()), settings)
+        self._registry = registry  # or how to list it, at the first request (the gateway starts without)
+        self._listing = anyio.Lock()
+        self._processes: dict[str, Process] = {}
+        self._tools: list[types.Tool] | None = None
         self._waiting: dict[str, Call] = {}  # calls awaiting their retry's answer
         self.jobs: set[Job] = set()
 
     async def list_tools(self, ctx: Context, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         """Every tool, on one page."""
-        return types.ListToolsResult(tools=self._tools)
+        return types.ListToolsResult(tools=await self._listed())
+
+    async def _listed(self) -> list[types.Tool]:
+        """The tools, the processes they run listed once (in a thread: it imports them, asks Prefect
+        for deployments and MCP servers for their tools)."""
+        async with self._listing:
+            if self._tools is None:
+                registry = self._registry
+                found = registry if isinstance(registry, Registry) else await anyio.to_thread.run_sync(registry)
+                self._processes = {process.name: process for process in offered(found)}
+                self._tools = tool_list(list(self._processes.values()), self._settings)
+            return self._tools
 
     async def call_tool(
         self, ctx: Context, params: types.CallToolRequestParams
@@ -121,6 +134,7 @@ class Handlers:
         """Run the tool's process (or the request, for ``ask``) and follow it to its result."""
         if params.request_state is not None:
             return await self._resume(ctx, params)
+        await self._listed()
         started = self._start(ctx, params.name, params.arguments or {})
         if isinstance(started, types.CallToolResult):
             return started
