@@ -271,3 +271,28 @@ def test_a_dead_gateway_is_one_warning_then_the_batch_goes_through_ray_and_up_he
     assert "ray" in modules  # the CLI became a Ray driver on the same stack
     assert sorted(r["chat"] for r in _records(out)) == ["Paris.", "Paris."]
     assert healed.code == 0 and _state(stack)["gateway_pid"] != gateway
+
+
+def test_a_gateway_that_takes_the_connection_and_never_answers_is_one_warning_then_the_batch_goes_through_ray(
+    stack: dict[str, str], llm: FakeLLM, tmp_path: Path
+) -> None:
+    llm.responder = _route_by_repo
+    requests, out = tmp_path / "requests.txt", tmp_path / "results.jsonl"
+    requests.write_text("capital of France?\ncapital of Spain?\n")
+    impatient = {**stack, "AGENTCTL_GATEWAY__READ_TIMEOUT": "2"}
+    gateway = _state(stack)["gateway_pid"]
+    os.kill(gateway, signal.SIGSTOP)  # its socket still accepts connections: no answer comes
+    try:
+        result = run_cli(impatient, "batch", str(requests), "--out", str(out), timeout=240)
+    finally:
+        os.kill(gateway, signal.SIGCONT)
+    assert result.code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if WARNED in line]
+    assert len(warnings) == 1 and "nothing within 2 s" in warnings[0], result.stderr
+    assert sorted(r["chat"] for r in _records(out)) == ["Paris.", "Paris."]
+
+    # Going on, the gateway reads the batch the CLI gave up on: it must not run it a second time.
+    llm.requests.clear()
+    again, modules = _imports(stack, "batch", str(requests))
+    assert again.code == 0 and WARNED not in again.stderr and not modules & set(HEAVY), again.stderr
+    assert len([c for c in llm.calls() if c.body["messages"][-1]["role"] == "user"]) == 2
