@@ -143,11 +143,16 @@ class _Batch:
         return int(response.status_code)
 
     def line(self) -> bytes:
-        """The next line of the answer (b"" at its end)."""
+        """The next line of the answer that is not a keep-alive (an empty line), b"" at its end."""
+        while (line := self._line()) is not None and not line.strip():
+            pass
+        return line or b""
+
+    def _line(self) -> bytes | None:
         while b"\n" not in self._pending:
             event = self._next()
             if not isinstance(event, h11.Data):
-                return b""
+                return None
             self._pending += event.data
         line, _, self._pending = self._pending.partition(b"\n")
         return line

@@ -35,8 +35,9 @@ from agentctl.calls.gateway.callers import Callers, again_if_dead
 from agentctl.calls.gateway.wire import NDJSON
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, UsageError, redact
-from agentctl.events import Event, Failed, Log
+from agentctl.events import Event, Failed, Log, Paused
 from agentctl.execution.pool import Pool
+from agentctl.processes.approval import Approved
 
 if TYPE_CHECKING:
     from agentctl.calls.gateway.app import Gateway
@@ -124,7 +125,11 @@ class _Pooled:
     def ask(self, request: str, model: str | None, approval: Approval, check: Check) -> Iterator[Event]:
         pool, both = self._pool, self._both(check)
         events = again_if_dead(lambda: pool.ask(request, model, check=both, approved=approval.approved))
-        return approved_events(events, approval, _runner(pool, both))
+
+        def resume(paused: Paused, approved: Approved) -> Iterator[Event]:  # as a session goes on (calls.session)
+            return pool.ask(request, model, check=both, approved=approved, resume=paused)
+
+        return approved_events(events, approval, _runner(pool, both), resume)
 
     def run(self, name: str, arguments: dict[str, Any], approval: Approval, check: Check) -> Iterator[Event]:
         pool, both = self._pool, self._both(check)
