@@ -143,11 +143,16 @@ class _Batch:
         return int(response.status_code)
 
     def line(self) -> bytes:
-        """The next line of the answer (b"" at its end)."""
+        """The next line of the answer that is not a keep-alive (an empty line), b"" at its end."""
+        while (line := self._line()) is not None and not line.strip():
+            pass
+        return line or b""
+
+    def _line(self) -> bytes | None:
         while b"\n" not in self._pending:
             event = self._next()
             if not isinstance(event, h11.Data):
-                return b""
+                return None
             self._pending += event.data
         line, _, self._pending = self._pending.partition(b"\n")
         return line
@@ -271,3 +276,77 @@ def test_a_dead_gateway_is_one_warning_then_the_batch_goes_through_ray_and_up_he
     assert "ray" in modules  # the CLI became a Ray driver on the same stack
     assert sorted(r["chat"] for r in _records(out)) == ["Paris.", "Paris."]
     assert healed.code == 0 and _state(stack)["gateway_pid"] != gateway
+
+
+def test_a_gateway_that_takes_the_connection_and_never_answers_is_one_warning_then_the_batch_goes_through_ray(
+    stack: dict[str, str], llm: FakeLLM, tmp_path: Path
+) -> None:
+    llm.responder = _route_by_repo
+    requests, out = tmp_path / "requests.txt", tmp_path / "results.jsonl"
+    requests.write_text("capital of France?\ncapital of Spain?\n")
+    impatient = {**stack, "AGENTCTL_GATEWAY__READ_TIMEOUT": "2"}
+    gateway = _state(stack)["gateway_pid"]
+    os.kill(gateway, signal.SIGSTOP)  # its socket still accepts connections: no answer comes
+    try:
+        result = run_cli(impatient, "batch", str(requests), "--out", str(out), timeout=240)
+    finally:
+        os.kill(gateway, signal.SIGCONT)
+    assert result.code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if WARNED in line]
+    assert len(warnings) == 1 and "nothing within 2 s" in warnings[0], result.stderr
+    assert sorted(r["chat"] for r in _records(out)) == ["Paris.", "Paris."]
+
+    # Going on, the gateway reads the batch the CLI gave up on: it must not run it a second time.
+    llm.requests.clear()
+    again, modules = _imports(stack, "batch", str(requests))
+    assert again.code == 0 and WARNED not in again.stderr and not modules & set(HEAVY), again.stderr
+    assert len([c for c in llm.calls() if c.body["messages"][-1]["role"] == "user"]) == 2
+
+
+def test_a_client_that_goes_away_while_its_items_wait_starts_nothing_more(
+    stack: dict[str, str], llm: FakeLLM, github: FakeGitHub
+) -> None:
+    held = [f"acme/held-{uuid.uuid4().hex[:8]}" for _ in range(200)]  # far more than the gateway reads ahead
+    for repo in held:
+        github.add_repo(repo, stars=1, contributors=1)
+    gate = github.hold()
+    llm.responder = _route_by_repo
+    api = _state(stack)["prefect_url"]
+    batch = _Batch(stack)
+    try:
+        batch.send(json.dumps({"secrets": {"OPENAI_API_KEY": API_KEY}, "concurrency": 1}))
+        assert batch.status() == 200 and json.loads(batch.line()) == {"kind": "batch", "concurrency": 1}
+        for repo in held:
+            batch.send(json.dumps({"request": f"stars for {repo}"}))
+        assert github.arrived.wait(timeout=120)
+        batch.close()  # the first item runs, the others wait in the gateway: the client goes
+        # Checked while GitHub still holds the first run: only a batch that saw its client go cancels it.
+        _wait_for(
+            lambda: [r["state"]["type"] for r in _flow_runs_of(api, set(held))] == ["CANCELLED"],
+            f"the run in flight did not end Cancelled: {[r['state'] for r in _flow_runs_of(api, set(held))]}",
+        )
+    finally:
+        gate.set()
+        batch.close()
+    assert _idle(stack)
+    assert len(_flow_runs_of(api, set(held))) == 1  # at most concurrency: no item started after the client went
+
+
+def test_a_line_over_a_megabyte_is_a_malformed_line_and_the_batch_goes_on(stack: dict[str, str], llm: FakeLLM) -> None:
+    llm.responder = _route_by_repo
+    batch = _Batch(stack)
+    try:
+        batch.send(json.dumps({"secrets": {"OPENAI_API_KEY": API_KEY}}))
+        assert batch.status() == 200 and json.loads(batch.line()) == {"kind": "batch", "concurrency": 8}
+        batch.send(json.dumps({"id": "a", "request": "capital of France?"}))
+        batch.send(json.dumps({"id": "big", "request": "x" * (2 << 20)}))
+        batch.send(json.dumps({"id": "b", "request": "capital of France?"}))
+        batch.end()
+        answer = [json.loads(line) for line in iter(batch.line, b"")]
+    finally:
+        batch.close()
+    assert [(a["line"], a["reason"]) for a in answer if a["kind"] == "malformed"] == [
+        (2, "longer than 1 MB: one item a line")
+    ]
+    assert sorted(a["record"]["id"] for a in answer if a["kind"] == "record") == ["a", "b"]
+    assert [a for a in answer if a["kind"] == "failed"] == []

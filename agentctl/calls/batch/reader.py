@@ -48,6 +48,12 @@ class Malformed:
 Read = Item | Malformed
 
 
+class Overlong(str):
+    """A line longer than its reader takes (the gateway's), as its first characters: malformed, not read."""
+
+    reason = "longer than 1 MB: one item a line"
+
+
 def requests(lines: Iterable[str]) -> Iterator[Read]:
     """The requests of ``lines``: JSON Lines when the first non-blank line is a JSON object, else text."""
     numbered = _numbered(lines)
@@ -74,12 +80,14 @@ def argument_sets(lines: Iterable[str]) -> Iterator[Read]:
 def _numbered(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     """(line number, stripped text) of the lines that are not blank."""
     for number, line in enumerate(lines, 1):
-        if text := line.strip():
+        if isinstance(line, Overlong):
+            yield number, line
+        elif text := line.strip():
             yield number, text
 
 
 def _text_request(number: int, text: str) -> Read:
-    return Item(number, number, request=text)
+    return Malformed(number, text.reason) if isinstance(text, Overlong) else Item(number, number, request=text)
 
 
 def _json_request(number: int, text: str) -> Read:
@@ -96,6 +104,8 @@ def _json_request(number: int, text: str) -> Read:
 
 
 def _object(number: int, text: str) -> dict[str, Any] | Malformed:
+    if isinstance(text, Overlong):
+        return Malformed(number, text.reason)
     try:
         loaded = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import queue
+import select
 import socket
 import threading
 import time
@@ -57,7 +58,8 @@ def through_gateway(
     if warm.client is not None and warm.state is not None and warm.state.gateway_url is not None:
         warm.client.close()  # its requests send a whole body before reading the answer
         try:
-            batch = _Batch(warm.state.gateway_url, gateway.token(settings), _call(settings, options, process))
+            url, token, wait = warm.state.gateway_url, gateway.token(settings), settings.gateway.read_timeout
+            batch = _Batch(url, token, _call(settings, options, process), wait)
         except GatewayDown as exc:
             warm.notice = down(str(exc))
         else:
@@ -69,22 +71,25 @@ def through_gateway(
 
 
 def _call(settings: Settings, options: Options, process: str | None) -> dict[str, Any]:
-    """The body's first line: the caller (paths anchored here: the gateway runs elsewhere) and how it runs."""
+    """The body's first line: the caller (paths anchored here: the gateway runs elsewhere) and how it runs;
+    it expires when this stops waiting for the answer (a gateway that reads it later does not start it)."""
     return {
         "settings": anchored(settings).model_dump(mode="json", exclude={"database"}),
         "secrets": secrets_of(settings),
         "approved": {"everything": options.yes, "names": sorted(options.approve)},
         "concurrency": options.concurrency,
         "process": process,
+        "expires": time.time() + settings.gateway.read_timeout,
     }
 
 
 class _Batch:
     """One batch on the gateway: items out on one thread, lines in on another, outcomes in order here."""
 
-    def __init__(self, url: str, token: str, call: dict[str, Any]) -> None:
-        """Open the request and send ``call``; ``GatewayDown`` when the gateway did not take it."""
-        self._http = _Duplex(url, token)
+    def __init__(self, url: str, token: str, call: dict[str, Any], read_timeout: float) -> None:
+        """Open the request and send ``call``; ``GatewayDown`` when the gateway did not take it (or
+        sent nothing for ``read_timeout`` seconds)."""
+        self._http = _Duplex(url, token, read_timeout)
         try:
             self._http.send(_encoded(call))
             self._lines = self._http.lines()
@@ -142,7 +147,7 @@ class _Batch:
                     self._out.put(_outcome(LINES.validate_json(raw), window))
             self._out.put(None)
         except BROKEN as exc:
-            self._out.put(_lost(str(exc) or type(exc).__name__))
+            self._out.put(_broken(exc))
         except ValidationError:
             self._out.put(_lost("it sent a line that is no batch line"))
         except Exception as exc:  # the gateway's error, raised as the Ray path would raise it
@@ -162,10 +167,16 @@ def _outcome(line: Line, window: threading.Semaphore) -> Outcome:
     return line
 
 
-def _lost(why: str) -> GatewayLost:
+def _broken(exc: BaseException) -> GatewayLost:
+    """The error for a connection that broke, or went quiet (``_Duplex._next``), mid-batch."""
+    if isinstance(exc, TimeoutError):
+        return _lost(str(exc), "stopped answering")
+    return _lost(str(exc) or type(exc).__name__)
+
+
+def _lost(why: str, what: str = "went away") -> GatewayLost:
     return GatewayLost(
-        f"the stack's gateway went away mid-batch ({why}): the records it sent are kept "
-        f"(--resume runs the rest); {HEAL}"
+        f"the stack's gateway {what} mid-batch ({why}): the records it sent are kept (--resume runs the rest); {HEAL}"
     )
 
 
@@ -173,8 +184,10 @@ def _opened(lines: Iterator[bytes]) -> Opened:
     """The answer's first line: how many items run at once (or the error that ended the batch)."""
     try:
         first = LINES.validate_json(next(line for line in lines if line.strip()))
-    except (StopIteration, *BROKEN) as exc:
-        raise _lost(str(exc) or "its answer ended before the batch began") from None
+    except StopIteration:
+        raise _lost("its answer ended before the batch began") from None
+    except BROKEN as exc:
+        raise _broken(exc) from None
     except ValidationError:
         raise _lost("its answer is no batch") from None
     if isinstance(first, Failed):
@@ -199,16 +212,18 @@ class _Duplex:
     """One POST to the gateway whose chunked body is sent while its answer is read.
 
     ``GatewayDown`` until the gateway answered 200 (nothing ran); after that, ``OSError`` or an h11
-    error when the connection breaks.
+    error when the connection breaks, ``TimeoutError`` when the gateway (which sends an empty line a
+    second while quiet) sent nothing for ``read_timeout`` seconds.
     """
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, read_timeout: float) -> None:
+        self.read_timeout = read_timeout
         place = urlsplit(url)
         try:
             self._socket = socket.create_connection((place.hostname, place.port), timeout=CONNECT)
         except OSError as exc:
             raise GatewayDown(f"it does not answer ({exc.strerror or exc})") from None
-        self._socket.settimeout(None)  # the answer may be quiet for as long as an item runs
+        self._socket.settimeout(None)  # sending waits while the gateway reads slowly; reads wait in _next
         self._h11 = h11.Connection(h11.CLIENT)
         self._lock = threading.Lock()  # one h11 state for the sending and the receiving thread
         headers = [
@@ -252,6 +267,8 @@ class _Duplex:
     def _head(self) -> None:
         try:
             head = self._next()
+        except TimeoutError:
+            raise GatewayDown(f"it does not answer (nothing within {self.read_timeout:g} s)") from None
         except BROKEN as exc:
             raise GatewayDown(f"it does not answer ({exc})") from None
         if not isinstance(head, h11.Response):
@@ -273,6 +290,10 @@ class _Duplex:
                 event = self._h11.next_event()
             if event is not h11.NEED_DATA:
                 return event
+            # select, not a socket timeout: that would also end the sending thread's sendall that waits
+            ready, _, _ = select.select([self._socket], [], [], self.read_timeout)
+            if not ready:
+                raise TimeoutError(f"nothing for {self.read_timeout:g} s")
             data = self._socket.recv(1 << 16)
             with self._lock:
                 self._h11.receive_data(data)

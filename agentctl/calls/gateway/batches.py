@@ -10,13 +10,15 @@ their actors (their Prefect runs end Cancelled).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
-from contextlib import closing, suppress
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator
+from contextlib import aclosing, closing, suppress
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 import anyio.from_thread
 import anyio.lowlevel
 from fastapi import APIRouter, Request
@@ -27,20 +29,21 @@ from starlette.types import Receive, Scope, Send
 from agentctl.calls.approval import Approval, approved_events
 from agentctl.calls.batch import PER_ACTOR, Options, Outcome, ask_items, run_items
 from agentctl.calls.batch.engine import Check, Stopped
-from agentctl.calls.batch.reader import Malformed, argument_sets, requests
+from agentctl.calls.batch.reader import Malformed, Overlong, argument_sets, requests
 from agentctl.calls.batch.wire import BatchCall, MalformedLine, Opened, Recorded
 from agentctl.calls.gateway.callers import Callers, again_if_dead
 from agentctl.calls.gateway.wire import NDJSON
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, UsageError, redact
-from agentctl.events import Event, Failed, Log
+from agentctl.events import Event, Failed, Log, Paused
 from agentctl.execution.pool import Pool
+from agentctl.processes.approval import Approved
 
 if TYPE_CHECKING:
     from agentctl.calls.gateway.app import Gateway
 
 READ_AHEAD = 64  # item lines received before the batch reads them; then the client's sending waits
-MAX_LINE = 1 << 20  # bytes of one body line: a body with no line breaks is refused, not held
+MAX_LINE = 1 << 20  # bytes of one body line: a longer one is a malformed item, and not held
 OUT_BUFFER = 64  # lines produced and not yet sent before the batch waits for its client to read
 BODY = {
     "required": True,
@@ -65,8 +68,11 @@ def batch_router(callers: Callers, gateway: Gateway) -> APIRouter:
     async def batch(request: Request) -> Response:
         """Run a batch: the body's first line is who calls and how, each later line an item; stream
         back one line per finished item (its record), malformed item line and warning."""
+        from agentctl.calls.gateway.app import _not_expired
+
         body = Body(request.receive)
         call = _call(await body.header())
+        _not_expired(call)  # its caller went through Ray meanwhile: not run twice
         settings = callers.settings(call)
         job = BatchJob(lambda lines, stop: _outcomes(callers, call, settings, lines, stop), body, call.secrets)
         return _Streamed(body, job, gateway)
@@ -119,7 +125,11 @@ class _Pooled:
     def ask(self, request: str, model: str | None, approval: Approval, check: Check) -> Iterator[Event]:
         pool, both = self._pool, self._both(check)
         events = again_if_dead(lambda: pool.ask(request, model, check=both, approved=approval.approved))
-        return approved_events(events, approval, _runner(pool, both))
+
+        def resume(paused: Paused, approved: Approved) -> Iterator[Event]:  # as a session goes on (calls.session)
+            return pool.ask(request, model, check=both, approved=approved, resume=paused)
+
+        return approved_events(events, approval, _runner(pool, both), resume)
 
     def run(self, name: str, arguments: dict[str, Any], approval: Approval, check: Check) -> Iterator[Event]:
         pool, both = self._pool, self._both(check)
@@ -144,51 +154,84 @@ def _runner(pool: Pool, check: Check) -> Callable[[str, dict[str, Any], Any], It
 class Body:
     """A request body's lines as they arrive: received on the event loop, read in the batch's thread.
 
-    At most ``READ_AHEAD`` lines wait; while they do, the body is not received and the client's
-    sending waits. ``gone``: the client went away.
+    At most ``READ_AHEAD`` lines wait; while they do, the body is received only to see the client
+    go (and at most ``MAX_LINE`` bytes of it), so the client's sending waits. ``gone``: the client
+    went away. A line longer than ``MAX_LINE`` is handed on as an ``Overlong`` (a malformed item)
+    and skipped up to its line break.
     """
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self._pending = b""  # received, not yet a whole line
         self._ended = False
+        self._skipping = False  # the rest of an overlong line is dropped as it comes
         self.gone = False
-        self.error: UsageError | None = None
         self._went: Callable[[], None] = lambda: None
         self._send, self._lines = anyio.create_memory_object_stream[str](READ_AHEAD)
 
     async def header(self) -> bytes:
-        """The body's first line, received before the answer starts."""
+        """The body's first line, received before the answer starts; a ``UsageError`` (400) when it is overlong."""
         while b"\n" not in self._pending and not self._ended:
             await self._take()
+            if len(self._pending) > MAX_LINE and b"\n" not in self._pending[:MAX_LINE]:
+                raise UsageError(f"the batch's first line is longer than {MAX_LINE} bytes: send one JSON object a line")
         line, _, self._pending = self._pending.partition(b"\n")
         return line
 
     async def pump(self, went: Callable[[], None]) -> None:
         """Receive the rest of the body into lines until its end, then wait for the client to go;
-        ``went`` as soon as it goes. A line too long ends the batch (``lines`` raises it)."""
+        ``went`` as soon as it goes."""
         self._went = went
-        try:
-            await self._received()
-        except UsageError as exc:
-            self.error = exc
+        await self._received()
         while not self.gone:
             await self._take()
-            self._pending = b""  # past the body's end, or its error: nothing more is an item
+            self._pending = b""  # past the body's end: nothing more is an item
 
     async def _received(self) -> None:
         async with self._send:  # closed at the end: the batch's reading ends
-            while True:
-                *whole, self._pending = self._pending.split(b"\n")
-                for line in whole:
+            while not self.gone:
+                for line in self._whole():
+                    await self._hand(line)
                     if self.gone:  # nobody waits for what it sent last
                         return
-                    await self._send.send(line.decode("utf-8", errors="replace"))
+                if b"\n" in self._pending:  # received while a line waited to be handed on
+                    continue
                 if self._ended:
                     break
                 await self._take()
             if self._pending.strip() and not self.gone:  # a last line without its line break
-                await self._send.send(self._pending.decode("utf-8", errors="replace"))
+                await self._hand(self._pending.decode("utf-8", errors="replace"))
+
+    def _whole(self) -> list[str]:
+        """The whole lines received so far (an overlong one as ``Overlong``); a line not yet whole
+        that is overlong already is handed on now, its rest dropped as it comes."""
+        *whole, self._pending = self._pending.split(b"\n")
+        if self._skipping and whole:
+            whole, self._skipping = whole[1:], False  # the overlong line's end
+        if self._skipping:
+            self._pending = b""
+        lines = [_text(line) for line in whole]
+        if len(self._pending) > MAX_LINE:
+            lines.append(_text(self._pending))
+            self._pending, self._skipping = b"", True
+        return lines
+
+    async def _hand(self, line: str) -> None:
+        """Hand ``line`` to the batch; while it has ``READ_AHEAD`` lines waiting, watch for the client's going."""
+        with suppress(anyio.WouldBlock):
+            return self._send.send_nowait(line)
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._watch, group.cancel_scope)
+            await self._send.send(line)
+            group.cancel_scope.cancel()
+
+    async def _watch(self, handing: anyio.CancelScope) -> None:
+        """Receive while a line waits to be handed on (what comes is kept, at most ``MAX_LINE`` bytes
+        of it): the client that goes meanwhile stops the batch at once."""
+        while not self.gone and len(self._pending) <= MAX_LINE:
+            await self._take()
+        if self.gone:
+            handing.cancel()
 
     async def _take(self) -> None:
         """One message of the body (or the client's going)."""
@@ -199,8 +242,6 @@ class Body:
             return
         self._pending += message.get("body", b"")
         self._ended = not message.get("more_body", False)
-        if len(self._pending) > MAX_LINE and b"\n" not in self._pending[-MAX_LINE:]:
-            raise UsageError(f"a line of the batch's body is longer than {MAX_LINE} bytes: send one item a line")
 
     def lines(self, token: anyio.lowlevel.EventLoopToken) -> Iterator[str]:
         """In the batch's thread: the item lines, each as it is read; ``Stopped`` once the client went."""
@@ -214,8 +255,6 @@ class Body:
             yield line
         if self.gone:
             raise Stopped
-        if self.error is not None:
-            raise self.error
 
 
 Outcomes = Callable[[Iterable[str], Check], Generator[Outcome | Opened, None, None]]
@@ -270,6 +309,13 @@ class BatchJob:
             raise Stopped from None
 
 
+def _text(line: bytes) -> str:
+    """A line of the body as the batch reads it (an ``Overlong`` past ``MAX_LINE`` bytes)."""
+    if len(line) > MAX_LINE:
+        return Overlong(line[:1].decode("utf-8", errors="replace"))
+    return line.decode("utf-8", errors="replace")
+
+
 def _line(outcome: Outcome | Opened | Failed) -> str:
     """One outcome as a line of the answer (a record without the turn its conversation would keep)."""
     if isinstance(outcome, Malformed):
@@ -304,10 +350,36 @@ class _Streamed(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _relay(self, send: Send) -> None:
-        from agentctl.calls.gateway.app import STOPPED
+        from agentctl.calls.gateway.app import KEPT_ALIVE, STOPPED
 
-        async for line in self._job.lines:
-            await send({"type": "http.response.body", "body": line, "more_body": True})
+        async with aclosing(_kept_alive(self._job.lines)) as lines:
+            async for line in lines:
+                await send({"type": "http.response.body", "body": line or KEPT_ALIVE, "more_body": True})
         if self._gateway.stopping:
             stopped = Failed(message=STOPPED, error="StackError", raised=True)
             await send({"type": "http.response.body", "body": _line(stopped).encode(), "more_body": True})
+
+
+async def _kept_alive(lines: anyio.abc.ObjectReceiveStream[bytes]) -> AsyncGenerator[bytes | None, None]:
+    """``lines`` as they come, and None after every ``KEEPALIVE`` seconds without one (its client
+    then knows the gateway still answers while every item in flight runs long).
+
+    The receive is never cancelled for the keep-alive (a cancelled one may drop the line it was
+    handed): the same one is awaited again, and cancelled only when the lines end.
+    """
+    from agentctl.calls.gateway.app import KEEPALIVE
+
+    pending = asyncio.ensure_future(lines.receive())
+    try:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE)
+            if not done:
+                yield None
+                continue
+            try:
+                yield pending.result()
+            except anyio.EndOfStream:
+                return
+            pending = asyncio.ensure_future(lines.receive())
+    finally:
+        pending.cancel()
