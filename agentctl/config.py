@@ -198,7 +198,7 @@ class GatewaySettings(_Section):
     port: int = Field(default=0, ge=0, le=65535)  # 0: a free port, recorded in the stack's state
     startup_timeout: float = Field(default=60.0, gt=0)  # seconds up waits for it to answer
     # Seconds a CLI waits for the gateway's next line (or its answer) before it counts it hung: a
-    # quiet stream still gets an empty line every second (calls.gateway.app.KEEPALIVE): at least two.
+    # quiet stream still gets an empty line every second (calls.gateway.streams.KEEPALIVE): at least two.
     read_timeout: float = Field(default=10.0, ge=2)
 
 

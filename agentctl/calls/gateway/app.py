@@ -9,23 +9,20 @@ are JSON: ``{"error", "message", "exit_code"}``. ``/mcp`` serves MCP (streamable
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any, Protocol, cast
 
-import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agentctl.calls.gateway.batches import batch_router
 from agentctl.calls.gateway.callers import Callers, Check, NotServed
-from agentctl.calls.gateway.wire import NDJSON, AskBody, Call, RunBody
-from agentctl.calls.mcp.job import End, Item, Job
+from agentctl.calls.gateway.streams import KEPT_ALIVE, STOPPED, kept_alive, not_expired
+from agentctl.calls.gateway.wire import NDJSON, AskBody, RunBody
+from agentctl.calls.mcp.job import End, Job
 from agentctl.errors import AgentctlError, NotFound, StackError, UsageError, redact
 from agentctl.events import Event, Failed
 from agentctl.processes.approval import NOTHING
@@ -41,8 +38,6 @@ Credentials = Annotated[
 ]  # module-level: FastAPI resolves it by name
 # A quiet stream (a long run) gets an empty line this often, which NDJSON readers skip: a client
 # whose read times out (gateway.read_timeout, a few times this) knows the gateway hangs or is gone.
-KEEPALIVE = 1.0
-KEPT_ALIVE = b"\n"
 NO_ONE = "the gateway asks no one"  # approval: the stream ends at ``paused``; the caller asks, then resumes
 
 
@@ -113,25 +108,18 @@ def _streams(callers: Callers, gateway: Gateway) -> APIRouter:
     @router.post("/ask", response_class=StreamingResponse, responses=STREAMED)
     async def ask(body: AskBody) -> StreamingResponse:
         """Carry out a plain-language request; stream its events."""
-        _not_expired(body)
+        not_expired(body)
         settings = callers.settings(body)
         return _streamed(lambda stop: callers.ask(body, settings, stop), body.secrets, gateway)
 
     @router.post("/processes/{name}/runs", response_class=StreamingResponse, responses=STREAMED)
     async def run(name: str, body: RunBody) -> StreamingResponse:
         """Run process ``name`` with ``arguments``, without the LLM; stream its events."""
-        _not_expired(body)
+        not_expired(body)
         settings = callers.settings(body)
         return _streamed(lambda stop: callers.run(name, body, settings, stop), body.secrets, gateway)
 
     return router
-
-
-def _not_expired(call: Call) -> None:
-    """Nothing when ``call``'s caller still waits; else NotServed: a gateway that hung (stopped, stuck)
-    and goes on reads requests whose callers gave up on it and went through Ray: not run twice."""
-    if call.expires is not None and time.time() > call.expires:
-        raise NotServed("the caller stopped waiting before the gateway read this request: it was not started")
 
 
 def _streamed(
@@ -156,7 +144,7 @@ async def _lines(job: Job, secrets: list[str], gateway: Gateway) -> AsyncIterato
     job.start()
     try:
         yield KEPT_ALIVE  # at once: a stream cut before its first event is then told from an empty one
-        async with contextlib.aclosing(_kept_alive(job.items)) as items:
+        async with contextlib.aclosing(kept_alive(job.items)) as items:
             async for item in items:
                 if isinstance(item, End):
                     break
@@ -167,31 +155,6 @@ async def _lines(job: Job, secrets: list[str], gateway: Gateway) -> AsyncIterato
     finally:  # a client that went away lands here too (cancelled): its request is cancelled in its actor
         job.stop()
         gateway.jobs.discard(job)
-
-
-async def _kept_alive(items: MemoryObjectReceiveStream[Item]) -> AsyncGenerator[Item | None, None]:
-    """``items`` as they come, and None after every ``KEEPALIVE`` seconds without one.
-
-    The receive is never cancelled for the keep-alive (a cancelled one may drop the item it was
-    handed): the same one is awaited again, and cancelled only when the stream ends.
-    """
-    pending = asyncio.ensure_future(items.receive())
-    try:
-        while True:
-            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE)
-            if not done:
-                yield None
-                continue
-            try:
-                yield pending.result()
-            except anyio.EndOfStream:
-                return
-            pending = asyncio.ensure_future(items.receive())
-    finally:
-        pending.cancel()
-
-
-STOPPED = "the stack's gateway stopped (agentctl down, or a new up) while the request ran: it was cancelled"
 
 
 def _line(event: Event, secrets: list[str]) -> bytes:

@@ -10,10 +10,9 @@ their actors (their Prefect runs end Cancelled).
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import aclosing, closing, suppress
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from agentctl.calls.batch.engine import Check, Stopped
 from agentctl.calls.batch.reader import Malformed, Overlong, argument_sets, requests
 from agentctl.calls.batch.wire import BatchCall, MalformedLine, Opened, Recorded
 from agentctl.calls.gateway.callers import Callers, again_if_dead
+from agentctl.calls.gateway.streams import KEPT_ALIVE, STOPPED, kept_alive, not_expired
 from agentctl.calls.gateway.wire import NDJSON
 from agentctl.config import Settings
 from agentctl.errors import AgentctlError, UsageError, redact
@@ -68,11 +68,10 @@ def batch_router(callers: Callers, gateway: Gateway) -> APIRouter:
     async def batch(request: Request) -> Response:
         """Run a batch: the body's first line is who calls and how, each later line an item; stream
         back one line per finished item (its record), malformed item line and warning."""
-        from agentctl.calls.gateway.app import _not_expired
 
         body = Body(request.receive)
         call = _call(await body.header())
-        _not_expired(call)  # its caller went through Ray meanwhile: not run twice
+        not_expired(call)  # its caller went through Ray meanwhile: not run twice
         settings = callers.settings(call)
         job = BatchJob(lambda lines, stop: _outcomes(callers, call, settings, lines, stop), body, call.secrets)
         return _Streamed(body, job, gateway)
@@ -350,36 +349,10 @@ class _Streamed(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _relay(self, send: Send) -> None:
-        from agentctl.calls.gateway.app import KEPT_ALIVE, STOPPED
 
-        async with aclosing(_kept_alive(self._job.lines)) as lines:
+        async with aclosing(kept_alive(self._job.lines)) as lines:
             async for line in lines:
                 await send({"type": "http.response.body", "body": line or KEPT_ALIVE, "more_body": True})
         if self._gateway.stopping:
             stopped = Failed(message=STOPPED, error="StackError", raised=True)
             await send({"type": "http.response.body", "body": _line(stopped).encode(), "more_body": True})
-
-
-async def _kept_alive(lines: anyio.abc.ObjectReceiveStream[bytes]) -> AsyncGenerator[bytes | None, None]:
-    """``lines`` as they come, and None after every ``KEEPALIVE`` seconds without one (its client
-    then knows the gateway still answers while every item in flight runs long).
-
-    The receive is never cancelled for the keep-alive (a cancelled one may drop the line it was
-    handed): the same one is awaited again, and cancelled only when the lines end.
-    """
-    from agentctl.calls.gateway.app import KEEPALIVE
-
-    pending = asyncio.ensure_future(lines.receive())
-    try:
-        while True:
-            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE)
-            if not done:
-                yield None
-                continue
-            try:
-                yield pending.result()
-            except anyio.EndOfStream:
-                return
-            pending = asyncio.ensure_future(lines.receive())
-    finally:
-        pending.cancel()
