@@ -70,7 +70,7 @@ def test_actors_on_every_node_run_code_only_the_driver_has(
     up = run_cli({**env, "AGENTCTL_POOL__PER_NODE": "2"}, "up", cwd=cwd)
     status = run_cli(env, "status", "--json", cwd=cwd)
     greeted = run_cli(env, "processes", "run", "greet", "--param", "name=node", "--json", cwd=cwd)  # on the stack
-    # No down: the stack's actors go with the cluster.
+    down = run_cli(env, "down", cwd=cwd)  # the gateway is a process of its own: it does not go with the cluster
 
     assert ran.code == 0, ran.stderr
     record = ran.json()
@@ -87,3 +87,4 @@ def test_actors_on_every_node_run_code_only_the_driver_has(
     assert [a["node"] for a in actors] == [second, head, second, head]  # two a node, in turn
     assert greeted.code == 0, greeted.stderr
     assert greeted.json()["result"] == "hello node"  # a file of processes.paths, shipped as a module
+    assert down.code == 0 and "gateway" in down.stdout, down.stderr
