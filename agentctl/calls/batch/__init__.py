@@ -96,15 +96,12 @@ def _ask_on_session(settings: Settings, reads: Iterable[Read], options: Options)
 
 def ask_items(served: Served, settings: Settings, reads: Iterable[Read], options: Options) -> Iterator[Outcome]:
     """The requests of ``reads`` on ``served``, ``options.concurrency`` at a time (default: per actor)."""
-    approval = options.approval()
-    concurrency = options.concurrency or PER_ACTOR * served.pool_size
-    yield from _warnings(served.notices(), served.on_sqlite, concurrency)
 
-    def work(item: Item, check: Check) -> BatchRecord:
+    def record(item: Item, approval: Approval, check: Check) -> BatchRecord:
         events = served.ask(item.request, item.model or settings.llm.model, approval, check)
         return _recorded(BatchRecord(id=item.id, request=item.request), events, check)
 
-    yield from drive(reads, work, concurrency)
+    yield from _driven(served, reads, options, record)
 
 
 def run_batch(
@@ -131,15 +128,23 @@ def _run_on_session(
 
 def run_items(served: Served, name: str, reads: Iterable[Read], options: Options) -> Iterator[Outcome]:
     """A run of process ``name`` per argument set of ``reads`` on ``served``."""
-    approval = options.approval()
-    concurrency = options.concurrency or PER_ACTOR * served.pool_size
-    yield from _warnings(served.notices(), served.on_sqlite, concurrency)
 
-    def work(item: Item, check: Check) -> BatchRecord:
+    def record(item: Item, approval: Approval, check: Check) -> BatchRecord:
         events = served.run(name, item.arguments, approval, check)
         return _recorded(BatchRecord(id=item.id, request=f"processes run {name}"), events, check)
 
-    yield from drive(reads, work, concurrency)
+    yield from _driven(served, reads, options, record)
+
+
+def _driven(
+    served: Served, reads: Iterable[Read], options: Options, record: Callable[[Item, Approval, Check], BatchRecord]
+) -> Iterator[Outcome]:
+    """``record`` of every item of ``reads``, ``options.concurrency`` at a time (default: per actor),
+    after the warnings of ``served``."""
+    approval = options.approval()
+    concurrency = options.concurrency or PER_ACTOR * served.pool_size
+    yield from _warnings(served.notices(), served.on_sqlite, concurrency)
+    yield from drive(reads, lambda item, check: record(item, approval, check), concurrency)
 
 
 class _SessionServed:
