@@ -70,7 +70,7 @@ def serve(settings: Settings, say: Say, http: bool = False, port: int | None = N
         if session.notice:
             say(f"warning: {session.notice}")
         runs = SessionRuns(session, settings)
-        handlers = Handlers(lambda ctx: runs, found.registry, settings)
+        handlers = Handlers(lambda ctx: runs, lambda: found.registry, settings)
         try:
             _run(mcp_server(handlers), settings, wire, port, say)
         finally:

@@ -104,9 +104,9 @@ class Call:
 class Handlers:
     """What the server answers; each call runs where ``runs_for`` says for the request that carried it."""
 
-    def __init__(self, runs_for: RunsFor, registry: Registry | Callable[[], Registry], settings: Settings) -> None:
+    def __init__(self, runs_for: RunsFor, registry: Callable[[], Registry], settings: Settings) -> None:
         self._runs_for, self._settings = runs_for, settings
-        self._registry = registry  # or how to list it, at the first request (the gateway starts without)
+        self._registry = registry  # called at the first request: the gateway starts without the user's code
         self._listing = anyio.Lock()
         self._processes: dict[str, Process] = {}
         self._tools: list[types.Tool] | None = None
@@ -122,8 +122,7 @@ class Handlers:
         for deployments and MCP servers for their tools)."""
         async with self._listing:
             if self._tools is None:
-                registry = self._registry
-                found = registry if isinstance(registry, Registry) else await anyio.to_thread.run_sync(registry)
+                found = await anyio.to_thread.run_sync(self._registry)
                 self._processes = {process.name: process for process in offered(found)}
                 self._tools = tool_list(list(self._processes.values()), self._settings)
             return self._tools
